@@ -1,0 +1,1 @@
+"""FGD Sync core library."""
