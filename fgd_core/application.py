@@ -1,0 +1,279 @@
+"""The FGD Application: short commands that load aggregates, call them, and save.
+
+Saving is the only way state changes. Every save writes validated envelopes, then fires the
+lifecycle signals and informs listeners (an in-process bus, a test recorder) — after the
+events are stored, never before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
+
+from fgd_core.domain.base import fabric_uuid
+from fgd_core.domain.fabric import REGISTRY_ID, Fabric, FabricRegistry, check_settings
+from fgd_core.domain.sync_operation import SyncOperation
+from fgd_core.errors import DatabaseError, NotFoundError, ValidationError
+from fgd_core.events.envelope import EnvelopeMapper
+from fgd_core.signals import send_signals
+
+# Optimistic concurrency: a command that lost a race is re-run on fresh state this often.
+RETRIES = 20
+
+Listener = Callable[[list[tuple[int, dict[str, Any]]]], None]
+
+
+class FGDApplication(Application[UUID]):
+    name = "FGD"
+
+    def __init__(self, env: dict[str, str] | None = None, source: str = "fgd_core") -> None:
+        self.source = source
+        self._listeners: list[Listener] = []
+        super().__init__(env)
+        self._create_envelope_view()
+
+    def construct_mapper(self) -> EnvelopeMapper:  # type: ignore[override]
+        return EnvelopeMapper(source=self.source)
+
+    def _create_envelope_view(self) -> None:
+        """``fgd_envelopes``: the event log as JSON, for people reading it with psql/sqlite3."""
+        recorder: Any = self.recorder
+        table = recorder.events_table_name
+        if type(recorder).__module__ == "eventsourcing.postgres":
+            schema = recorder.datastore.schema
+            sql = (
+                f'CREATE OR REPLACE VIEW "{schema}".fgd_envelopes AS SELECT notification_id'
+                " AS position, originator_id, originator_version, topic,"
+                f" convert_from(state, 'UTF8')::jsonb AS envelope FROM \"{schema}\".\"{table}\""
+            )
+        else:
+            sql = (
+                "CREATE VIEW IF NOT EXISTS fgd_envelopes AS SELECT rowid AS position,"
+                " originator_id, originator_version, topic, CAST(state AS TEXT) AS envelope"
+                f" FROM {table}"
+            )
+        with recorder.datastore.transaction(commit=True) as cursor:
+            cursor.execute(sql)
+
+    # -- saving -----------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener([(position, envelope), …])`` after each save; returns unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        try:
+            recordings = super().save(*objs, **kwargs)
+        except IntegrityError:
+            raise
+        except PersistenceError as exc:
+            raise DatabaseError(f"event store unavailable: {type(exc).__name__}") from exc
+        aggregates = {getattr(o, "id", None): o for o in objs}
+        send_signals(recordings, aggregates)
+        if self._listeners:
+            stored = [(r.notification.id, json.loads(r.notification.state)) for r in recordings]
+            for listener in list(self._listeners):
+                listener(stored)
+        return recordings
+
+    def _retry(self, command: Callable[[], Any]) -> Any:
+        for _ in range(RETRIES):
+            try:
+                return command()
+            except IntegrityError:
+                continue  # someone else saved first: re-run on the state they left
+        raise DatabaseError("too much contention: command did not converge", details={})
+
+    # -- fabrics ----------------------------------------------------------------------------
+
+    def _registry(self) -> FabricRegistry:
+        try:
+            return self.repository.get(REGISTRY_ID)
+        except AggregateNotFoundError:
+            return FabricRegistry()
+
+    def register_fabric(
+        self,
+        name: str,
+        repository: str,
+        branch: str = "main",
+        gitops_directory: str = "gitops",
+        sync_enabled: bool = True,
+        auto_sync_on_change: bool = False,
+        sync_interval_minutes: int = 60,
+        fabric_id: int | None = None,
+        correlation_id: str = "",
+    ) -> Fabric:
+        settings = check_settings(
+            {
+                "name": name,
+                "repository": repository,
+                "branch": branch,
+                "gitops_directory": gitops_directory,
+                "sync_enabled": sync_enabled,
+                "auto_sync_on_change": auto_sync_on_change,
+                "sync_interval_minutes": sync_interval_minutes,
+            }
+        )
+        if fabric_id is not None and (isinstance(fabric_id, bool) or fabric_id < 1):
+            raise ValidationError("fabric_id must be a positive integer", details={})
+
+        def register() -> Fabric:
+            registry = self._registry()
+            new_id = fabric_id or registry.next_id
+            registry.add(new_id, name, correlation_id or f"fabric-{new_id}")
+            fabric = Fabric(
+                fabric_id=new_id, correlation_id=correlation_id or f"fabric-{new_id}", **settings
+            )
+            self.save(registry, fabric)
+            return fabric
+
+        return self._retry(register)
+
+    def get_fabric(self, fabric_id: int) -> Fabric:
+        try:
+            return self.repository.get(fabric_uuid(fabric_id))
+        except AggregateNotFoundError:
+            raise NotFoundError(
+                f"fabric {fabric_id} not found", details={"fabric_id": fabric_id}
+            ) from None
+
+    def list_fabrics(self) -> list[Fabric]:
+        return [self.get_fabric(i) for i in sorted(self._registry().names.values())]
+
+    def update_fabric(self, fabric_id: int, correlation_id: str = "", **changes: Any) -> Fabric:
+        def update() -> Fabric:
+            fabric = self.get_fabric(fabric_id)
+            cid = correlation_id or fabric.correlation_id
+            registry = None
+            if "name" in changes and changes["name"] != fabric.name:
+                registry = self._registry()
+                registry.rename(fabric_id, fabric.name, changes["name"], cid)
+            fabric.update_settings(cid, **changes)
+            self.save(fabric, registry)
+            return fabric
+
+        return self._retry(update)
+
+    def record_directory(self, fabric_id: int, kind: str, **report: Any) -> Fabric:
+        """Record a directory validate/initialize/repair report (kind = the event's verb)."""
+        recorders = {
+            "validated": Fabric.record_directory_validated,
+            "initialized": Fabric.record_directory_initialized,
+            "repaired": Fabric.record_directory_repaired,
+        }
+
+        def record() -> Fabric:
+            fabric = self.get_fabric(fabric_id)
+            report.setdefault("correlation_id", fabric.correlation_id)
+            recorders[kind](fabric, **report)
+            self.save(fabric)
+            return fabric
+
+        return self._retry(record)
+
+    # -- syncs ------------------------------------------------------------------------------
+
+    def start_sync(
+        self,
+        fabric_id: int,
+        trigger: str = "manual",
+        options: dict[str, Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> SyncOperation:
+        """Start a sync; FGD_3001 (naming the running sync) if the fabric is already syncing."""
+
+        def start() -> SyncOperation:
+            fabric = self.get_fabric(fabric_id)
+            sync = SyncOperation.start(fabric_id, trigger, options, correlation_id)
+            fabric.start_sync(sync.sync_id, sync.correlation_id)
+            self.save(sync, fabric)
+            return sync
+
+        return self._retry(start)
+
+    def get_sync(self, sync_id: str | UUID, version: int | None = None) -> SyncOperation:
+        try:
+            uuid = sync_id if isinstance(sync_id, UUID) else UUID(str(sync_id))
+            sync = self.repository.get(uuid, version=version)
+        except (ValueError, AggregateNotFoundError):
+            raise NotFoundError(
+                f"sync {sync_id} not found", details={"sync_id": str(sync_id)}
+            ) from None
+        if not isinstance(sync, SyncOperation):
+            raise NotFoundError(f"sync {sync_id} not found", details={"sync_id": str(sync_id)})
+        return sync
+
+    def syncs_of(self, fabric_id: int) -> Iterator[SyncOperation]:
+        """A fabric's syncs, newest first."""
+        for sync_id in reversed(self.get_fabric(fabric_id).sync_ids):
+            yield self.get_sync(sync_id)
+
+    def _on_sync(self, sync_id: str, command: Callable[[SyncOperation], None]) -> SyncOperation:
+        def run() -> SyncOperation:
+            sync = self.get_sync(sync_id)
+            was_active = sync.is_active
+            command(sync)
+            fabric = None
+            if was_active and not sync.is_active:
+                # The ending and the fabric's unlock are one transaction: no stuck lock.
+                fabric = self.get_fabric(sync.fabric_id)
+                fabric.finish_sync(sync.sync_id, sync.state, sync.correlation_id)
+            self.save(sync, fabric)
+            return sync
+
+        return self._retry(run)
+
+    def begin_stage(self, sync_id: str, stage: str) -> SyncOperation:
+        return self._on_sync(sync_id, lambda s: s.begin_stage(stage))
+
+    def complete_stage(
+        self, sync_id: str, stage: str, summary: dict[str, Any] | None = None
+    ) -> SyncOperation:
+        return self._on_sync(sync_id, lambda s: s.complete_stage(stage, summary))
+
+    def discover_files(self, sync_id: str, files: list[tuple[str, int, str | None]]) -> None:
+        """Record ``file.discovered`` for each (path, size, blob id) in one save."""
+        self._on_sync(sync_id, lambda s: [s.discover_file(p, n, b) for p, n, b in files])
+
+    def process_file(self, sync_id: str, file_path: str, **result: Any) -> SyncOperation:
+        return self._on_sync(sync_id, lambda s: s.process_file(file_path, **result))
+
+    def fail_file(
+        self, sync_id: str, file_path: str, documents_found: int, errors: list[dict[str, Any]]
+    ) -> SyncOperation:
+        return self._on_sync(sync_id, lambda s: s.fail_file(file_path, documents_found, errors))
+
+    def skip_file(self, sync_id: str, file_path: str, reason: str) -> SyncOperation:
+        return self._on_sync(sync_id, lambda s: s.skip_file(file_path, reason))
+
+    def warn(self, sync_id: str, code: str, message: str, file: str | None = None) -> None:
+        self._on_sync(sync_id, lambda s: s.warn(code, message, file))
+
+    def record_error(
+        self, sync_id: str, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        self._on_sync(sync_id, lambda s: s.record_error(code, message, details))
+
+    def report_progress(self, sync_id: str, current_file: str | None = None) -> None:
+        self._on_sync(sync_id, lambda s: s.report_progress(current_file))
+
+    def complete_sync(self, sync_id: str) -> SyncOperation:
+        return self._on_sync(sync_id, lambda s: s.complete())
+
+    def fail_sync(
+        self, sync_id: str, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> SyncOperation:
+        return self._on_sync(sync_id, lambda s: s.fail(code, message, details))
+
+    def cancel_sync(self, sync_id: str, reason: str = "cancelled by request") -> SyncOperation:
+        return self._on_sync(sync_id, lambda s: s.cancel(reason))
+
+    def time_out_sync(self, sync_id: str, timeout_seconds: float) -> SyncOperation:
+        return self._on_sync(sync_id, lambda s: s.time_out(timeout_seconds))

@@ -1,0 +1,242 @@
+"""The Fabric aggregate (the spec's "Extended Fabric Model") and the registry of fabric ids.
+
+A fabric holds the lock that makes "one running sync per fabric" true: ``start_sync`` is
+saved in the same transaction as the new SyncOperation, so two concurrent starts conflict on
+the fabric's version and exactly one wins (the loser reloads and gets FGD_3001).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from uuid import uuid5
+
+from eventsourcing.domain import event
+
+from fgd_core.domain.base import ID_NAMESPACE, FGDAggregate, fabric_uuid
+from fgd_core.errors import IllegalTransitionError, SyncAlreadyInProgressError, ValidationError
+
+DIRECTORY_STATUSES = ("not_initialized", "initializing", "valid", "invalid", "repairing")
+SETTINGS: dict[str, type] = {
+    "name": str,
+    "repository": str,
+    "branch": str,
+    "gitops_directory": str,
+    "sync_enabled": bool,
+    "auto_sync_on_change": bool,
+    "sync_interval_minutes": int,
+}
+_DIRECTORY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+
+
+def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Type and range checks for fabric settings (FGD_1003 naming the field)."""
+    for key, value in settings.items():
+        expected = SETTINGS.get(key)
+        if expected is None:
+            raise ValidationError(f"unknown fabric setting {key!r}", details={"field": key})
+        # bool is an int subclass: a True interval is a mistake, not 1 minute.
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ValidationError(
+                f"fabric setting {key!r} must be {expected.__name__}", details={"field": key}
+            )
+    if "name" in settings and not settings["name"].strip():
+        raise ValidationError("fabric name must not be empty", details={"field": "name"})
+    if "repository" in settings and not settings["repository"].strip():
+        raise ValidationError("repository must not be empty", details={"field": "repository"})
+    if settings.get("sync_interval_minutes", 1) < 1:
+        raise ValidationError(
+            "sync_interval_minutes must be >= 1", details={"field": "sync_interval_minutes"}
+        )
+    directory = settings.get("gitops_directory")
+    if directory is not None and (
+        not _DIRECTORY_RE.match(directory) or ".." in directory.split("/")
+    ):
+        raise ValidationError(
+            f"gitops_directory {directory!r} must be a relative path inside the repository",
+            details={"field": "gitops_directory"},
+        )
+    return settings
+
+
+class Fabric(FGDAggregate):
+    @staticmethod
+    def create_id(fabric_id: int, **_: Any) -> Any:
+        return fabric_uuid(fabric_id)
+
+    @event("Registered")
+    def __init__(
+        self,
+        fabric_id: int,
+        correlation_id: str,
+        name: str,
+        repository: str,
+        branch: str,
+        gitops_directory: str,
+        sync_enabled: bool,
+        auto_sync_on_change: bool,
+        sync_interval_minutes: int,
+    ) -> None:
+        self.fabric_id = fabric_id
+        self.correlation_id = correlation_id
+        self.name = name
+        self.repository = repository
+        self.branch = branch
+        self.gitops_directory = gitops_directory
+        self.sync_enabled = sync_enabled
+        self.auto_sync_on_change = auto_sync_on_change
+        self.sync_interval_minutes = sync_interval_minutes
+        self.gitops_initialized = False
+        self.gitops_directory_status = "not_initialized"
+        self.running_sync_id: str | None = None
+        self.sync_ids: list[str] = []
+        self.last_sync_id: str | None = None
+        self.last_sync_at: datetime | None = None
+        self.last_sync_status = ""
+        self.total_sync_count = 0
+        self.successful_sync_count = 0
+        self.failed_sync_count = 0
+        self.last_directory_report: dict[str, Any] = {}
+
+    @property
+    def raw_directory_path(self) -> str:
+        return f"/{self.gitops_directory}/raw"
+
+    @property
+    def managed_directory_path(self) -> str:
+        return f"/{self.gitops_directory}/managed"
+
+    def update_settings(self, correlation_id: str, **changes: Any) -> None:
+        check_settings(changes)
+        changed = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        if changed:
+            self._updated(correlation_id=correlation_id, changes=changed)
+
+    @event("Updated")
+    def _updated(self, correlation_id: str, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    # -- the sync lock ----------------------------------------------------------------------
+
+    def start_sync(self, sync_id: str, correlation_id: str) -> None:
+        if self.running_sync_id is not None:
+            raise SyncAlreadyInProgressError(
+                f"fabric {self.fabric_id} is already syncing ({self.running_sync_id})",
+                details={"fabric_id": self.fabric_id, "sync_id": self.running_sync_id},
+            )
+        self._sync_started(sync_id=sync_id, correlation_id=correlation_id)
+
+    @event("SyncStarted")
+    def _sync_started(self, sync_id: str, correlation_id: str) -> None:
+        self.running_sync_id = sync_id
+        self.sync_ids.append(sync_id)
+
+    def finish_sync(self, sync_id: str, status: str, correlation_id: str) -> None:
+        if self.running_sync_id != sync_id:
+            raise IllegalTransitionError(
+                f"sync {sync_id} is not the running sync of fabric {self.fabric_id}",
+                details={"fabric_id": self.fabric_id, "running_sync_id": self.running_sync_id},
+            )
+        self._sync_finished(sync_id=sync_id, status=status, correlation_id=correlation_id)
+
+    @event("SyncFinished")
+    def _sync_finished(self, sync_id: str, status: str, correlation_id: str) -> None:
+        self.running_sync_id = None
+        self.last_sync_id = sync_id
+        self.last_sync_at = self.modified_on
+        self.last_sync_status = status
+        self.total_sync_count += 1
+        if status == "completed":
+            self.successful_sync_count += 1
+        elif status in ("failed", "timed_out"):
+            self.failed_sync_count += 1
+
+    # -- GitOps directory -------------------------------------------------------------------
+
+    @event("DirectoryValidated")
+    def record_directory_validated(
+        self,
+        correlation_id: str,
+        valid: bool,
+        issues: list[dict[str, Any]],
+        repairs_needed: list[str],
+        directory_stats: dict[str, Any],
+    ) -> None:
+        self.gitops_directory_status = "valid" if valid else "invalid"
+        self.last_directory_report = {"valid": valid, "issues": issues}
+
+    @event("DirectoryInitialized")
+    def record_directory_initialized(
+        self,
+        correlation_id: str,
+        directories_created: list[str],
+        files_created: list[str],
+        commit: str | None,
+    ) -> None:
+        self.gitops_initialized = True
+        self.gitops_directory_status = "valid"
+
+    @event("DirectoryRepaired")
+    def record_directory_repaired(
+        self,
+        correlation_id: str,
+        repairs_made: list[dict[str, Any]],
+        remaining_issues: list[dict[str, Any]],
+        commit: str | None,
+    ) -> None:
+        self.gitops_initialized = True
+        self.gitops_directory_status = "invalid" if remaining_issues else "valid"
+
+
+REGISTRY_ID = uuid5(ID_NAMESPACE, "fabric-registry")
+
+
+class FabricRegistry(FGDAggregate):
+    """Allocates integer fabric ids and keeps names unique. It is saved together with each
+    new Fabric, so concurrent registrations conflict here rather than duplicating an id."""
+
+    @staticmethod
+    def create_id(*_: Any, **__: Any) -> Any:
+        return REGISTRY_ID
+
+    @event("Opened")
+    def __init__(self, fabric_id: int = 0, correlation_id: str = "registry") -> None:
+        self.fabric_id = 0
+        self.correlation_id = correlation_id
+        self.names: dict[str, int] = {}
+
+    @property
+    def next_id(self) -> int:
+        return max(self.names.values(), default=0) + 1
+
+    def add(self, fabric_id: int, name: str, correlation_id: str) -> None:
+        if name in self.names:
+            raise ValidationError(
+                f"a fabric named {name!r} already exists (id {self.names[name]})",
+                details={"field": "name", "fabric_id": self.names[name]},
+            )
+        if fabric_id in self.names.values():
+            raise ValidationError(
+                f"fabric id {fabric_id} is taken", details={"field": "fabric_id"}
+            )
+        self._added(fabric_id=fabric_id, name=name, correlation_id=correlation_id)
+
+    @event("Added")
+    def _added(self, fabric_id: int, name: str, correlation_id: str) -> None:
+        self.names[name] = fabric_id
+
+    def rename(self, fabric_id: int, old: str, new: str, correlation_id: str) -> None:
+        if new in self.names:
+            raise ValidationError(
+                f"a fabric named {new!r} already exists", details={"field": "name"}
+            )
+        self._renamed(fabric_id=fabric_id, old=old, new=new, correlation_id=correlation_id)
+
+    @event("Renamed")
+    def _renamed(self, fabric_id: int, old: str, new: str, correlation_id: str) -> None:
+        self.names.pop(old, None)
+        self.names[new] = fabric_id
+
+

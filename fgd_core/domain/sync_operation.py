@@ -1,0 +1,436 @@
+"""The SyncOperation aggregate: one sync of one fabric, from ``sync.started`` to its end.
+
+Every command checks its guard before it triggers an event, so an illegal transition raises
+``IllegalTransitionError`` and nothing is recorded. The spec's FGDSyncStateTransition and
+FGDFileRecord rows are views derived from these events (see ``transitions`` and ``files``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from eventsourcing.domain import event
+
+from fgd_core.domain.base import FGDAggregate
+from fgd_core.errors import IllegalTransitionError, ValidationError
+
+TRIGGERS = ("manual", "webhook", "scheduled", "fabric_created")
+STAGES = ("validation", "discovery", "file_ingestion", "github_sync", "reconciliation")
+OPTION_DEFAULTS: dict[str, bool] = {
+    "force_refresh": False,
+    "validate_only": False,
+    "include_github_sync": True,
+}
+
+PENDING, PROCESSING = "pending", "processing"
+COMPLETED, FAILED, CANCELLED, TIMED_OUT = "completed", "failed", "cancelled", "timed_out"
+ACTIVE_STATES = (PENDING, PROCESSING)
+FINAL_STATES = (COMPLETED, FAILED, CANCELLED, TIMED_OUT)
+FILE_DONE = ("processed", "failed", "skipped")
+
+
+def normalize_options(options: dict[str, Any] | None) -> dict[str, bool]:
+    """The spec's three options with defaults; anything else is a clear FGD_1003."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise ValidationError(
+            f"unknown sync option(s): {', '.join(unknown)}",
+            details={"unknown_options": unknown, "allowed": sorted(OPTION_DEFAULTS)},
+        )
+    for key, value in options.items():
+        if not isinstance(value, bool):
+            raise ValidationError(
+                f"sync option {key!r} must be a boolean", details={"option": key}
+            )
+    return {**OPTION_DEFAULTS, **options}
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class SyncOperation(FGDAggregate):
+    @staticmethod
+    def create_id(*_: Any, **__: Any) -> Any:
+        return uuid4()
+
+    @event("Started")
+    def __init__(
+        self,
+        fabric_id: int,
+        correlation_id: str,
+        trigger: str,
+        options: dict[str, bool],
+    ) -> None:
+        self.fabric_id = fabric_id
+        self.correlation_id = correlation_id
+        self.trigger = trigger
+        self.options = options
+        self.state = PENDING
+        self.current_stage: str | None = None
+        self.stages_completed: list[str] = []
+        self.files: dict[str, dict[str, Any]] = {}
+        self.errors: list[dict[str, Any]] = []
+        self.warnings: list[dict[str, Any]] = []
+        self.files_created = 0
+        self.completed_at: datetime | None = None
+        self.current_file: str | None = None
+        self.transitions: list[dict[str, Any]] = []
+        self._transition_to(PENDING, {"trigger": trigger})
+
+    @classmethod
+    def start(
+        cls,
+        fabric_id: int,
+        trigger: str = "manual",
+        options: dict[str, Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> SyncOperation:
+        if trigger not in TRIGGERS:
+            raise ValidationError(
+                f"unknown trigger {trigger!r}", details={"allowed": list(TRIGGERS)}
+            )
+        return cls(
+            fabric_id=fabric_id,
+            correlation_id=correlation_id or str(uuid4()),
+            trigger=trigger,
+            options=normalize_options(options),
+        )
+
+    # -- views ------------------------------------------------------------------------------
+
+    @property
+    def sync_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def started_at(self) -> datetime:
+        return self.created_on
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def stages_pending(self) -> list[str]:
+        done = set(self.stages_completed)
+        return [s for s in STAGES if s not in done and s != self.current_stage]
+
+    @property
+    def total_files(self) -> int:
+        return len(self.files)
+
+    @property
+    def files_processed(self) -> int:
+        return sum(1 for f in self.files.values() if f["status"] in FILE_DONE)
+
+    @property
+    def files_failed(self) -> int:
+        return sum(1 for f in self.files.values() if f["status"] == "failed")
+
+    @property
+    def percent_complete(self) -> int:
+        if self.state == COMPLETED:
+            return 100
+        if self.total_files:
+            return int(100 * self.files_processed / self.total_files)
+        return int(100 * len(self.stages_completed) / len(STAGES))
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return round((self.completed_at - self.started_at).total_seconds(), 3)
+
+    # -- guards -----------------------------------------------------------------------------
+
+    def _require_state(self, *states: str, action: str) -> None:
+        if self.state not in states:
+            raise IllegalTransitionError(
+                f"cannot {action}: sync {self.sync_id} is {self.state}",
+                details={"sync_id": self.sync_id, "state": self.state, "action": action},
+            )
+
+    def _require_stage(self, stage: str, action: str) -> None:
+        self._require_state(PROCESSING, action=action)
+        if self.current_stage != stage:
+            raise IllegalTransitionError(
+                f"cannot {action}: current stage is {self.current_stage!r}, not {stage!r}",
+                details={"sync_id": self.sync_id, "current_stage": self.current_stage},
+            )
+
+    def _require_file(self, path: str, action: str) -> dict[str, Any]:
+        self._require_stage("file_ingestion", action)
+        record = self.files.get(path)
+        if record is None:
+            raise IllegalTransitionError(
+                f"cannot {action}: {path} was not discovered", details={"file_path": path}
+            )
+        if record["status"] in FILE_DONE:
+            raise IllegalTransitionError(
+                f"cannot {action}: {path} is already {record['status']}",
+                details={"file_path": path, "status": record["status"]},
+            )
+        return record
+
+    def _transition_to(self, to_state: str, context: dict[str, Any]) -> None:
+        from_state = self.transitions[-1]["to_state"] if self.transitions else ""
+        self.transitions.append(
+            {"from_state": from_state, "to_state": to_state, "context": context}
+        )
+        self.state = to_state
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def begin_stage(self, stage: str) -> None:
+        self._require_state(*ACTIVE_STATES, action=f"begin stage {stage}")
+        if stage not in STAGES:
+            raise ValidationError(f"unknown stage {stage!r}", details={"allowed": list(STAGES)})
+        if self.current_stage is not None or stage not in self.stages_pending:
+            raise IllegalTransitionError(
+                f"cannot begin stage {stage}: current {self.current_stage!r}, "
+                f"completed {self.stages_completed}",
+                details={"sync_id": self.sync_id, "stage": stage},
+            )
+        self._stage_started(stage=stage)
+
+    @event("StageStarted")
+    def _stage_started(self, stage: str) -> None:
+        if self.state == PENDING:
+            self._transition_to(PROCESSING, {"stage": stage})
+        self.current_stage = stage
+
+    def complete_stage(self, stage: str, summary: dict[str, Any] | None = None) -> None:
+        self._require_stage(stage, f"complete stage {stage}")
+        self._stage_completed(stage=stage, summary=dict(summary or {}))
+
+    @event("StageCompleted")
+    def _stage_completed(self, stage: str, summary: dict[str, Any]) -> None:
+        self.stages_completed.append(stage)
+        self.current_stage = None
+
+    # -- files ------------------------------------------------------------------------------
+
+    def discover_file(self, file_path: str, size: int, blob_id: str | None = None) -> None:
+        self._require_stage("discovery", "discover a file")
+        if file_path in self.files:
+            raise IllegalTransitionError(
+                f"{file_path} was already discovered", details={"file_path": file_path}
+            )
+        self._file_discovered(file_path=file_path, size=size, blob_id=blob_id)
+
+    @event("FileDiscovered")
+    def _file_discovered(self, file_path: str, size: int, blob_id: str | None) -> None:
+        self.files[file_path] = {
+            "file_path": file_path,
+            "file_type": file_path.rsplit(".", 1)[-1] if "." in file_path else "",
+            "status": "discovered",
+            "size": size,
+            "blob_id": blob_id,
+            "documents_found": 0,
+            "documents_extracted": 0,
+            "target_files": [],
+            "error_message": "",
+            "validation_errors": [],
+            "discovered_at": _iso(self.modified_on),
+            "processed_at": None,
+        }
+
+    def process_file(
+        self,
+        file_path: str,
+        documents_extracted: int,
+        target_files: list[str],
+        processing_time: float,
+        archived_to: str | None = None,
+    ) -> None:
+        self._require_file(file_path, "process a file")
+        self._file_processed(
+            file_path=file_path,
+            status="success",
+            documents_extracted=documents_extracted,
+            target_files=list(target_files),
+            processing_time=processing_time,
+            archived_to=archived_to,
+        )
+
+    @event("FileProcessed")
+    def _file_processed(
+        self,
+        file_path: str,
+        status: str,
+        documents_extracted: int,
+        target_files: list[str],
+        processing_time: float,
+        archived_to: str | None,
+    ) -> None:
+        record = self.files[file_path]
+        record.update(
+            status="processed",
+            documents_found=documents_extracted,
+            documents_extracted=documents_extracted,
+            target_files=target_files,
+            archived_to=archived_to,
+            processed_at=_iso(self.modified_on),
+        )
+        self.files_created += len(target_files)
+        self.current_file = file_path
+
+    def fail_file(
+        self, file_path: str, documents_found: int, errors: list[dict[str, Any]]
+    ) -> None:
+        self._require_file(file_path, "fail a file")
+        if not errors:
+            raise ValidationError("a failed file needs at least one error")
+        self._file_failed(file_path=file_path, documents_found=documents_found, errors=errors)
+
+    @event("FileFailed")
+    def _file_failed(
+        self, file_path: str, documents_found: int, errors: list[dict[str, Any]]
+    ) -> None:
+        record = self.files[file_path]
+        record.update(
+            status="failed",
+            documents_found=documents_found,
+            error_message=errors[0]["message"],
+            validation_errors=errors,
+            processed_at=_iso(self.modified_on),
+        )
+        self.errors.extend({**e, "file": file_path} for e in errors)
+        self.current_file = file_path
+
+    def skip_file(self, file_path: str, reason: str) -> None:
+        self._require_file(file_path, "skip a file")
+        self._file_skipped(file_path=file_path, reason=reason)
+
+    @event("FileSkipped")
+    def _file_skipped(self, file_path: str, reason: str) -> None:
+        self.files[file_path].update(
+            status="skipped", error_message=reason, processed_at=_iso(self.modified_on)
+        )
+        self.current_file = file_path
+
+    # -- problems and progress ------------------------------------------------------------
+
+    def warn(self, code: str, message: str, file: str | None = None) -> None:
+        self._require_state(*ACTIVE_STATES, action="record a warning")
+        self._warned(code=code, message=message, file=file)
+
+    @event("Warned")
+    def _warned(self, code: str, message: str, file: str | None) -> None:
+        warning = {"code": code, "message": message}
+        if file is not None:
+            warning["file"] = file
+        self.warnings.append(warning)
+
+    def record_error(
+        self, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        """A non-fatal error (e.g. a retried GitHub call); ``fail`` ends the sync."""
+        self._require_state(*ACTIVE_STATES, action="record an error")
+        self._errored(code=code, message=message, details=dict(details or {}))
+
+    @event("Errored")
+    def _errored(self, code: str, message: str, details: dict[str, Any]) -> None:
+        self.errors.append({"code": code, "message": message, "details": details})
+
+    def report_progress(self, current_file: str | None = None) -> None:
+        """A heartbeat from a worker: proves the sync is alive, names the file in hand."""
+        self._require_state(PROCESSING, action="report progress")
+        self._progressed(current_file=current_file)
+
+    @event("Progressed")
+    def _progressed(self, current_file: str | None) -> None:
+        self.current_file = current_file
+
+    # -- endings ----------------------------------------------------------------------------
+
+    def complete(self) -> None:
+        self._require_state(PROCESSING, action="complete")
+        if self.current_stage is not None:
+            raise IllegalTransitionError(
+                f"cannot complete: stage {self.current_stage} is still running",
+                details={"sync_id": self.sync_id, "current_stage": self.current_stage},
+            )
+        unfinished = [p for p, f in self.files.items() if f["status"] not in FILE_DONE]
+        if unfinished:
+            raise IllegalTransitionError(
+                f"cannot complete: {len(unfinished)} file(s) not processed",
+                details={"sync_id": self.sync_id, "files": unfinished[:20]},
+            )
+        self.trigger_event(self.Completed, **self._summary(COMPLETED))
+
+    class Ended(FGDAggregate.Event):
+        """The spec's sync.completed payload; every ending carries the same numbers."""
+
+        sync_id: str
+        duration_seconds: float
+        files_processed: int
+        files_created: int
+        errors: int
+        warnings: int
+        final_state: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate._finish(self.final_state, self.context())
+
+        def context(self) -> dict[str, Any]:
+            return {"final_state": self.final_state}
+
+    class Completed(Ended):
+        pass
+
+    class Failed(Ended):
+        error: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.errors.append(self.error)
+            aggregate._finish(self.final_state, {"error": self.error})
+
+    class Cancelled(Ended):
+        reason: str
+
+        def context(self) -> dict[str, Any]:
+            return {"reason": self.reason}
+
+    class TimedOut(Ended):
+        timeout_seconds: float
+
+        def context(self) -> dict[str, Any]:
+            return {"timeout_seconds": self.timeout_seconds}
+
+    def fail(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        self._require_state(*ACTIVE_STATES, action="fail")
+        error = {"code": code, "message": message, "details": dict(details or {})}
+        self.trigger_event(self.Failed, error=error, **self._summary(FAILED))
+
+    def cancel(self, reason: str = "cancelled by request") -> None:
+        self._require_state(*ACTIVE_STATES, action="cancel")
+        self.trigger_event(self.Cancelled, reason=reason, **self._summary(CANCELLED))
+
+    def time_out(self, timeout_seconds: float) -> None:
+        self._require_state(*ACTIVE_STATES, action="time out")
+        self.trigger_event(
+            self.TimedOut, timeout_seconds=timeout_seconds, **self._summary(TIMED_OUT)
+        )
+
+    def _summary(self, final_state: str) -> dict[str, Any]:
+        # Computed when the command runs, so the event carries its own numbers.
+        now = datetime.now(UTC)
+        return {
+            "sync_id": self.sync_id,
+            "duration_seconds": round((now - self.started_at).total_seconds(), 3),
+            "files_processed": self.files_processed,
+            "files_created": self.files_created,
+            "errors": len(self.errors) + (1 if final_state == FAILED else 0),
+            "warnings": len(self.warnings),
+            "final_state": final_state,
+        }
+
+    def _finish(self, final_state: str, context: dict[str, Any]) -> None:
+        self.current_stage = None
+        self.completed_at = self.modified_on
+        self._transition_to(final_state, context)

@@ -1,0 +1,111 @@
+"""A persisted event *is* the spec's envelope.
+
+``EnvelopeMapper`` replaces eventsourcing's default mapper: the ``state`` column of each
+stored event holds the envelope as UTF-8 JSON (readable with ``psql``, see the
+``fgd_envelopes`` view), validated against ``schemas/`` before it is written and again when
+it is read. The event's class stays in the store's ``topic`` column, its aggregate id and
+version in their own columns, so nothing but the envelope lives in ``state``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic, resolve_topic
+
+from fgd_core.events.schemas import validate_envelope
+from fgd_core.events.types import event_type_of
+
+# Attributes that live outside the payload: in the envelope or in the store's own columns.
+_ENVELOPE_KEYS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "fabric_id", "correlation_id",
+     "originator_topic"}
+)
+SOURCE_VERSION = "1"
+
+
+def event_id_for(originator_id: UUID, version: int) -> str:
+    # Deterministic: the same stored event has the same id in every replay and on the bus,
+    # which is what lets consumers deduplicate on message_id.
+    return str(uuid5(originator_id, str(version)))
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def to_envelope(event: Any, source: str = "fgd_core") -> dict[str, Any]:
+    state = vars(event)
+    payload = {k: v for k, v in state.items() if k not in _ENVELOPE_KEYS}
+    if "sync_id" not in payload and type(event).__qualname__.startswith("SyncOperation."):
+        payload["sync_id"] = str(event.originator_id)
+    metadata: dict[str, Any] = {"source": source, "version": SOURCE_VERSION}
+    if "originator_topic" in state:
+        metadata["originator_topic"] = state["originator_topic"]
+    return {
+        "event_id": event_id_for(event.originator_id, event.originator_version),
+        "event_type": event_type_of(type(event)),
+        "timestamp": iso(event.timestamp),
+        "fabric_id": event.fabric_id,
+        "correlation_id": event.correlation_id,
+        "payload": payload,
+        "metadata": metadata,
+    }
+
+
+@cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
+
+
+class EnvelopeMapper(Mapper[UUID]):
+    """Domain event ⇄ StoredEvent whose state is the validated envelope JSON."""
+
+    def __init__(self, transcoder: Transcoder | None = None, source: str = "fgd_core") -> None:
+        self.transcoder = transcoder  # type: ignore[assignment]  # unused: JSON is ours
+        self.compressor = None
+        self.cipher = None
+        self.source = source
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        envelope = to_envelope(domain_event, self.source)
+        validate_envelope(envelope)
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=get_topic(type(domain_event)),
+            state=json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode(),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        envelope = decode_envelope(stored_event.state)
+        cls = resolve_topic(stored_event.topic)
+        names = _field_names(cls)
+        state = {k: v for k, v in envelope["payload"].items() if k in names}
+        state["originator_id"] = _as_uuid(stored_event.originator_id)
+        state["originator_version"] = stored_event.originator_version
+        state["timestamp"] = datetime.fromisoformat(envelope["timestamp"])
+        state["fabric_id"] = envelope["fabric_id"]
+        state["correlation_id"] = envelope["correlation_id"]
+        if "originator_topic" in names:
+            state["originator_topic"] = envelope["metadata"]["originator_topic"]
+        domain_event = object.__new__(cls)
+        object.__setattr__(domain_event, "__dict__", state)
+        return domain_event
+
+
+def decode_envelope(state: bytes) -> dict[str, Any]:
+    """Stored bytes → a validated envelope (FGD_1004 if what is stored is not one)."""
+    envelope = json.loads(state)
+    validate_envelope(envelope)
+    return envelope
+
+
+def _as_uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))

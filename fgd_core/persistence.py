@@ -1,0 +1,62 @@
+"""Which event store an Application uses: PostgreSQL when a database URL is given, else a
+SQLite file (the embedded default). Returns eventsourcing environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from psycopg.conninfo import conninfo_to_dict
+
+from fgd_core.errors import ConfigurationError
+
+
+def postgres_env(database_url: str) -> dict[str, str]:
+    """``postgresql://user:pass@host:port/db?schema=s`` → eventsourcing's POSTGRES_* vars.
+
+    ``schema`` is ours (a PostgreSQL schema for the tables, default ``public``); every other
+    query parameter is handed to libpq's parser, which also validates the URL.
+    """
+    parts = urlsplit(database_url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            "HEDGEHOG_FGD_DATABASE_URL must be a postgresql:// URL",
+            details={"key": "HEDGEHOG_FGD_DATABASE_URL", "problem": "scheme"},
+        )
+    query = dict(parse_qsl(parts.query))
+    schema = query.pop("schema", "public")
+    try:
+        info = conninfo_to_dict(urlunsplit(parts._replace(query=urlencode(query))))
+    except Exception as exc:  # psycopg.ProgrammingError; its text never holds the password
+        raise ConfigurationError(
+            f"HEDGEHOG_FGD_DATABASE_URL is not a valid PostgreSQL URL: {exc}",
+            details={"key": "HEDGEHOG_FGD_DATABASE_URL", "problem": "invalid"},
+        ) from None
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(info.get("dbname") or info.get("user") or "postgres"),
+        "POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(info.get("port") or "5432"),
+        "POSTGRES_USER": str(info.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(info.get("password") or ""),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_POOL_SIZE": "5",
+        "POSTGRES_MAX_OVERFLOW": "10",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_PRE_PING": "y",
+    }
+    return env
+
+
+def sqlite_env(path: Path) -> dict[str, str]:
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(path),
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }
+
+
+def persistence_env(database_url: str | None, sqlite_path: Path) -> dict[str, str]:
+    return postgres_env(database_url) if database_url else sqlite_env(sqlite_path)

@@ -1,0 +1,56 @@
+"""Shared fixtures: an FGD application on each real backend (SQLite file, PostgreSQL).
+
+PostgreSQL tests get a schema of their own (dropped afterwards), so they can run against a
+shared server without seeing each other's events.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from fgd_core.application import FGDApplication
+from fgd_core.persistence import persistence_env
+
+PG_URL = os.environ.get("FGD_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield schema
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """None for SQLite; a PostgreSQL URL with a fresh schema otherwise."""
+    if backend == "sqlite":
+        return None
+    schema = request.getfixturevalue("pg_schema")
+    return f"{PG_URL}?schema={schema}"
+
+
+@pytest.fixture
+def app_env(database_url: str | None, tmp_path: Path) -> dict[str, str]:
+    return persistence_env(database_url, tmp_path / "fgd.sqlite3")
+
+
+@pytest.fixture
+def app(app_env: dict[str, str]) -> Iterator[FGDApplication]:
+    application = FGDApplication(env=app_env)
+    yield application
+    application.close()
