@@ -14,6 +14,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
+from eventsourcing.postgres import PostgresApplicationRecorder
 
 from fgd_core.domain.base import fabric_uuid
 from fgd_core.domain.fabric import REGISTRY_ID, Fabric, FabricRegistry, check_settings
@@ -44,7 +45,7 @@ class FGDApplication(Application[UUID]):
         """``fgd_envelopes``: the event log as JSON, for people reading it with psql/sqlite3."""
         recorder: Any = self.recorder
         table = recorder.events_table_name
-        if type(recorder).__module__ == "eventsourcing.postgres":
+        if isinstance(recorder, PostgresApplicationRecorder):
             schema = recorder.datastore.schema
             sql = (
                 f'CREATE OR REPLACE VIEW "{schema}".fgd_envelopes AS SELECT notification_id'

@@ -80,3 +80,22 @@ def sync_as_of(
             details={"sync_id": str(sync_id), "position": position},
         )
     return app.get_sync(sync_id, version=version)
+
+
+def rebuild_all(app: FGDApplication, upto: int | None = None) -> dict[UUID, Any]:
+    """Every aggregate rebuilt from the whole log (read, decode, validate, apply) — the
+    audit's "state of everything as of position ``upto``"."""
+    aggregates: dict[UUID, Any] = {}
+    position = 0
+    to_domain_event = app.mapper.to_domain_event
+    while True:
+        page = app.recorder.select_notifications(
+            start=position, limit=PAGE, stop=upto, inclusive_of_start=False
+        )
+        for notification in page:
+            domain_event = to_domain_event(notification)
+            key = domain_event.originator_id
+            aggregates[key] = domain_event.mutate(aggregates.get(key))
+        if len(page) < PAGE:
+            return aggregates
+        position = page[-1].id
