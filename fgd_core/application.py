@@ -7,11 +7,11 @@ events are stored, never before.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -78,7 +78,7 @@ class FGDApplication(Application[UUID]):
         aggregates = {getattr(o, "id", None): o for o in objs}
         send_signals(recordings, aggregates)
         if self._listeners:
-            stored = [(r.notification.id, json.loads(r.notification.state)) for r in recordings]
+            stored = [(r.notification.id, orjson.loads(r.notification.state)) for r in recordings]
             for listener in list(self._listeners):
                 listener(stored)
         return recordings
