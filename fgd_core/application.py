@@ -21,6 +21,7 @@ from fgd_core.domain.fabric import REGISTRY_ID, Fabric, FabricRegistry, check_se
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import DatabaseError, NotFoundError, ValidationError
 from fgd_core.events.envelope import EnvelopeMapper
+from fgd_core.persistence import SCHEMA_LOCK
 from fgd_core.signals import send_signals
 
 # Optimistic concurrency: a command that lost a race is re-run on fresh state this often.
@@ -47,19 +48,22 @@ class FGDApplication(Application[UUID]):
         table = recorder.events_table_name
         if isinstance(recorder, PostgresApplicationRecorder):
             schema = recorder.datastore.schema
-            sql = (
-                f'CREATE OR REPLACE VIEW "{schema}".fgd_envelopes AS SELECT notification_id'
-                " AS position, originator_id, originator_version, topic,"
-                f" convert_from(state, 'UTF8')::jsonb AS envelope FROM \"{schema}\".\"{table}\""
-            )
+            statements = [
+                SCHEMA_LOCK,  # processes starting together would race on the catalog
+                f"DO $$ BEGIN IF to_regclass('\"{schema}\".fgd_envelopes') IS NULL THEN"
+                f' CREATE VIEW "{schema}".fgd_envelopes AS SELECT notification_id AS position,'
+                " originator_id, originator_version, topic, convert_from(state, 'UTF8')::jsonb"
+                f' AS envelope FROM "{schema}"."{table}"; END IF; END $$',
+            ]
         else:
-            sql = (
+            statements = [
                 "CREATE VIEW IF NOT EXISTS fgd_envelopes AS SELECT rowid AS position,"
                 " originator_id, originator_version, topic, CAST(state AS TEXT) AS envelope"
                 f" FROM {table}"
-            )
+            ]
         with recorder.datastore.transaction(commit=True) as cursor:
-            cursor.execute(sql)
+            for sql in statements:
+                cursor.execute(sql)
 
     # -- saving -----------------------------------------------------------------------------
 
@@ -216,7 +220,10 @@ class FGDApplication(Application[UUID]):
         for sync_id in reversed(self.get_fabric(fabric_id).sync_ids):
             yield self.get_sync(sync_id)
 
-    def _on_sync(self, sync_id: str, command: Callable[[SyncOperation], None]) -> SyncOperation:
+    def update_sync(self, sync_id: str, command: Callable[[SyncOperation], Any]) -> SyncOperation:
+        """Load the sync, run ``command`` on it (any number of its methods), save once;
+        re-run on fresh state if another writer got there first."""
+
         def run() -> SyncOperation:
             sync = self.get_sync(sync_id)
             was_active = sync.is_active
@@ -232,49 +239,49 @@ class FGDApplication(Application[UUID]):
         return self._retry(run)
 
     def begin_stage(self, sync_id: str, stage: str) -> SyncOperation:
-        return self._on_sync(sync_id, lambda s: s.begin_stage(stage))
+        return self.update_sync(sync_id, lambda s: s.begin_stage(stage))
 
     def complete_stage(
         self, sync_id: str, stage: str, summary: dict[str, Any] | None = None
     ) -> SyncOperation:
-        return self._on_sync(sync_id, lambda s: s.complete_stage(stage, summary))
+        return self.update_sync(sync_id, lambda s: s.complete_stage(stage, summary))
 
     def discover_files(self, sync_id: str, files: list[tuple[str, int, str | None]]) -> None:
         """Record ``file.discovered`` for each (path, size, blob id) in one save."""
-        self._on_sync(sync_id, lambda s: [s.discover_file(p, n, b) for p, n, b in files])
+        self.update_sync(sync_id, lambda s: [s.discover_file(p, n, b) for p, n, b in files])
 
     def process_file(self, sync_id: str, file_path: str, **result: Any) -> SyncOperation:
-        return self._on_sync(sync_id, lambda s: s.process_file(file_path, **result))
+        return self.update_sync(sync_id, lambda s: s.process_file(file_path, **result))
 
     def fail_file(
         self, sync_id: str, file_path: str, documents_found: int, errors: list[dict[str, Any]]
     ) -> SyncOperation:
-        return self._on_sync(sync_id, lambda s: s.fail_file(file_path, documents_found, errors))
+        return self.update_sync(sync_id, lambda s: s.fail_file(file_path, documents_found, errors))
 
     def skip_file(self, sync_id: str, file_path: str, reason: str) -> SyncOperation:
-        return self._on_sync(sync_id, lambda s: s.skip_file(file_path, reason))
+        return self.update_sync(sync_id, lambda s: s.skip_file(file_path, reason))
 
     def warn(self, sync_id: str, code: str, message: str, file: str | None = None) -> None:
-        self._on_sync(sync_id, lambda s: s.warn(code, message, file))
+        self.update_sync(sync_id, lambda s: s.warn(code, message, file))
 
     def record_error(
         self, sync_id: str, code: str, message: str, details: dict[str, Any] | None = None
     ) -> None:
-        self._on_sync(sync_id, lambda s: s.record_error(code, message, details))
+        self.update_sync(sync_id, lambda s: s.record_error(code, message, details))
 
     def report_progress(self, sync_id: str, current_file: str | None = None) -> None:
-        self._on_sync(sync_id, lambda s: s.report_progress(current_file))
+        self.update_sync(sync_id, lambda s: s.report_progress(current_file))
 
     def complete_sync(self, sync_id: str) -> SyncOperation:
-        return self._on_sync(sync_id, lambda s: s.complete())
+        return self.update_sync(sync_id, lambda s: s.complete())
 
     def fail_sync(
         self, sync_id: str, code: str, message: str, details: dict[str, Any] | None = None
     ) -> SyncOperation:
-        return self._on_sync(sync_id, lambda s: s.fail(code, message, details))
+        return self.update_sync(sync_id, lambda s: s.fail(code, message, details))
 
     def cancel_sync(self, sync_id: str, reason: str = "cancelled by request") -> SyncOperation:
-        return self._on_sync(sync_id, lambda s: s.cancel(reason))
+        return self.update_sync(sync_id, lambda s: s.cancel(reason))
 
     def time_out_sync(self, sync_id: str, timeout_seconds: float) -> SyncOperation:
-        return self._on_sync(sync_id, lambda s: s.time_out(timeout_seconds))
+        return self.update_sync(sync_id, lambda s: s.time_out(timeout_seconds))

@@ -6,6 +6,9 @@ each worker build their Application here, so they all read the same configuratio
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from fgd_core.application import FGDApplication
 from fgd_core.config import Settings, load_settings
 from fgd_core.persistence import persistence_env
@@ -15,3 +18,19 @@ def build_app(settings: Settings | None = None, source: str = "fgd_core") -> FGD
     settings = settings or load_settings()
     env = persistence_env(settings.database_url, settings.sqlite_path)
     return FGDApplication(env=env, source=source)
+
+
+def build_runner(settings: Settings | None = None, source: str = "fgd_core") -> tuple[Any, Any]:
+    """An Application and a SyncRunner on it. The git token comes from
+    ``HEDGEHOG_FGD_GITHUB_TOKEN`` only: it is never written to config, events or logs."""
+    from fgd_core.services.sync_runner import SyncRunner
+
+    settings = settings or load_settings()
+    app = build_app(settings, source)
+    runner = SyncRunner(
+        app,
+        settings.fgd,
+        token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None,
+        cache_root=settings.sqlite_path.parent / "git-cache",
+    )
+    return app, runner

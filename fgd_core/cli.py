@@ -154,5 +154,8 @@ def config_schema(write: str | None) -> None:
         click.echo(json.dumps(config_json_schema(), indent=2, sort_keys=True))
 
 
+# The sync commands live in their own module; importing it registers them on ``main``.
+from fgd_core import cli_sync  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -13,6 +13,10 @@ from psycopg.sql import SQL, Identifier
 
 from fgd_core.errors import ConfigurationError
 
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fgd_schema'))"
+SCHEMA_SESSION_LOCK = "SELECT pg_advisory_lock(hashtext('fgd_schema'))"
+SCHEMA_SESSION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('fgd_schema'))"
+
 
 class FGDPostgresRecorder(PostgresApplicationRecorder):
     """eventsourcing's recorder, inserting a batch as four binary column arrays.
@@ -32,6 +36,16 @@ class FGDPostgresRecorder(PostgresApplicationRecorder):
         ).format(
             schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
         )
+
+    def create_table(self) -> None:
+        # Workers starting together race on the catalog ("tuple concurrently updated",
+        # duplicate types) even with IF NOT EXISTS: one process at a time creates the schema.
+        with self.datastore.get_connection() as conn:
+            conn.execute(SCHEMA_SESSION_LOCK)
+            try:
+                super().create_table()
+            finally:
+                conn.execute(SCHEMA_SESSION_UNLOCK)
 
     def _insert_stored_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         self._lock_table(curs)

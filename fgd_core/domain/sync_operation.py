@@ -79,6 +79,7 @@ class SyncOperation(FGDAggregate):
         self.completed_at: datetime | None = None
         self.current_file: str | None = None
         self.transitions: list[dict[str, Any]] = []
+        self.stage_summaries: dict[str, dict[str, Any]] = {}
         self._transition_to(PENDING, {"trigger": trigger})
 
     @classmethod
@@ -210,6 +211,7 @@ class SyncOperation(FGDAggregate):
     @event("StageCompleted")
     def _stage_completed(self, stage: str, summary: dict[str, Any]) -> None:
         self.stages_completed.append(stage)
+        self.stage_summaries[stage] = summary
         self.current_stage = None
 
     # -- files ------------------------------------------------------------------------------

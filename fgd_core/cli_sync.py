@@ -1,0 +1,178 @@
+"""``fgd sync`` (the main job) and ``fgd example-repo``: a whole sync in this process on the
+embedded default, with a progress bar and a summary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from fgd_core.cli import fgd_errors, main
+
+FILE_DONE = {"file.processed", "file.failed", "file.skipped"}
+
+
+def _find_or_register(app: Any, repo: str, branch: str, path: str, name: str | None) -> Any:
+    for fabric in app.list_fabrics():
+        if (fabric.repository, fabric.branch, fabric.gitops_directory) == (repo, branch, path):
+            return fabric
+    base = name or Path(repo.rstrip("/")).name.removesuffix(".git") or "fabric"
+    taken = {f.name for f in app.list_fabrics()}
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return app.register_fabric(candidate, repo, branch=branch, gitops_directory=path)
+
+
+def _normalize_repo(repo: str) -> str:
+    """Local paths are stored absolute, so the fabric works from any directory."""
+    if "://" in repo:
+        return repo
+    return str(Path(repo).expanduser().resolve())
+
+
+@main.command()
+@click.option("--repo", required=True, help="Git repository: path, file:// or https:// URL.")
+@click.option("--branch", default="main", show_default=True)
+@click.option(
+    "--path",
+    "gitops_directory",
+    default="gitops",
+    show_default=True,
+    help="GitOps directory inside the repository.",
+)
+@click.option("--fabric-name", help="Name for a new fabric (default: the repository's).")
+@click.option("--validate-only", is_flag=True, help="Plan and report; change nothing.")
+@click.option("--no-push", is_flag=True, help="Build the commit but do not push it.")
+@click.option("--force-refresh", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON.")
+@fgd_errors
+def sync(
+    repo: str,
+    branch: str,
+    gitops_directory: str,
+    fabric_name: str | None,
+    validate_only: bool,
+    no_push: bool,
+    force_refresh: bool,
+    as_json: bool,
+) -> None:
+    """Run a whole sync of REPO's raw/ directory into managed/ (commit + push)."""
+    from fgd_core.bootstrap import build_runner
+    from fgd_core.views import sync_status
+
+    app, runner = build_runner(source="fgd_cli")
+    fabric = _find_or_register(app, _normalize_repo(repo), branch, gitops_directory, fabric_name)
+    console = Console(stderr=True)
+    options = {
+        "validate_only": validate_only,
+        "include_github_sync": not no_push,
+        "force_refresh": force_refresh,
+    }
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[current]}"),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("sync", total=None, current="")
+
+        def on_events(stored: list[tuple[int, dict[str, Any]]]) -> None:
+            for _, env in stored:
+                kind, payload = env["event_type"], env["payload"]
+                if kind == "stage.started":
+                    progress.update(task, description=payload["stage"])
+                elif kind == "file.discovered":
+                    progress.update(task, total=(progress.tasks[0].total or 0) + 1)
+                elif kind in FILE_DONE:
+                    progress.update(task, advance=1, current=payload["file_path"])
+
+        unsubscribe = app.subscribe(on_events)
+        try:
+            result = runner.run(fabric.fabric_id, "manual", options)
+        finally:
+            unsubscribe()
+    status = sync_status(result.sync)
+    if as_json:
+        click.echo(__import__("json").dumps(status))
+    else:
+        _summary(console, fabric, result, status)
+    sys.exit(0 if result.ok else 1)
+
+
+def _summary(console: Console, fabric: Any, result: Any, status: dict[str, Any]) -> None:
+    s = result.plan.summary() if result.plan else {}
+    table = Table(
+        title=f"fabric {fabric.fabric_id} ({fabric.name}) — sync {status['sync_id']}",
+        show_header=False,
+    )
+    table.add_column("")
+    table.add_column("", justify="right")
+    rows = [
+        ("state", status["state"]),
+        ("raw files", status["progress"]["total_files"]),
+        ("  ingested", s.get("files_processed", 0)),
+        ("  failed", s.get("files_failed", 0)),
+        ("  skipped", s.get("files_skipped", 0)),
+        ("resources created", s.get("files_created", 0)),
+        ("resources updated", s.get("files_updated", 0)),
+        ("resources unchanged", s.get("files_unchanged", 0)),
+        ("warnings", len(status["warnings"])),
+        ("errors", len(status["errors"])),
+        ("commit", (result.commit or "none (nothing changed)")[:12]),
+        ("pushed", "yes" if result.pushed else "no"),
+    ]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    console.print(table)
+    for error in status["errors"][:20]:
+        where = error.get("file", "")
+        line = f" line {error['line']}" if error.get("line") else ""
+        console.print(f"[red]{error['code']}[/red] {where}{line}: {error['message']}")
+
+
+@main.command("example-repo")
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--path", "gitops_directory", default="gitops", show_default=True)
+@fgd_errors
+def example_repo(path: str, gitops_directory: str) -> None:
+    """Create a bare git repository at PATH whose raw/ holds the shipped sample YAML."""
+    from dulwich.repo import Repo
+
+    from fgd_core.gitops.git_repo import GitRemote
+
+    target = Path(path).expanduser().resolve()
+    if target.exists() and any(target.iterdir()):
+        raise click.ClickException(f"{target} exists and is not empty")
+    target.mkdir(parents=True, exist_ok=True)
+    Repo.init_bare(str(target)).close()
+    samples = sorted(examples_dir().glob("*.yaml"))
+    remote = GitRemote(str(target))
+    base = remote.fetch("main")
+    changes: dict[str, bytes | None] = {
+        f"{gitops_directory}/raw/{p.name}": p.read_bytes() for p in samples
+    }
+    sha = remote.commit(
+        base, changes, "Sample Hedgehog fabric in raw/", "FGD Example <example@localhost>"
+    )
+    remote.push(sha, "main", None)
+    with open(target / "HEAD", "w") as head:  # clones check out main
+        head.write("ref: refs/heads/main\n")
+    click.echo(str(target))
+
+
+def examples_dir() -> Path:
+    """``examples/`` of a source checkout, or the copy a wheel carries in the package."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "examples", here / "_examples"):
+        if candidate.is_dir():
+            return candidate
+    raise click.ClickException("the sample files (examples/) are not installed")
