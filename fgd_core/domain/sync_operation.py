@@ -401,6 +401,16 @@ class SyncOperation(FGDAggregate):
     class TimedOut(Ended):
         timeout_seconds: float
 
+        def apply(self, aggregate: Any) -> None:
+            aggregate.errors.append(
+                {
+                    "code": "FGD_3002",
+                    "message": f"sync exceeded its timeout of {self.timeout_seconds}s",
+                    "details": {"timeout_seconds": self.timeout_seconds},
+                }
+            )
+            aggregate._finish(self.final_state, self.context())
+
         def context(self) -> dict[str, Any]:
             return {"timeout_seconds": self.timeout_seconds}
 
@@ -427,7 +437,7 @@ class SyncOperation(FGDAggregate):
             "duration_seconds": round((now - self.started_at).total_seconds(), 3),
             "files_processed": self.files_processed,
             "files_created": self.files_created,
-            "errors": len(self.errors) + (1 if final_state == FAILED else 0),
+            "errors": len(self.errors) + (1 if final_state in (FAILED, TIMED_OUT) else 0),
             "warnings": len(self.warnings),
             "final_state": final_state,
         }

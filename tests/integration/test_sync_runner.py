@@ -1,0 +1,239 @@
+"""Whole syncs against real git repositories (bare repo on disk, smart HTTP on 127.0.0.1)
+and the real event store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fgd_core.application import FGDApplication
+from fgd_core.config import load_settings
+from fgd_core.gitops.git_repo import GitRemote
+from fgd_core.replay import history
+from fgd_core.services.sync_runner import SyncRunner
+from fgd_core.testing import RecordingEventBus
+from tests.gitserver import GitHTTPServer, git, init_bare, seed_repo
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hedgehog"
+VPC = b"""apiVersion: vpc.githedgehog.com/v1beta1
+kind: VPC
+metadata:
+  name: %s
+spec:
+  subnets:
+    default:
+      subnet: 10.0.%d.0/24
+      gateway: 10.0.%d.1
+      vlan: %d
+"""
+
+
+def vpc(name: str, n: int) -> bytes:
+    return VPC % (name.encode(), n, n, 1000 + n)
+
+
+def tree(bare: Path) -> list[str]:
+    return git("ls-tree", "-r", "--name-only", "main", cwd=bare).split()
+
+
+def commits(bare: Path) -> int:
+    return int(git("rev-list", "--count", "main", cwd=bare))
+
+
+@pytest.fixture
+def config():  # type: ignore[no-untyped-def]
+    return load_settings(environ={}).fgd
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return init_bare(tmp_path / "fabric.git")
+
+
+def runner_for(app: FGDApplication, config: Any, **kw: Any) -> SyncRunner:
+    return SyncRunner(app, config, **kw)
+
+
+def test_fixture_files_sync_into_one_commit_and_rerun_changes_nothing(
+    app: FGDApplication, config: Any, repo: Path
+) -> None:
+    names = ["demogitops_env-1_pre-demo.yaml", "demogitops_env-1_demo.yaml",
+             "demogitops_env-1_demo.reset.yaml", "labci_env-ci-1_wiring-gateway.yaml",
+             "docs_user-guide_vpcs_examples.yaml", "hnp_vlab_prepop_wiring.yaml"]
+    seed_repo(repo, {f"gitops/raw/{n}": (FIXTURES / n).read_bytes() for n in names})
+    fabric = app.register_fabric("lab", str(repo))
+    bus = RecordingEventBus().attach(app)
+
+    result = runner_for(app, config).run(fabric.fabric_id)
+    assert result.ok and result.pushed and commits(repo) == 2
+    files = tree(repo)
+    per_dir = Counter(p.split("/")[2] for p in files if p.startswith("gitops/managed/"))
+    # pre-demo: 2 VPC + 2 attachments; demo: 1 VPC, 1 attachment, 1 peering, 1 ext peering;
+    # prepop wiring: 3 SwitchGroup, 7 Switch, 10 Server, 26 Connection.
+    assert per_dir == {"vpcs": 3, "vpc-attachments": 3, "vpc-peerings": 1,
+                       "external-peerings": 1, "switch-groups": 3, "switches": 7,
+                       "servers": 10, "connections": 26}
+    archived = {p for p in files if p.endswith(".archived")}
+    assert archived == {f"gitops/raw/{n}.archived" for n in names[:3] + names[-1:]}
+    # Failed files stay in raw/, untouched, with their errors reported per document.
+    assert "gitops/raw/labci_env-ci-1_wiring-gateway.yaml" in files
+    failed = {f["file_path"]: f for f in result.sync.files.values() if f["status"] == "failed"}
+    assert set(failed) == {"gitops/raw/labci_env-ci-1_wiring-gateway.yaml",
+                           "gitops/raw/docs_user-guide_vpcs_examples.yaml"}
+    gateway = failed["gitops/raw/labci_env-ci-1_wiring-gateway.yaml"]["validation_errors"]
+    assert {e["code"] for e in gateway} == {"FGD_1002"} and all("line" in e for e in gateway)
+    dup = failed["gitops/raw/docs_user-guide_vpcs_examples.yaml"]["validation_errors"]
+    assert sum("conflict" in e["message"] for e in dup) == 2
+    bus.assert_event_published("file.processed",
+                               file_path="gitops/raw/demogitops_env-1_demo.reset.yaml",
+                               documents_extracted=0)
+    assert len(bus.of_type("file.discovered")) == len(names)
+
+    # Unchanged repository: the next sync commits nothing and skips the failed files.
+    again = runner_for(app, config).run(fabric.fabric_id)
+    assert again.ok and again.commit is None and commits(repo) == 2
+    assert {f["status"] for f in again.sync.files.values()} == {"skipped"}
+    git("fsck", "--strict", cwd=repo)
+
+
+def test_a_fixed_file_lands_and_an_updated_resource_keeps_its_path(
+    app: FGDApplication, config: Any, repo: Path
+) -> None:
+    seed_repo(repo, {"gitops/raw/a.yaml": vpc("vpc-a", 1)})
+    fabric = app.register_fabric("lab", str(repo))
+    runner = runner_for(app, config)
+    assert runner.run(fabric.fabric_id).ok
+    seed_repo(repo, {"gitops/raw/b.yaml": vpc("vpc-a", 2)})  # same VPC, new subnet
+    result = runner.run(fabric.fabric_id)
+    assert result.ok and result.plan is not None
+    assert [w.action for w in result.plan.changed_writes] == ["update"]
+    files = tree(repo)
+    assert [p for p in files if "managed/vpcs" in p] == ["gitops/managed/vpcs/vpc-a.yaml"]
+    managed = git("show", "main:gitops/managed/vpcs/vpc-a.yaml", cwd=repo)
+    assert "10.0.2.0/24" in managed
+    provenance = git("show", "main:gitops/.hnp/provenance.json", cwd=repo)
+    assert "gitops/raw/b.yaml" in provenance and result.sync.sync_id in provenance
+
+
+def test_hostile_raw_file_changes_nothing(app: FGDApplication, config: Any, repo: Path) -> None:
+    bomb = b"a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n" + b"".join(
+        b"%c: &%c [%s]\n" % (c, c, b",".join([b"*" + bytes([c - 1])] * 9))
+        for c in range(ord("c"), ord("k"))
+    )
+    seed_repo(repo, {"gitops/raw/bomb.yaml": bomb,
+                     "gitops/raw/tags.yaml": b"!!python/object:os.system {}\n",
+                     "gitops/raw/bad-utf8.yaml": b"kind: VPC\nname: \xff\xfe\n"})
+    before = git("rev-parse", "main", cwd=repo).strip()
+    fabric = app.register_fabric("lab", str(repo))
+    result = runner_for(app, config).run(fabric.fabric_id)
+    assert result.ok and result.commit is None
+    assert git("rev-parse", "main", cwd=repo).strip() == before
+    codes = {e["file"]: e["code"] for e in result.sync.errors}
+    assert codes == {"gitops/raw/bomb.yaml": "FGD_1001", "gitops/raw/tags.yaml": "FGD_1001",
+                     "gitops/raw/bad-utf8.yaml": "FGD_1001"}
+
+
+def test_validate_only_reports_the_plan_and_changes_nothing(
+    app: FGDApplication, config: Any, repo: Path
+) -> None:
+    seed_repo(repo, {"gitops/raw/a.yaml": vpc("vpc-a", 1) + b"---\n" + vpc("vpc-b", 2)})
+    before = git("rev-parse", "main", cwd=repo).strip()
+    fabric = app.register_fabric("lab", str(repo))
+    result = runner_for(app, config).run(fabric.fabric_id, options={"validate_only": True})
+    assert result.ok and result.commit is None
+    assert git("rev-parse", "main", cwd=repo).strip() == before
+    plan = result.plan.to_dict()  # type: ignore[union-attr]
+    assert {w["path"] for w in plan["writes"]} == {
+        "gitops/managed/vpcs/vpc-a.yaml", "gitops/managed/vpcs/vpc-b.yaml"}
+    assert plan["archives"] == [{"raw_path": "gitops/raw/a.yaml",
+                                 "archived_to": "gitops/raw/a.yaml.archived"}]
+
+
+class MovingRemote(GitRemote):
+    """A remote that someone else pushes to between our fetch and our push."""
+
+    def __init__(self, *args: Any, outsider: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.outsider = outsider
+
+    def push(self, sha: str, branch: str, expected_old_sha: str | None) -> None:
+        if self.outsider is not None:
+            self.outsider(), setattr(self, "outsider", None)
+        super().push(sha, branch, expected_old_sha)
+
+
+def test_remote_moved_before_push_rebuilds_on_the_new_base(
+    app: FGDApplication, config: Any, repo: Path
+) -> None:
+    seed_repo(repo, {"gitops/raw/a.yaml": vpc("vpc-a", 1)})
+    fabric = app.register_fabric("lab", str(repo))
+    outsider = lambda: seed_repo(repo, {"docs/NOTES.md": b"someone else's push\n"})  # noqa: E731
+    runner = runner_for(app, config,
+                        remote_factory=lambda f: MovingRemote(f.repository, outsider=outsider))
+    result = runner.run(fabric.fabric_id)
+    assert result.ok and result.pushed
+    files = tree(repo)
+    assert "docs/NOTES.md" in files and "gitops/managed/vpcs/vpc-a.yaml" in files
+    assert commits(repo) == 3  # seed, the outsider's push, ours on top
+    assert any(e["code"] == "FGD_3004" for e in result.sync.errors)  # the retry is recorded
+
+
+def test_cancel_before_push_leaves_the_repository_as_it_was(
+    app: FGDApplication, config: Any, repo: Path
+) -> None:
+    seed_repo(repo, {"gitops/raw/a.yaml": vpc("vpc-a", 1)})
+    before = git("rev-parse", "main", cwd=repo).strip()
+    fabric = app.register_fabric("lab", str(repo))
+
+    def cancel_after_ingestion(stored: list) -> None:  # type: ignore[type-arg]
+        for _, env in stored:
+            payload = env["payload"]
+            if env["event_type"] == "stage.completed" and payload["stage"] == "file_ingestion":
+                app.cancel_sync(env["payload"]["sync_id"], "operator said stop")
+
+    app.subscribe(cancel_after_ingestion)
+    result = runner_for(app, config).run(fabric.fabric_id)
+    assert result.sync.state == "cancelled"
+    assert git("rev-parse", "main", cwd=repo).strip() == before
+    assert app.get_fabric(fabric.fabric_id).running_sync_id is None
+
+
+def test_timeout_fails_the_sync_with_3002(app: FGDApplication, repo: Path) -> None:
+    config = load_settings(environ={"HEDGEHOG_FGD_SYNC_TIMEOUT": "1"}).fgd
+    seed_repo(repo, {"gitops/raw/a.yaml": vpc("vpc-a", 1)})
+    before = git("rev-parse", "main", cwd=repo).strip()
+    fabric = app.register_fabric("lab", str(repo))
+
+    class SlowRemote(GitRemote):
+        def fetch(self, branch: str) -> Any:
+            time.sleep(1.2)
+            return super().fetch(branch)
+
+    result = runner_for(app, config, remote_factory=lambda f: SlowRemote(f.repository)).run(
+        fabric.fabric_id)
+    assert result.sync.state == "timed_out"
+    assert result.sync.errors[-1]["code"] == "FGD_3002"
+    assert git("rev-parse", "main", cwd=repo).strip() == before
+    assert app.get_fabric(fabric.fabric_id).failed_sync_count == 1
+
+
+def test_sync_over_smart_http_with_a_token(app: FGDApplication, config: Any,
+                                            tmp_path: Path) -> None:
+    token = "s3cr3t-token-value"
+    with GitHTTPServer(tmp_path / "srv", token=token) as server:
+        bare = init_bare(tmp_path / "srv" / "fabric.git")
+        seed_repo(bare, {"gitops/raw/a.yaml": vpc("vpc-a", 1)})
+        fabric = app.register_fabric("lab", server.url("fabric.git"))
+        result = runner_for(app, config, token=token).run(fabric.fabric_id)
+        assert result.ok and result.pushed
+        assert "gitops/managed/vpcs/vpc-a.yaml" in tree(bare)
+
+        denied = runner_for(app, config, token="wrong").run(fabric.fabric_id)
+        assert denied.sync.state == "failed"
+        assert denied.sync.errors[-1]["code"] == "FGD_4002"
+    for recorded in history(app):
+        assert token not in str(recorded.envelope)
