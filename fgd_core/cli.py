@@ -155,7 +155,7 @@ def config_schema(write: str | None) -> None:
 
 
 # The sync commands live in their own module; importing it registers them on ``main``.
-from fgd_core import cli_sync  # noqa: E402,F401
+from fgd_core import cli_gitops, cli_sync  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

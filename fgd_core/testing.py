@@ -64,3 +64,86 @@ class RecordingEventBus:
 
     def clear(self) -> None:
         self.events.clear()
+
+
+# -- the spec's "Test Fixture Format" -------------------------------------------------------
+
+FIXTURE_KEYS = {"test_name", "input", "expected"}
+
+
+@dataclass(frozen=True)
+class FixtureOutcome:
+    test_name: str
+    actual: dict[str, Any]
+    mismatches: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+
+def run_fixture(fixture: dict[str, Any], rules: Any = None) -> FixtureOutcome:
+    """Ingest ``input.content`` as the raw file ``input.file_path`` (a dry run of the real
+    planner) and compare with ``expected``: ``status`` (success|failed|skipped),
+    ``documents_extracted``, ``files_created`` (API paths) and ``errors`` — each expected
+    error is a code (``"FGD_1002"``) or a dict matched against the actual error's fields."""
+    from fgd_core.gitops.plan import IngestionRules, plan_sync
+
+    missing = FIXTURE_KEYS - set(fixture)
+    if missing:
+        raise ValueError(f"fixture lacks {sorted(missing)}")
+    path = str(fixture["input"]["file_path"]).strip("/")
+    content = fixture["input"]["content"]
+    data = content.encode() if isinstance(content, str) else bytes(content)
+    rules = rules or IngestionRules(gitops_dir=path.split("/raw/")[0] if "/raw/" in path else "")
+    plan = plan_sync({path: data}, {}, [path], {}, "00000000-0000-0000-0000-000000000000", rules)
+    result = plan.file(path)
+    actual = {
+        "status": {"processed": "success"}.get(result.status, result.status),
+        "documents_extracted": result.documents_extracted,
+        "files_created": ["/" + p for p in result.target_files],
+        "errors": [e.to_dict() for e in result.errors],
+    }
+    expected = fixture["expected"]
+    mismatches = [
+        f"{key}: expected {expected[key]!r}, got {actual[key]!r}"
+        for key in ("status", "documents_extracted", "files_created")
+        if key in expected and expected[key] != actual[key]
+    ]
+    if "errors" in expected and not _errors_match(expected["errors"], actual["errors"]):
+        mismatches.append(f"errors: expected {expected['errors']!r}, got {actual['errors']!r}")
+    return FixtureOutcome(str(fixture["test_name"]), actual, mismatches)
+
+
+def _errors_match(expected: list[Any], actual: list[dict[str, Any]]) -> bool:
+    if len(expected) != len(actual):
+        return False
+    remaining = list(actual)
+    for want in expected:
+        want = {"code": want} if isinstance(want, str) else dict(want)
+        hit = next((a for a in remaining if all(a.get(k) == v for k, v in want.items())), None)
+        if hit is None:
+            return False
+        remaining.remove(hit)
+    return True
+
+
+def load_fixtures(path: Any) -> list[dict[str, Any]]:
+    """Fixtures from a JSON file (one fixture or a list) or every ``*.json`` in a folder."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    fixtures: list[dict[str, Any]] = []
+    for file in files:
+        loaded = json.loads(file.read_text(encoding="utf-8"))
+        fixtures.extend(loaded if isinstance(loaded, list) else [loaded])
+    return fixtures
+
+
+def assert_fixture(fixture: dict[str, Any], rules: Any = None) -> FixtureOutcome:
+    outcome = run_fixture(fixture, rules)
+    if not outcome.passed:
+        raise AssertionError(f"{outcome.test_name}: " + "; ".join(outcome.mismatches))
+    return outcome

@@ -187,7 +187,8 @@ class Fabric(FGDAggregate):
         commit: str | None,
     ) -> None:
         self.gitops_initialized = True
-        self.gitops_directory_status = "invalid" if remaining_issues else "valid"
+        errors = [i for i in remaining_issues if i.get("severity", "error") == "error"]
+        self.gitops_directory_status = "invalid" if errors else "valid"
 
 
 REGISTRY_ID = uuid5(ID_NAMESPACE, "fabric-registry")

@@ -1,0 +1,192 @@
+"""The spec's directory and file operations on a fabric's repository, with their events.
+
+Each operation fetches the fabric's branch, computes its answer with the pure functions of
+``gitops.directory``, and — for initialize and repair — commits and pushes the changes (one
+commit, rebuilt on a moved remote within the retry policy). The answer is recorded on the
+Fabric as ``directory.validated`` / ``directory.initialized`` / ``directory.repaired``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fgd_core.application import FGDApplication
+from fgd_core.config import FGDConfig
+from fgd_core.domain.fabric import Fabric
+from fgd_core.errors import NotFoundError, SyncFailedError
+from fgd_core.gitops import directory
+from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
+from fgd_core.services.sync_runner import AUTHOR, RemoteFactory, SyncRunner, rules_for
+
+Compute = Callable[[Snapshot], tuple[dict[str, bytes], dict[str, Any]]]
+
+
+class GitOpsService:
+    def __init__(self, runner: SyncRunner) -> None:
+        self.runner = runner
+        self.app: FGDApplication = runner.app
+        self.config: FGDConfig = runner.config
+        self.remote_factory: RemoteFactory = runner.remote_factory
+
+    def _open(self, fabric_id: int) -> tuple[Fabric, GitRemote]:
+        fabric = self.app.get_fabric(fabric_id)
+        return fabric, self.remote_factory(fabric)
+
+    def _directory_options(self) -> dict[str, Any]:
+        d = self.config.directory
+        return {"validation_mode": d.validation_mode, "required_subdirs": d.required_subdirs}
+
+    def _commit(self, fabric: Fabric, remote: GitRemote, compute: Compute, message: str) -> tuple:
+        """Compute changes on the fetched head, commit and push; recompute on a moved remote."""
+        attempts = self.config.sync.retry_policy.max_attempts
+        for attempt in range(1, attempts + 1):
+            snapshot = remote.fetch(fabric.branch)
+            changes, response = compute(snapshot)
+            if not changes:
+                return response, None
+            sha = remote.commit(snapshot, dict(changes), message, AUTHOR)
+            try:
+                remote.push(sha, fabric.branch, snapshot.head)
+            except RemoteMovedError:
+                if attempt == attempts:
+                    raise
+                continue
+            return response, sha
+        raise SyncFailedError("push did not succeed", details={})  # pragma: no cover
+
+    # -- directory --------------------------------------------------------------------------
+
+    def validate_directory(self, fabric_id: int) -> dict[str, Any]:
+        fabric, remote = self._open(fabric_id)
+        snapshot = remote.fetch(fabric.branch)
+        report = directory.validate_directory(
+            snapshot,
+            fabric.gitops_directory,
+            supported_extensions=self.config.ingestion.supported_extensions,
+            **self._directory_options(),
+        )
+        self.app.record_directory(
+            fabric_id,
+            "validated",
+            valid=report["valid"],
+            issues=report["issues"],
+            repairs_needed=report["repairs_needed"],
+            directory_stats=report["directory_stats"],
+        )
+        return report
+
+    def initialize_directory(
+        self, fabric_id: int, force: bool = False, create_samples: bool = True
+    ) -> dict[str, Any]:
+        fabric, remote = self._open(fabric_id)
+        response, sha = self._commit(
+            fabric,
+            remote,
+            lambda snap: directory.initialize_changes(
+                snap,
+                fabric.gitops_directory,
+                fabric.fabric_id,
+                fabric.name,
+                force=force,
+                create_samples=create_samples,
+                required_subdirs=self.config.directory.required_subdirs,
+                rules=rules_for(self.config, fabric),
+            ),
+            f"fgd: initialize /{fabric.gitops_directory}",
+        )
+        if response.get("initialized"):
+            self.app.record_directory(
+                fabric_id,
+                "initialized",
+                directories_created=response["directories_created"],
+                files_created=response["files_created"],
+                commit=sha,
+            )
+        return response
+
+    def repair_directory(
+        self, fabric_id: int, issues: list[str] | None = None, auto_detect: bool = True
+    ) -> dict[str, Any]:
+        fabric, remote = self._open(fabric_id)
+        response, sha = self._commit(
+            fabric,
+            remote,
+            lambda snap: directory.repair_changes(
+                snap,
+                fabric.gitops_directory,
+                fabric.fabric_id,
+                fabric.name,
+                issues=issues or (),
+                auto_detect=auto_detect,
+                supported_extensions=self.config.ingestion.supported_extensions,
+                rules=rules_for(self.config, fabric),
+                **self._directory_options(),
+            ),
+            f"fgd: repair /{fabric.gitops_directory}",
+        )
+        self.app.record_directory(
+            fabric_id,
+            "repaired",
+            repairs_made=response["repairs_made"],
+            remaining_issues=response["remaining_issues"],
+            commit=sha,
+        )
+        return response
+
+    # -- files ------------------------------------------------------------------------------
+
+    def list_files(
+        self,
+        fabric_id: int,
+        directory_name: str = "all",
+        file_type: str = "all",
+        include_content: bool = False,
+    ) -> dict[str, Any]:
+        fabric, remote = self._open(fabric_id)
+        snapshot = remote.fetch(fabric.branch)
+        return directory.list_files(
+            snapshot,
+            fabric.gitops_directory,
+            directory=directory_name,
+            file_type=file_type,
+            include_content=include_content,
+            rules=rules_for(self.config, fabric),
+        )
+
+    def process_file(
+        self, fabric_id: int, file_path: str, validate_only: bool = False
+    ) -> dict[str, Any]:
+        """The spec's "Process Single File": a sync restricted to one raw file."""
+        fabric = self.app.get_fabric(fabric_id)
+        path = file_path.strip("/")
+        raw_prefix = rules_for(self.config, fabric).raw_prefix
+        if not path.startswith(raw_prefix) or path.endswith(".archived"):
+            raise NotFoundError(
+                f"{file_path} is not a pending file under /{raw_prefix}",
+                details={"file_path": file_path},
+            )
+        result = self.runner.run(
+            fabric_id, "manual", {"validate_only": validate_only}, only_paths=[path]
+        )
+        record = result.sync.files.get(path)
+        if record is None:
+            raise NotFoundError(f"{file_path} not found", details={"file_path": file_path})
+        planned = result.plan.file(path) if result.plan else None
+        writes = [w.path for w in result.plan.changed_writes] if result.plan else []
+        return {
+            "success": record["status"] == "processed" and result.ok,
+            "sync_id": result.sync.sync_id,
+            "file_path": "/" + path,
+            "status": record["status"],
+            "documents_found": planned.documents_found if planned else 0,
+            "documents_processed": record["documents_extracted"],
+            "files_created": [
+                "/" + p for p in (planned.target_files if planned else ()) if p in writes
+            ],
+            "archived_to": "/" + planned.archived_to
+            if planned and planned.archived_to and record["status"] == "processed"
+            else None,
+            "validate_only": validate_only,
+            "errors": record["validation_errors"],
+        }
