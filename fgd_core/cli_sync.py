@@ -127,7 +127,7 @@ def _summary(console: Console, fabric: Any, result: Any, status: dict[str, Any])
         ("resources unchanged", s.get("files_unchanged", 0)),
         ("warnings", len(status["warnings"])),
         ("errors", len(status["errors"])),
-        ("commit", (result.commit or "none (nothing changed)")[:12]),
+        ("commit", result.commit[:12] if result.commit else "none (nothing changed)"),
         ("pushed", "yes" if result.pushed else "no"),
     ]
     for key, value in rows:
