@@ -7,6 +7,7 @@ events are stored, never before.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import UUID
@@ -36,6 +37,7 @@ class FGDApplication(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None, source: str = "fgd_core") -> None:
         self.source = source
         self._listeners: list[Listener] = []
+        self._local = threading.local()
         super().__init__(env)
         self._create_envelope_view()
 
@@ -79,6 +81,8 @@ class FGDApplication(Application[UUID]):
             raise
         except PersistenceError as exc:
             raise DatabaseError(f"event store unavailable: {type(exc).__name__}") from exc
+        if recordings:
+            self._local.position = recordings[-1].notification.id
         aggregates = {getattr(o, "id", None): o for o in objs}
         send_signals(recordings, aggregates)
         if self._listeners:
@@ -86,6 +90,11 @@ class FGDApplication(Application[UUID]):
             for listener in list(self._listeners):
                 listener(stored)
         return recordings
+
+    def last_position(self) -> int:
+        """Position of the last event this thread saved (0 if none): what a reader must
+        wait for to see this thread's own writes."""
+        return int(getattr(self._local, "position", 0))
 
     def _retry(self, command: Callable[[], Any]) -> Any:
         for _ in range(RETRIES):

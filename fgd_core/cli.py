@@ -7,32 +7,12 @@ A failing command prints the spec's error body as JSON on stderr and exits with 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 import click
 
-from fgd_core.errors import FGDError
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, sort_keys=False))
-
-
-def fgd_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn FGDError into the spec's error body on stderr and exit status 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except FGDError as exc:
-            click.echo(json.dumps(exc.to_body()), err=True)
-            sys.exit(1)
-
-    return wrapper
+from fgd_core.cli_common import fgd_errors
+from fgd_core.cli_common import print_json as _print_json
 
 
 def _app() -> Any:
@@ -90,8 +70,8 @@ def history(fabric_id: int, limit: int) -> None:
 
     from fgd_core.views import history_item
 
-    for sync in islice(_app().syncs_of(fabric_id), limit):
-        _print_json(history_item(sync))
+    for item in islice(_app().syncs_of(fabric_id), limit):
+        _print_json(history_item(item))
 
 
 @main.group()
@@ -154,8 +134,13 @@ def config_schema(write: str | None) -> None:
         click.echo(json.dumps(config_json_schema(), indent=2, sort_keys=True))
 
 
-# The sync commands live in their own module; importing it registers them on ``main``.
-from fgd_core import cli_gitops, cli_sync  # noqa: E402,F401
+# Command groups that live in modules of their own.
+from fgd_core.cli_auth import token  # noqa: E402
+from fgd_core.cli_gitops import directory, files, process  # noqa: E402
+from fgd_core.cli_sync import example_repo, sync  # noqa: E402
+
+for command in (sync, example_repo, directory, files, process, token):
+    main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from fgd_core.cli import fgd_errors, main
+from fgd_core.cli_common import fgd_errors
 
 
 def _ops() -> Any:
@@ -23,7 +23,7 @@ def _echo(value: Any) -> None:
     click.echo(json.dumps(value, indent=2))
 
 
-@main.group()
+@click.group()
 def directory() -> None:
     """Validate, initialize or repair a fabric's GitOps directory."""
 
@@ -53,7 +53,7 @@ def directory_repair(fabric_id: int, issues: tuple[str, ...], no_auto_detect: bo
     _echo(_ops().repair_directory(fabric_id, list(issues), auto_detect=not no_auto_detect))
 
 
-@main.command()
+@click.command()
 @click.argument("fabric_id", type=int)
 @click.option(
     "--directory",
@@ -72,7 +72,7 @@ def files(fabric_id: int, directory_name: str, file_type: str, include_content: 
     _echo(_ops().list_files(fabric_id, directory_name, file_type, include_content))
 
 
-@main.command()
+@click.command()
 @click.argument("fabric_id", type=int)
 @click.argument("file_path")
 @click.option("--validate-only", is_flag=True)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from fgd_core.cli import fgd_errors, main
+from fgd_core.cli_common import fgd_errors
 
 FILE_DONE = {"file.processed", "file.failed", "file.skipped"}
 
@@ -37,7 +37,7 @@ def _normalize_repo(repo: str) -> str:
     return str(Path(repo).expanduser().resolve())
 
 
-@main.command()
+@click.command()
 @click.option("--repo", required=True, help="Git repository: path, file:// or https:// URL.")
 @click.option("--branch", default="main", show_default=True)
 @click.option(
@@ -139,7 +139,7 @@ def _summary(console: Console, fabric: Any, result: Any, status: dict[str, Any])
         console.print(f"[red]{error['code']}[/red] {where}{line}: {error['message']}")
 
 
-@main.command("example-repo")
+@click.command("example-repo")
 @click.argument("path", type=click.Path(file_okay=False))
 @click.option("--path", "gitops_directory", default="gitops", show_default=True)
 @fgd_errors

@@ -7,6 +7,7 @@ derived from ``stage.completed`` / ``file.processed`` (DESIGN.md), never persist
 
 from __future__ import annotations
 
+from fgd_core.domain.auth import AuditEntry, Token, TokenRegistry
 from fgd_core.domain.fabric import Fabric, FabricRegistry
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import SchemaMismatchError
@@ -36,6 +37,11 @@ EVENT_TYPES: dict[type, str] = {
     FabricRegistry.Opened: "registry.opened",
     FabricRegistry.Added: "registry.added",
     FabricRegistry.Renamed: "registry.renamed",
+    Token.Created: "token.created",
+    Token.Revoked: "token.revoked",
+    TokenRegistry.Opened: "tokenregistry.opened",
+    TokenRegistry.Added: "tokenregistry.added",
+    AuditEntry.Recorded: "audit.recorded",
 }
 
 # WebSocket message types (spec) for the persisted types they are derived from.

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,14 @@ from urllib.parse import unquote, urlsplit
 
 from dulwich.client import LocalGitClient
 from dulwich.errors import GitProtocolError, NotGitRepository, SendPackError
-from dulwich.object_store import BaseObjectStore, tree_lookup_path
-from dulwich.objects import ZERO_SHA, Blob, Commit, ObjectID, Tree
+from dulwich.object_store import (
+    BaseObjectStore,
+    MissingObjectFinder,
+    ObjectStoreGraphWalker,
+    tree_lookup_path,
+)
+from dulwich.objects import ZERO_SHA, Blob, Commit, ObjectID, ShaFile, Tree
+from dulwich.pack import UnpackedObject, full_unpacked_object
 from dulwich.refs import Ref
 from dulwich.repo import BaseRepo, MemoryRepo, Repo
 
@@ -58,12 +65,37 @@ class PushRejectedError(GitHubError):
     code = FGDErrorCodes.GITHUB_AUTHENTICATION_FAILED
 
 
+class _LazySize:
+    """``FileEntry.size`` as a data descriptor that may hold a zero-argument callable.
+
+    Listing a tree must not inflate every blob just to learn sizes nobody asks for (a sync
+    that adds one raw file to a repository of 10,000 managed files reads one blob, not
+    10,001), so a listed entry computes its size on first use and keeps it. ``FileEntry``
+    stays a plain frozen dataclass: ``FileEntry(path, blob_id, size, mode)`` with an int.
+    """
+
+    def __get__(self, obj: object, owner: type | None = None) -> int:
+        if obj is None:
+            raise AttributeError("size")  # no class-level default: size stays required
+        size = obj.__dict__["_size"]
+        if callable(size):
+            size = obj.__dict__["_size"] = size()
+        return int(size)
+
+    def __set__(self, obj: object, value: int | Callable[[], int]) -> None:
+        obj.__dict__["_size"] = value
+
+
 @dataclass(frozen=True)
 class FileEntry:
     path: str
     blob_id: str
-    size: int
-    mode: int
+    size: int = _LazySize()  # type: ignore[assignment]
+    mode: int  # type: ignore[misc]  # (size has no real default: see _LazySize)
+
+    # Equal entries have equal (path, blob_id, mode); hashing must not read the blob.
+    def __hash__(self) -> int:
+        return hash((self.path, self.blob_id, self.mode))
 
     @property
     def is_symlink(self) -> bool:
@@ -87,7 +119,8 @@ class Snapshot:
         """Every file under ``prefix`` (a directory such as ``gitops/``), sorted by path.
 
         Symlinks are listed with mode 0o120000 (their blob is the link target); submodules
-        with mode 0o160000 and size 0 (there is no blob to read).
+        with mode 0o160000 and size 0 (there is no blob to read). Listing reads trees only:
+        an entry's ``size`` is read from its blob when first asked for.
         """
         if self.tree_id is None:
             return ()
@@ -104,8 +137,7 @@ class Snapshot:
         for entry in self._store.iter_tree_contents(root):
             path = _decode(entry.path)
             full = f"{prefix}/{path}" if prefix else path
-            size = 0 if entry.mode == MODE_SUBMODULE else len(self._store.get_raw(entry.sha)[1])
-            entries.append(FileEntry(full, entry.sha.decode(), size, entry.mode))
+            entries.append(self._entry(full, entry.sha, entry.mode))
         return tuple(sorted(entries, key=lambda e: e.path))
 
     def get(self, path: str) -> FileEntry | None:
@@ -119,8 +151,23 @@ class Snapshot:
             return None
         if stat.S_ISDIR(mode):
             return None
-        size = 0 if mode == MODE_SUBMODULE else len(self._store.get_raw(sha)[1])
-        return FileEntry(path.strip("/"), sha.decode(), size, mode)
+        return self._entry(path.strip("/"), sha, mode)
+
+    def blobs(self, prefix: str = "") -> Mapping[str, bytes]:
+        """A read-only ``path → bytes`` view of the files under ``prefix``, read on lookup.
+
+        What ``plan_sync`` wants as ``managed_files``: the planner looks up only the paths
+        it writes, so a sync reads those blobs and no others. Each directory's tree is
+        parsed once per view. Submodules are not files and are not keys.
+        """
+        return _SnapshotBlobs(self, prefix.strip("/"))
+
+    def _entry(self, path: str, sha: ObjectID, mode: int) -> FileEntry:
+        if mode == MODE_SUBMODULE:
+            return FileEntry(path, sha.decode(), 0, mode)
+        store = self._store
+        size = lambda: len(store.get_raw(sha)[1])  # noqa: E731 — read on first use only
+        return FileEntry(path, sha.decode(), size, mode)  # type: ignore[arg-type]
 
     def read(self, entry: FileEntry | str) -> bytes:
         """A file's bytes (a symlink's target, never the file it points to)."""
@@ -136,6 +183,70 @@ class Snapshot:
         if type_num != Blob.type_num:
             raise KeyError(blob_id)
         return data
+
+
+class _SnapshotBlobs(Mapping[str, bytes]):
+    """``Snapshot.blobs``: keys from the trees, values read from the store on lookup."""
+
+    def __init__(self, snapshot: Snapshot, prefix: str) -> None:
+        self._snap = snapshot
+        self._prefix = prefix
+        self._dirs: dict[str, Tree | None] = {}
+
+    def __repr__(self) -> str:
+        return f"<blobs of {self._snap.head} under {self._prefix or '/'!r}>"
+
+    def _lookup(self, path: object) -> tuple[int, bytes] | None:
+        if not isinstance(path, str) or self._snap.tree_id is None:
+            return None
+        if self._prefix and not path.startswith(self._prefix + "/"):
+            return None
+        directory, _, name = path.rpartition("/")
+        tree = self._tree(directory)
+        if tree is None:
+            return None
+        try:
+            found: tuple[int, bytes] = tree[_encode(name)]
+        except KeyError:
+            return None
+        if stat.S_ISDIR(found[0]) or found[0] == MODE_SUBMODULE:
+            return None
+        return found
+
+    def _tree(self, directory: str) -> Tree | None:
+        # The parsed tree itself is the index (name → mode, sha): no per-entry copies.
+        if directory not in self._dirs:
+            store = self._snap._store
+            tree: Tree | None = None
+            try:
+                tree_id = _oid(self._snap.tree_id or "")
+                if directory:
+                    mode, tree_id = tree_lookup_path(store.__getitem__, tree_id, _encode(directory))
+                    if not stat.S_ISDIR(mode):
+                        raise KeyError(directory)
+                found = store[tree_id]
+                tree = found if isinstance(found, Tree) else None
+            except KeyError:
+                pass
+            self._dirs[directory] = tree
+        return self._dirs[directory]
+
+    def __getitem__(self, path: str) -> bytes:
+        found = self._lookup(path)
+        if found is None:
+            raise KeyError(path)
+        return self._snap.read_blob(found[1].decode())
+
+    def __contains__(self, path: object) -> bool:
+        return self._lookup(path) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        for entry in self._snap.files(self._prefix):
+            if entry.mode != MODE_SUBMODULE:
+                yield entry.path
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class GitRemote:
@@ -178,6 +289,9 @@ class GitRemote:
         else:
             raise ValueError(f"unsupported git remote scheme {parts.scheme!r} in {redact_url(url)}")
         self._local = _open_cache(cache_dir)
+        # Objects of the commits built since the last push, as built: push sends them
+        # without reading them back from the store (parse, serialize) one by one.
+        self._unpushed: dict[ObjectID, ShaFile] = {}
 
     def __repr__(self) -> str:
         return f"GitRemote({self.url!r})"
@@ -188,6 +302,7 @@ class GitRemote:
 
     def fetch(self, branch: str) -> Snapshot:
         ref = _branch_ref(branch)
+        self._unpushed.clear()  # only a speed-up for push: a new base starts a new cycle
         with self._translated("fetch"):
             result = self._client.fetch(
                 self._path,
@@ -200,7 +315,7 @@ class GitRemote:
             logger.info("fetched %s: branch %s does not exist yet", self.url, branch)
             return Snapshot(branch, None, None, self._local.object_store)
         # A local ref makes the next fetch negotiate from here (incremental fetch).
-        self._local.refs[Ref(b"refs/remotes/origin/" + ref.removeprefix(b"refs/heads/"))] = head
+        self._local.refs[_tracking_ref(ref)] = head
         commit = self._local.object_store[head]
         assert isinstance(commit, Commit)
         logger.info("fetched %s: %s at %s", self.url, branch, head.decode())
@@ -230,7 +345,8 @@ class GitRemote:
             if "<" not in who or not who.rstrip().endswith(">"):
                 raise ValueError(f"expected 'Name <email>', got {who!r}")
         nested = _nest({_validate_path(p): data for p, data in changes.items()})
-        tree_id = _apply(store, _oid(snapshot.tree_id) if snapshot.tree_id else None, nested)
+        new: dict[ObjectID, Blob | Tree] = {}
+        tree_id = _apply(store, _oid(snapshot.tree_id) if snapshot.tree_id else None, nested, new)
         if snapshot.head is not None and tree_id.decode() == snapshot.tree_id:
             return snapshot.head
         when = int(time.time()) if timestamp is None else int(timestamp)
@@ -242,7 +358,14 @@ class GitRemote:
         commit.author_time = commit.commit_time = when
         commit.author_timezone = commit.commit_timezone = timezone
         commit.message = message.rstrip("\n").encode() + b"\n"
-        store.add_object(commit)
+        # One pack for the whole commit: an on-disk cache would otherwise write (and push
+        # would re-read) one loose object file per managed file.
+        # (An object the store already has is written again rather than looked up: git
+        # tolerates a copy in two packs, and 10,000 lookups cost more than the bytes.)
+        objects: list[tuple[ShaFile, str | None]] = [(obj, None) for obj in new.values()]
+        store.add_objects([*objects, (commit, None)])
+        self._unpushed.update(new)
+        self._unpushed[commit.id] = commit
         return commit.id.decode()
 
     def push(self, sha: str, branch: str, expected_old_sha: str | None) -> None:
@@ -271,7 +394,9 @@ class GitRemote:
         store = self._local.object_store
         with self._translated("push"):
             try:
-                result = self._client.send_pack(self._path, update_refs, store.generate_pack_data)
+                result = self._client.send_pack(
+                    self._path, update_refs, _pack_data(store, self._unpushed)
+                )
             except SendPackError as exc:
                 raise PushRejectedError(
                     f"push to {self.url} rejected: {exc}",
@@ -289,6 +414,9 @@ class GitRemote:
                     f"push to {self.url} rejected: {status}",
                     details={"url": self.url, "branch": branch, "reason": str(status)},
                 )
+        # The remote has it now: the next fetch negotiates from here.
+        self._local.refs[_tracking_ref(ref)] = new
+        self._unpushed.clear()
         logger.info("pushed %s to %s %s", sha, self.url, branch)
 
     def _moved(self, branch: str, expected: str | None, actual: bytes | None) -> RemoteMovedError:
@@ -340,14 +468,47 @@ class GitRemote:
             ) from exc
 
 
+_TRACKING = b"refs/remotes/origin/"
+
+
+class _NegotiatesFromTracking(BaseRepo):
+    """A fetch cache that tells the remote which commits it already has.
+
+    dulwich offers only ``refs/heads/*`` as "haves", and a cache has none: every fetch
+    would transfer the whole history again. The cache's remote-tracking refs (set on fetch
+    and on push) are what it has.
+    """
+
+    def get_graph_walker(self, heads: list[ObjectID] | None = None) -> ObjectStoreGraphWalker:
+        if heads is None:
+            heads = [
+                sha
+                for name, sha in self.refs.as_dict().items()
+                if name.startswith(_TRACKING) and sha in self.object_store
+            ]
+        return super().get_graph_walker(heads)
+
+
+class _MemoryCache(_NegotiatesFromTracking, MemoryRepo):
+    pass
+
+
+class _DiskCache(_NegotiatesFromTracking, Repo):
+    pass
+
+
 def _open_cache(cache_dir: str | Path | None) -> BaseRepo:
     if cache_dir is None:
-        return MemoryRepo()
+        return _MemoryCache()
     path = Path(cache_dir)
     if (path / "objects").is_dir():
-        return Repo(str(path))
+        return _DiskCache(str(path))
     path.mkdir(parents=True, exist_ok=True)
-    return Repo.init_bare(str(path))
+    return _DiskCache.init_bare(str(path))
+
+
+def _tracking_ref(ref: Ref) -> Ref:
+    return Ref(_TRACKING + ref.removeprefix(b"refs/heads/"))
 
 
 def _branch_ref(branch: str) -> Ref:
@@ -399,14 +560,24 @@ def _nest(changes: Mapping[bytes, bytes | None]) -> _Node:
 
 
 def _apply(
-    store: BaseObjectStore, tree_id: ObjectID | None, node: _Node, where: bytes = b""
+    store: BaseObjectStore,
+    tree_id: ObjectID | None,
+    node: _Node,
+    new: dict[ObjectID, Blob | Tree],
+    where: bytes = b"",
 ) -> ObjectID:
-    tree = Tree()
-    if tree_id is not None:
-        old = store[tree_id]
-        assert isinstance(old, Tree)
-        for item in old.iteritems():
-            tree.add(item.path, item.mode, item.sha)
+    """The id of ``tree_id`` with ``node``'s changes; the objects it creates go to ``new``."""
+    if tree_id is None:
+        tree = Tree()
+    else:
+        # A private copy parsed from the raw object (never an object the store may share):
+        # copying entry by entry costs more than the parse on a 10,000-entry directory.
+        type_num, raw = store.get_raw(tree_id)
+        if type_num != Tree.type_num:
+            raise ValueError(f"{_decode(where) or '/'!r}: {tree_id.decode()} is not a tree")
+        parsed = Tree.from_raw_string(type_num, raw)
+        assert isinstance(parsed, Tree)
+        tree = parsed
     for name, (leaf, children) in node.items():
         path = where + name
         try:
@@ -420,7 +591,7 @@ def _apply(
             if is_dir:
                 raise ValueError(f"{_decode(path)!r} is a directory")
             blob = Blob.from_string(leaf)
-            store.add_object(blob)
+            new[blob.id] = blob
             mode = MODE_EXECUTABLE if existing and existing[0] == MODE_EXECUTABLE else MODE_FILE
             tree.add(name, mode, blob.id)
             continue
@@ -433,17 +604,45 @@ def _apply(
             continue
         if existing is not None and not is_dir:
             raise ValueError(f"{_decode(path)!r} is a file, not a directory")
-        sub = _apply(store, existing[1] if existing else None, children, path + b"/")
+        sub = _apply(store, existing[1] if existing else None, children, new, path + b"/")
         if sub == _EMPTY_TREE_ID:
             if name in tree:
                 del tree[name]
         else:
             tree.add(name, stat.S_IFDIR, sub)
-    store.add_object(tree)
+    new[tree.id] = tree
     return tree.id
 
 
 _EMPTY_TREE_ID = Tree().id
+
+
+def _pack_data(
+    store: BaseObjectStore, built: Mapping[ObjectID, ShaFile]
+) -> Callable[..., tuple[int, Iterator[UnpackedObject]]]:
+    """``store.generate_pack_data`` without dulwich's delta reuse.
+
+    Delta reuse scans every object of every local pack to find the few being sent; the
+    objects a sync commits are fresh, undeltified blobs and trees, so there is nothing
+    to reuse and the scan cost grew with the repository instead of with the change.
+    """
+
+    def generate(
+        have: Iterable[ObjectID],
+        want: Iterable[ObjectID],
+        *,
+        shallow: AbstractSet[ObjectID] | None = None,
+        progress: Callable[..., None] | None = None,
+        ofs_delta: bool = True,
+    ) -> tuple[int, Iterator[UnpackedObject]]:
+        missing = MissingObjectFinder(
+            store, haves=have, wants=want, shallow=shallow, progress=progress
+        )
+        object_ids = list(missing)
+        records = (full_unpacked_object(built.get(oid) or store[oid]) for oid, _hint in object_ids)
+        return len(object_ids), records
+
+    return generate
 
 
 def _descends_from(store: BaseObjectStore, sha: ObjectID, ancestor: ObjectID | None) -> bool:

@@ -329,11 +329,11 @@ def _draft_file(
     return draft
 
 
-def _archive_name(raw_path: str, taken: set[str]) -> str:
+def _archive_name(raw_path: str, taken: set[str], managed: Mapping[str, bytes]) -> str:
     # The spec's "<file>.archived"; if a sync already archived a file of that name, keep
     # both (lossless): "<file>.1.archived", "<file>.2.archived", …
     candidate, n = raw_path + ARCHIVE_SUFFIX, 0
-    while candidate in taken:
+    while candidate in taken or candidate in managed:
         n += 1
         candidate = f"{raw_path}.{n}{ARCHIVE_SUFFIX}"
     taken.add(candidate)
@@ -400,7 +400,9 @@ def plan_sync(
 
     _mark_conflicts([d for d in drafts if d.status is None])
 
-    taken = set(existing_paths) | set(raw_files) | set(managed_files)
+    # ``managed_files`` may be a lazy view of a large tree (``Snapshot.blobs``): it is only
+    # ever asked about paths this plan writes or archives to, never listed.
+    taken = set(existing_paths) | set(raw_files)
     files: list[FileResult] = []
     writes: list[ManagedWrite] = []
     archives: list[Archive] = []
@@ -437,7 +439,7 @@ def plan_sync(
                 Provenance(c.path, d.path, c.index, sync_id, kind, name, d.content_id)
             )
             refs.append(ResourceRef(kind, name, c.path, c.index))
-        archived = _archive_name(d.path, taken)
+        archived = _archive_name(d.path, taken, managed_files)
         archives.append(Archive(d.path, archived))
         files.append(
             FileResult(

@@ -32,6 +32,7 @@ SAFE_TAGS = frozenset(
 )
 _MERGE_TAG = _CORE + "merge"
 _NULL_TAG = _CORE + "null"
+_STR_TAG = _CORE + "str"
 
 
 @dataclass(frozen=True)
@@ -166,38 +167,42 @@ class _GraphCheck:
         self._visit(root, 1)
 
     def _visit(self, node: Node, depth: int) -> None:
+        # The hot loop of ingestion (every node of every document): locals, no temporaries.
         nid = id(node)
+        sizes, heights, limits = self.size, self.height, self.limits
         if nid in self.on_stack:
             raise _Reject("recursive alias (a node that contains itself)", node)
-        if nid in self.size:  # an alias to a node already checked
-            if depth + self.height[nid] - 1 > self.limits.max_depth:
-                raise _Reject(f"nesting deeper than {self.limits.max_depth} levels", node)
+        if nid in sizes:  # an alias to a node already checked
+            if depth + heights[nid] - 1 > limits.max_depth:
+                raise _Reject(f"nesting deeper than {limits.max_depth} levels", node)
             return
-        if depth > self.limits.max_depth:
-            raise _Reject(f"nesting deeper than {self.limits.max_depth} levels", node)
+        if depth > limits.max_depth:
+            raise _Reject(f"nesting deeper than {limits.max_depth} levels", node)
         if node.tag not in SAFE_TAGS:
             raise _Reject(f"YAML tag {node.tag!r} is not allowed (only the JSON core types)", node)
+        if isinstance(node, ScalarNode):
+            sizes[nid] = heights[nid] = 1
+            return
         self.on_stack.add(nid)
         size, height = 1, 1
-        children: list[Node] = []
         if isinstance(node, MappingNode):
             self._check_keys(node)
-            for key_node, value_node in node.value:
-                children.extend((key_node, value_node))
-        elif isinstance(node, SequenceNode):
-            children = list(node.value)
+            children: Iterator[Node] = (n for pair in node.value for n in pair)
+        else:
+            children = iter(node.value)
+        visit, max_nodes, child_depth = self._visit, limits.max_nodes_per_document, depth + 1
         for child in children:
-            self._visit(child, depth + 1)
-            size += self.size[id(child)]
-            height = max(height, self.height[id(child)] + 1)
-            if size > self.limits.max_nodes_per_document:
+            visit(child, child_depth)
+            cid = id(child)
+            size += sizes[cid]
+            if heights[cid] >= height:
+                height = heights[cid] + 1
+            if size > max_nodes:
                 raise _Reject(
-                    f"document expands to more than {self.limits.max_nodes_per_document} "
-                    "nodes (alias bomb?)",
-                    node,
+                    f"document expands to more than {max_nodes} nodes (alias bomb?)", node
                 )
         self.on_stack.discard(nid)
-        self.size[nid], self.height[nid] = size, height
+        sizes[nid], heights[nid] = size, height
 
     def _check_keys(self, node: MappingNode) -> None:
         # PyYAML keeps the last of two equal keys without a word; a network engineer who
@@ -211,7 +216,14 @@ class _GraphCheck:
                 continue
             if key_node.tag not in SAFE_TAGS:
                 raise _Reject(f"YAML tag {key_node.tag!r} is not allowed", key_node)
-            key = (key_node.tag, self.loader.construct_object(key_node))
+            # A str key is its scalar text; only other tags (1 vs "1", null, bools) need
+            # the constructor's value.
+            value = (
+                key_node.value
+                if key_node.tag == _STR_TAG
+                else (self.loader.construct_object(key_node))
+            )
+            key = (key_node.tag, value)
             if key in seen:
                 raise _Reject(f"duplicate mapping key {key_node.value!r}", key_node)
             seen.add(key)
