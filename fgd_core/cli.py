@@ -142,5 +142,20 @@ from fgd_core.cli_sync import example_repo, sync  # noqa: E402
 for command in (sync, example_repo, directory, files, process, token):
     main.add_command(command)
 
+
+def _load_plugin_commands() -> None:
+    """Commands of the other packages (``fgd serve``, ``fgd worker``, ``fgd projections``)
+    come in through the ``fgd.commands`` entry points: fgd_core imports neither of them."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="fgd.commands"):
+        try:
+            main.add_command(entry.load(), entry.name)
+        except ImportError:  # a package that is not installed: its commands are absent
+            continue
+
+
+_load_plugin_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,76 @@
+"""The FastAPI application: one router per area of the spec, the spec's error bodies, a
+correlation id on every request, and the container built once per process."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import Counter, Histogram
+
+from fgd_api import errors
+from fgd_api.container import Container
+from fgd_api.routers import fabrics, gitops, health, syncs
+from fgd_core.metrics import EventMetrics
+
+log = logging.getLogger("fgd_api")
+
+http_requests_total = Counter(
+    "fgd_http_requests_total", "HTTP requests", ["method", "route", "status"]
+)
+http_request_duration_seconds = Histogram(
+    "fgd_http_request_duration_seconds", "HTTP request duration", ["method", "route"]
+)
+
+
+def create_app(container: Container | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = app.state.container is None
+        if own:
+            app.state.container = Container.build()
+        c: Container = app.state.container
+        unsubscribe = c.app.subscribe(EventMetrics())
+        starter = getattr(c.read_model, "start", None)
+        if starter:
+            starter()
+        try:
+            yield
+        finally:
+            unsubscribe()
+            if own:
+                c.close()
+
+    app = FastAPI(
+        title="FGD Sync",
+        version="0.1.0",
+        description="GitOps sync engine for Hedgehog fabrics: the FGD interface spec's REST API.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    errors.install(app)
+
+    @app.middleware("http")
+    async def correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        request.state.correlation_id = cid[:100]
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        http_requests_total.labels(request.method, path, str(response.status_code)).inc()
+        http_request_duration_seconds.labels(request.method, path).observe(
+            time.perf_counter() - started
+        )
+        response.headers["X-Correlation-ID"] = request.state.correlation_id
+        return response
+
+    for module in (syncs, fabrics, gitops, health):
+        app.include_router(module.router)
+    return app

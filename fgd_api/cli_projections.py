@@ -1,0 +1,68 @@
+"""``fgd projections rebuild|status``: the REST API's read model from the command line.
+
+Like every ``fgd`` command it builds the Application through bootstrap (embedded SQLite
+unless ``HEDGEHOG_FGD_DATABASE_URL`` is set) and prints JSON; errors are the spec's error
+body on stderr with exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any
+
+import click
+
+from fgd_core.errors import FGDError
+
+
+def _errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except FGDError as exc:
+            click.echo(json.dumps(exc.to_body()), err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@contextmanager
+def _projections() -> Iterator[Any]:
+    from fgd_api.projections import Projections
+    from fgd_core.bootstrap import build_app
+
+    app = build_app(source="fgd_cli")
+    try:
+        yield Projections(app)
+    finally:
+        app.close()
+
+
+@click.group("projections")
+def projections() -> None:
+    """Read models behind the REST API (the spec's netbox_hedgehog_fgd_* tables)."""
+
+
+@projections.command()
+@_errors
+def status() -> None:
+    """Position of the read model, the newest event in the store, and the lag between."""
+    with _projections() as read_model:
+        click.echo(json.dumps(read_model.status()))
+
+
+@projections.command()
+@_errors
+def rebuild() -> None:
+    """Drop the read tables and replay the whole event log into them."""
+    started = time.monotonic()
+    with _projections() as read_model:
+        read_model.rebuild()
+        result = {**read_model.status(), "seconds": round(time.monotonic() - started, 3)}
+    click.echo(json.dumps(result))

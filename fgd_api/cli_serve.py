@@ -1,0 +1,18 @@
+"""``fgd serve``: the API (and, on the embedded default, every worker in-process)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--log-level", default="info", show_default=True)
+def serve(host: str, port: int, log_level: str) -> None:
+    """Serve the REST API, the WebSocket progress stream, webhooks and /metrics."""
+    import uvicorn
+
+    from fgd_api.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level=log_level)

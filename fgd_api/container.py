@@ -1,0 +1,47 @@
+"""The composition root of the API process: one object holding everything a request needs.
+
+Built once per process (``create_app`` builds one when none is given); tests build their
+own around a test database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fgd_core.application import FGDApplication
+from fgd_core.bootstrap import build_runner
+from fgd_core.config import Settings, load_settings
+from fgd_core.services.gitops_ops import GitOpsService
+from fgd_core.services.sync_runner import SyncRunner
+from fgd_workers.embedded import EmbeddedExecutor
+
+
+@dataclass
+class Container:
+    settings: Settings
+    app: FGDApplication
+    runner: SyncRunner
+    ops: GitOpsService
+    executor: EmbeddedExecutor
+    read_model: Any
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings | None = None, read_model: Any = None) -> Container:
+        settings = settings or load_settings()
+        app, runner = build_runner(settings, source="fgd_api")
+        executor = EmbeddedExecutor(runner, settings.fgd.sync.max_concurrent_syncs)
+        if read_model is None:
+            from fgd_api.read_model import build_read_model
+
+            read_model = build_read_model(app)
+        return cls(settings, app, runner, GitOpsService(runner), executor, read_model)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        for name in ("stop", "close"):
+            closer = getattr(self.read_model, name, None)
+            if closer:
+                closer()
+        self.app.close()

@@ -1,0 +1,216 @@
+"""The API's reads, answered from the read-model tables in exactly the shapes that
+``fgd_core/views.py`` derives from aggregates (the spec's JSON)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fgd_api.projections.dialects import as_uuid
+from fgd_api.projections.handlers import Row, duration_seconds
+from fgd_api.projections.recorders import ReadModelRecorder
+from fgd_api.projections.tables import AUDIT, FABRIC, FILE, SYNC, TRANSITION
+from fgd_core.domain.sync_operation import STAGES
+from fgd_core.errors import NotFoundError, ValidationError
+
+Page = dict[str, Any]
+
+
+def _sync_row(rm: ReadModelRecorder, sync_id: str) -> Row:
+    uuid = as_uuid(sync_id)
+    rows = rm.fetchall("SELECT * FROM {sync} WHERE sync_id = ?", uuid) if uuid else []
+    if not rows:
+        raise NotFoundError(f"sync {sync_id} not found", details={"sync_id": str(sync_id)})
+    return rm.row(SYNC, rows[0])
+
+
+def _percent(row: Row) -> int:
+    if row["state"] == "completed":
+        return 100
+    if row["total_files"]:
+        return int(100 * row["files_processed"] / row["total_files"])
+    return int(100 * len(row["stages_data"]["stages_completed"]) / len(STAGES))
+
+
+def sync_status(rm: ReadModelRecorder, sync_id: str) -> dict[str, Any]:
+    row = _sync_row(rm, sync_id)
+    stages = row["stages_data"]
+    return {
+        "sync_id": row["sync_id"],
+        "fabric_id": row["fabric_id"],
+        "state": row["state"],
+        "trigger": row["trigger"],
+        "options": row["options"],
+        "correlation_id": row["correlation_id"],
+        "progress": {
+            "current_stage": row["current_stage"] or "",
+            "stages_completed": stages["stages_completed"],
+            "stages_pending": stages["stages_pending"],
+            "files_processed": row["files_processed"],
+            "total_files": row["total_files"],
+            "percent_complete": _percent(row),
+        },
+        "started_at": row["started_at"],
+        "updated_at": row["updated_at"],
+        "completed_at": row["completed_at"],
+        "errors": row["errors"],
+        "warnings": row["warnings"],
+    }
+
+
+def history_item(row: Row) -> dict[str, Any]:
+    duration = duration_seconds(row["started_at"], row["completed_at"])
+    return {
+        "sync_id": row["sync_id"],
+        "trigger": row["trigger"],
+        "state": row["state"],
+        "started_at": row["started_at"],
+        "completed_at": row["completed_at"],
+        "duration_seconds": round(duration) if duration is not None else None,
+        "files_processed": row["files_processed"],
+        "errors": len(row["errors"]),
+        "warnings": len(row["warnings"]),
+    }
+
+
+def _page(limit: int, offset: int) -> None:
+    for name, value in (("limit", limit), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValidationError(f"{name} must be a non-negative integer", details={"field": name})
+
+
+def sync_history(
+    rm: ReadModelRecorder,
+    fabric_id: int,
+    limit: int = 10,
+    offset: int = 0,
+    status: str | None = None,
+    start_date: datetime | str | None = None,
+    end_date: datetime | str | None = None,
+) -> Page:
+    """A fabric's syncs, newest first: ``{count, results}`` (the API adds next/previous)."""
+    _page(limit, offset)
+    fabric(rm, fabric_id)  # 404 for an unknown fabric, like the aggregate view
+    where, params = ["fabric_id = ?"], [fabric_id]
+    if status:
+        where.append("state = ?")
+        params.append(status)
+    for op, value, field in ((">=", start_date, "start_date"), ("<=", end_date, "end_date")):
+        if value is not None:
+            try:
+                params.append(rm.dialect.to_db("ts", value))
+            except (TypeError, ValueError):
+                raise ValidationError(
+                    f"{field} must be an ISO 8601 date-time", details={"field": field}
+                ) from None
+            where.append(f"started_at {op} ?")
+    clause = " AND ".join(where)
+    count = rm.fetchall(f"SELECT COUNT(*) AS n FROM {{sync}} WHERE {clause}", *params)[0]["n"]
+    rows = rm.fetchall(
+        f"SELECT * FROM {{sync}} WHERE {clause}"
+        " ORDER BY started_at DESC, started_position DESC LIMIT ? OFFSET ?",
+        *params,
+        limit,
+        offset,
+    )
+    return {"count": int(count), "results": [history_item(rm.row(SYNC, r)) for r in rows]}
+
+
+def state_transitions(
+    rm: ReadModelRecorder, sync_id: str, with_timestamps: bool = False
+) -> list[dict[str, Any]]:
+    """FGDSyncStateTransition rows in order; ``with_timestamps`` adds each ``timestamp``."""
+    uuid = _sync_row(rm, sync_id)["sync_id"]
+    rows = rm.fetchall('SELECT * FROM {transition} WHERE sync_id = ? ORDER BY "position"', uuid)
+    keys = ["from_state", "to_state", "context"] + (["timestamp"] if with_timestamps else [])
+    return [{k: rm.row(TRANSITION, r)[k] for k in keys} for r in rows]
+
+
+FILE_KEYS = (
+    "file_path",
+    "file_type",
+    "status",
+    "size",
+    "blob_id",
+    "documents_found",
+    "documents_extracted",
+    "target_files",
+    "error_message",
+    "validation_errors",
+    "discovered_at",
+    "processed_at",
+)
+
+
+def file_records(rm: ReadModelRecorder, sync_id: str) -> list[dict[str, Any]]:
+    """FGDFileRecord rows in discovery order."""
+    uuid = _sync_row(rm, sync_id)["sync_id"]
+    rows = rm.fetchall(
+        "SELECT * FROM {file} WHERE sync_id = ? ORDER BY discovered_position, file_path", uuid
+    )
+    records = []
+    for raw in rows:
+        row = rm.row(FILE, raw)
+        record = {k: row[k] for k in FILE_KEYS}
+        if row["status"] == "processed":  # the aggregate records where a processed file went
+            record["archived_to"] = row["archived_to"]
+        records.append(record)
+    return records
+
+
+FABRIC_KEYS = tuple(
+    name
+    for name in FABRIC.names
+    if name not in ("correlation_id", "created_at", "updated_at", "last_position")
+)
+
+
+def fabric_view(row: Row) -> dict[str, Any]:
+    return {k: row[k] for k in FABRIC_KEYS}
+
+
+def fabric(rm: ReadModelRecorder, fabric_id: int) -> dict[str, Any]:
+    if isinstance(fabric_id, bool) or not isinstance(fabric_id, int):
+        raise NotFoundError(f"fabric {fabric_id} not found", details={"fabric_id": fabric_id})
+    rows = rm.fetchall("SELECT * FROM {fabric} WHERE id = ?", fabric_id)
+    if not rows:
+        raise NotFoundError(f"fabric {fabric_id} not found", details={"fabric_id": fabric_id})
+    return fabric_view(rm.row(FABRIC, rows[0]))
+
+
+def fabrics(rm: ReadModelRecorder) -> list[dict[str, Any]]:
+    return [
+        fabric_view(rm.row(FABRIC, r)) for r in rm.fetchall("SELECT * FROM {fabric} ORDER BY id")
+    ]
+
+
+AUDIT_KEYS = tuple(name for name in AUDIT.names if name not in ("event_id", "correlation_id"))
+
+
+def audit_log(
+    rm: ReadModelRecorder,
+    fabric_id: int | None = None,
+    user: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page:
+    """FGDAuditLog entries, newest first: ``{count, results}``."""
+    _page(limit, offset)
+    where, params = ["1 = 1"], []
+    if fabric_id is not None:
+        where.append("fabric_id = ?")
+        params.append(fabric_id)
+    if user is not None:
+        where.append('"user" = ?')
+        params.append(user)
+    clause = " AND ".join(where)
+    count = rm.fetchall(f"SELECT COUNT(*) AS n FROM {{audit}} WHERE {clause}", *params)[0]["n"]
+    rows = rm.fetchall(
+        f'SELECT * FROM {{audit}} WHERE {clause} ORDER BY "timestamp" DESC, id DESC'
+        " LIMIT ? OFFSET ?",
+        *params,
+        limit,
+        offset,
+    )
+    results = [{k: rm.row(AUDIT, r)[k] for k in AUDIT_KEYS} for r in rows]
+    return {"count": int(count), "results": results}

@@ -1,0 +1,218 @@
+"""Tracking recorders that also hold the read model: eventsourcing's PostgreSQL and SQLite
+tracking recorders, plus the read-model tables, written in the transaction that records
+the position (so a crash can neither skip an event nor apply one twice).
+
+Writers take the projection's lock first, read the position inside the transaction and
+apply only notifications after it, reading any they were not handed from the event store
+itself (same database, same transaction). So the live runner, ``catch_up`` and a rebuild may
+run at once, in any number of processes, and each event is applied exactly once, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from psycopg.sql import SQL
+
+from fgd_api.projections.dialects import Dialect, PostgresDialect, SQLiteDialect
+from fgd_api.projections.handlers import Batch, Row
+from fgd_api.projections.tables import TABLES, Table
+from fgd_core.events.envelope import decode_envelope
+from fgd_core.persistence import SCHEMA_SESSION_LOCK, SCHEMA_SESSION_UNLOCK
+
+APPLICATION_NAME = "FGD"  # the upstream application whose notifications are tracked
+TRACKING_TABLE = "fgd_projections_tracking"
+BATCH_SIZE = 500
+
+Item = tuple[int, dict[str, Any]]
+
+
+class ReadModelRecorder:
+    """The backend-independent part; mixed into each backend's TrackingRecorder."""
+
+    dialect: Dialect
+    datastore: Any
+
+    _insert_tracking: Any  # eventsourcing's TrackingRecorder: the single-row upsert
+
+    @contextmanager
+    def read(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=False) as cursor:
+            yield cursor
+
+    def fetchall(self, template: str, *params: Any) -> list[Any]:
+        with self.read() as cursor:
+            cursor.execute(self.dialect.sql(template), params)
+            return list(cursor.fetchall())
+
+    def row(self, table: Table, raw: Any) -> Row:
+        return {name: self.dialect.from_db(kind, raw[name]) for name, kind in table.columns}
+
+    # -- positions --------------------------------------------------------------------------
+
+    def position(self, cursor: Any = None) -> int:
+        """The last notification id applied (0 before the first)."""
+        sql = self.dialect.sql("SELECT notification_id FROM {tracking} WHERE application_name = ?")
+        if cursor is None:
+            with self.read() as cursor:
+                return self.position(cursor)
+        cursor.execute(sql, (APPLICATION_NAME,))
+        found = cursor.fetchone()
+        return int(found["notification_id"]) if found else 0
+
+    def max_notification_id(self) -> int:
+        rows = self.fetchall("SELECT MAX({eid}) AS max_id FROM {events}")
+        return int(rows[0]["max_id"] or 0)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def advance(self, upto: int | None = None, limit: int = BATCH_SIZE) -> int:
+        """Apply up to ``limit`` stored notifications after the position (and ≤ ``upto``) in
+        one transaction; returns how many were applied."""
+        with self.datastore.transaction(commit=True) as cursor:
+            self.dialect.lock(cursor)
+            position = self.position(cursor)
+            if upto is not None and position >= upto:
+                return 0
+            items = self._stored(cursor, position, upto, limit)
+            self._apply(cursor, items)
+            return len(items)
+
+    def apply(self, items: Sequence[Item]) -> int:
+        """Apply (position, envelope) pairs someone handed us, e.g. a save's notifications.
+        Those at or before the position are ignored; stored notifications between the
+        position and the first one given are applied first. Returns how many were applied."""
+        items = sorted(items, key=lambda item: item[0])
+        with self.datastore.transaction(commit=True) as cursor:
+            self.dialect.lock(cursor)
+            position = self.position(cursor)
+            fresh = [item for item in items if item[0] > position]
+            if not fresh:
+                return 0
+            gap = self._stored(cursor, position, fresh[0][0] - 1, None)
+            self._apply(cursor, [*gap, *fresh])
+            return len(gap) + len(fresh)
+
+    def _stored(self, cursor: Any, after: int, upto: int | None, limit: int | None) -> list[Item]:
+        sql = "SELECT {eid} AS position, state FROM {events} WHERE {eid} > ?"
+        params: list[Any] = [after]
+        if upto is not None:
+            sql += " AND {eid} <= ?"
+            params.append(upto)
+        sql += " ORDER BY {eid}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        cursor.execute(self.dialect.sql(sql), params)
+        return [(int(r["position"]), decode_envelope(bytes(r["state"]))) for r in cursor.fetchall()]
+
+    def _apply(self, cursor: Any, items: list[Item]) -> None:
+        if not items:
+            return
+        batch = Batch(_CursorStore(self, cursor))
+        for position, envelope in items:
+            batch.apply(position, envelope)
+        batch.flush()
+        self._insert_tracking(cursor, Tracking(APPLICATION_NAME, items[-1][0]))
+
+    def reset(self) -> None:
+        """Drop and recreate the read tables and forget the position, in one transaction."""
+        with self.datastore.transaction(commit=True) as cursor:
+            self.dialect.lock(cursor)
+            for table in TABLES:
+                cursor.execute(self.dialect.drop(table))
+            for statement in self.read_model_ddl():
+                cursor.execute(statement)
+            cursor.execute(
+                self.dialect.sql("DELETE FROM {tracking} WHERE application_name = ?"),
+                (APPLICATION_NAME,),
+            )
+
+    def read_model_ddl(self) -> list[str]:
+        return [statement for table in TABLES for statement in self.dialect.ddl(table)]
+
+
+class _CursorStore:
+    """Loads and upserts rows for a Batch on the writer's cursor."""
+
+    def __init__(self, recorder: ReadModelRecorder, cursor: Any) -> None:
+        self.recorder, self.cursor, self.dialect = recorder, cursor, recorder.dialect
+
+    def load(self, table: Table, key: tuple[Any, ...]) -> Row | None:
+        where = " AND ".join(f'"{c}" = ?' for c in table.key)
+        sql = f"SELECT * FROM {self.dialect.table(table.name)} WHERE {where}"
+        params = [
+            self.dialect.to_db(table.types[c], v) for c, v in zip(table.key, key, strict=True)
+        ]
+        self.cursor.execute(self.dialect.placeholders(sql), params)
+        raw = self.cursor.fetchone()
+        return None if raw is None else self.recorder.row(table, raw)
+
+    def save(self, table: Table, row: Row) -> None:
+        names = table.names
+        columns = ", ".join(f'"{c}"' for c in names)
+        key = ", ".join(f'"{c}"' for c in table.key)
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in names if c not in table.key)
+        values = ", ".join("?" for _ in names)
+        sql = (
+            f"INSERT INTO {self.dialect.table(table.name)} ({columns}) VALUES ({values})"
+            f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+        params = [self.dialect.to_db(kind, row[name]) for name, kind in table.columns]
+        self.cursor.execute(self.dialect.placeholders(sql), params)
+
+
+class PostgresReadModel(ReadModelRecorder, PostgresTrackingRecorder):
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        *,
+        tracking_table_name: str = TRACKING_TABLE,
+        events_table_name: str = "fgd_events",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(datastore, tracking_table_name=tracking_table_name, **kwargs)
+        self.dialect = PostgresDialect(datastore.schema, events_table_name, tracking_table_name)
+        self.sql_create_statements += [SQL(s) for s in self.read_model_ddl()]  # type: ignore[arg-type]
+
+    def create_table(self) -> None:
+        # Processes starting together race on the catalog: one at a time (fgd_core's lock).
+        with self.datastore.get_connection() as conn:
+            conn.execute(SCHEMA_SESSION_LOCK)
+            try:
+                super().create_table()
+            finally:
+                conn.execute(SCHEMA_SESSION_UNLOCK)
+
+
+class SQLiteReadModel(ReadModelRecorder, SQLiteTrackingRecorder):
+    def __init__(
+        self,
+        datastore: SQLiteDatastore,
+        *,
+        tracking_table_name: str = TRACKING_TABLE,
+        events_table_name: str = "stored_events",
+        **kwargs: Any,
+    ) -> None:
+        self.dialect = SQLiteDialect(events_table_name, tracking_table_name)
+        super().__init__(datastore, **kwargs)
+        # eventsourcing's statements name the table "tracking": use ours, shared with nobody.
+        self.insert_tracking_statement = self.insert_tracking_statement.replace(
+            "tracking", tracking_table_name
+        )
+        self.select_max_tracking_id_statement = (
+            f"SELECT MAX(notification_id) FROM {tracking_table_name} WHERE application_name=?"
+        )
+
+    def construct_create_table_statements(self) -> list[str]:
+        table = self.dialect.tracking_table
+        return [
+            f"CREATE TABLE IF NOT EXISTS {table} (application_name TEXT, notification_id"
+            " INTEGER, PRIMARY KEY (application_name)) WITHOUT ROWID",
+            *self.read_model_ddl(),
+        ]

@@ -1,0 +1,44 @@
+"""Health (database, broker, projection lag) and Prometheus metrics; no token needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from fgd_api.container import Container
+from fgd_api.deps import get_container
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/api/plugins/hedgehog/health/")
+def health(container: Container = Depends(get_container)) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    healthy = True
+    try:
+        checks["database"] = {"status": "ok",
+                              "position": container.app.recorder.max_notification_id() or 0}
+    except Exception as exc:  # any failure to reach the store is "down", never a 500
+        checks["database"] = {"status": "down", "code": "FGD_5002", "error": type(exc).__name__}
+        healthy = False
+    if container.settings.broker_url:
+        checks["broker"] = container.extras.get("broker_health", lambda: {"status": "unknown"})()
+        healthy = healthy and checks["broker"].get("status") == "ok"
+    else:
+        checks["broker"] = {"status": "embedded"}
+    try:
+        checks["projections"] = {"status": "ok", "lag": container.read_model.lag()}
+    except Exception as exc:
+        checks["projections"] = {"status": "down", "error": type(exc).__name__}
+        healthy = False
+    checks["active_syncs"] = container.executor.active
+    body = {"status": "ok" if healthy else "degraded", "checks": checks}
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

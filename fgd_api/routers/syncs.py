@@ -1,0 +1,162 @@
+"""Sync management: trigger, status, cancel, history (the spec's "Sync Management APIs")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from fgd_api.deps import (
+    CANCEL_SYNC,
+    FORCE_SYNC,
+    TRIGGER_SYNC,
+    VIEW_HISTORY,
+    VIEW_SYNC,
+    Caller,
+    get_caller,
+)
+from fgd_core.errors import FGDError, NotFoundError
+
+router = APIRouter(prefix="/api/plugins/hedgehog", tags=["syncs"])
+READ_TIMEOUT = 5.0
+
+
+class SyncOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    force_refresh: bool = False
+    validate_only: bool = False
+    include_github_sync: bool = True
+
+
+class TriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    trigger: Literal["manual", "webhook", "scheduled", "fabric_created"] = "manual"
+    options: SyncOptions = Field(default_factory=SyncOptions)
+
+
+class TriggerResponse(BaseModel):
+    success: bool
+    sync_id: str
+    status: str
+    message: str
+    tracking_url: str
+
+
+class CancelResponse(BaseModel):
+    success: bool
+    message: str
+    final_state: str
+
+
+def wait_for_own_write(caller: Caller, response: Response) -> None:
+    """Read-your-writes: answer only once the read model holds this request's write."""
+    position = caller.container.app.last_position()
+    if position:
+        caller.container.read_model.wait_for(position, timeout=READ_TIMEOUT)
+        response.headers["X-FGD-Position"] = str(position)
+
+
+def found(value: Any, what: str, **details: Any) -> Any:
+    if value is None:
+        raise NotFoundError(f"{what} not found", details=details)
+    return value
+
+
+def sync_fabric_id(caller: Caller, sync_id: str) -> int:
+    status = found(caller.container.read_model.sync_status(sync_id), f"sync {sync_id}",
+                   sync_id=sync_id)
+    return int(status["fabric_id"])
+
+
+@router.post("/fabrics/{fabric_id}/gitops-sync/", response_model=TriggerResponse,
+             status_code=202)
+def trigger_sync(
+    fabric_id: int, body: TriggerRequest, response: Response, caller: Caller = Depends(get_caller)
+) -> dict[str, Any]:
+    caller.require(TRIGGER_SYNC, fabric_id, "trigger_sync")
+    if body.options.force_refresh:
+        caller.require(FORCE_SYNC, fabric_id, "trigger_sync")
+    container = caller.container
+    try:
+        sync = container.app.start_sync(
+            fabric_id, body.trigger, body.options.model_dump(), caller.correlation_id
+        )
+    except FGDError as exc:
+        caller.audit("trigger_sync", fabric_id, success=False, error=exc.message,
+                     details={"code": exc.code, **exc.details})
+        raise
+    caller.audit("trigger_sync", fabric_id, success=True, sync_id=sync.sync_id,
+                 details={"trigger": body.trigger, "options": body.options.model_dump()})
+    container.executor.submit(sync.sync_id)
+    wait_for_own_write(caller, response)
+    return {
+        "success": True,
+        "sync_id": sync.sync_id,
+        "status": "started",
+        "message": "Sync operation started",
+        "tracking_url": f"/api/plugins/hedgehog/sync-status/{sync.sync_id}/",
+    }
+
+
+@router.get("/sync-status/{sync_id}/")
+def sync_status(sync_id: str, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
+    if caller.principal is None:
+        caller.require(VIEW_SYNC, None, "view_sync")
+    status = found(caller.container.read_model.sync_status(sync_id), f"sync {sync_id}",
+                   sync_id=sync_id)
+    caller.require(VIEW_SYNC, int(status["fabric_id"]), "view_sync")
+    return status  # type: ignore[no-any-return]
+
+
+@router.post("/sync-status/{sync_id}/cancel/", response_model=CancelResponse)
+def cancel_sync(
+    sync_id: str, response: Response, caller: Caller = Depends(get_caller)
+) -> dict[str, Any]:
+    if caller.principal is None:
+        caller.require(CANCEL_SYNC, None, "cancel_sync")
+    fabric_id = sync_fabric_id(caller, sync_id)
+    caller.require(CANCEL_SYNC, fabric_id, "cancel_sync")
+    try:
+        sync = caller.container.app.cancel_sync(sync_id, f"cancelled by {caller.principal.user}")
+    except FGDError as exc:
+        caller.audit("cancel_sync", fabric_id, success=False, sync_id=sync_id, error=exc.message)
+        raise
+    caller.audit("cancel_sync", fabric_id, success=True, sync_id=sync_id)
+    wait_for_own_write(caller, response)
+    return {"success": True, "message": "Sync operation cancelled", "final_state": sync.state}
+
+
+@router.get("/fabrics/{fabric_id}/sync-history/")
+def sync_history(
+    fabric_id: int,
+    request: Request,
+    limit: int = Query(10, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    status: str | None = Query(None),
+    start_date: datetime | None = Query(None),
+    end_date: datetime | None = Query(None),
+    caller: Caller = Depends(get_caller),
+) -> dict[str, Any]:
+    caller.require(VIEW_HISTORY, fabric_id, "view_history")
+    read_model = caller.container.read_model
+    found(read_model.fabric(fabric_id), f"fabric {fabric_id}", fabric_id=fabric_id)
+    page = read_model.sync_history(
+        fabric_id, limit=limit, offset=offset, status=status,
+        start_date=start_date, end_date=end_date,
+    )
+    base = request.url.path
+    filters = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset")}
+
+    def link(new_offset: int) -> str:
+        return f"{base}?{urlencode({**filters, 'limit': limit, 'offset': new_offset})}"
+
+    count = page["count"]
+    return {
+        "count": count,
+        "next": link(offset + limit) if offset + limit < count else None,
+        "previous": link(max(0, offset - limit)) if offset > 0 else None,
+        "results": page["results"],
+    }
