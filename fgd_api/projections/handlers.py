@@ -30,10 +30,8 @@ class Batch:
         self.store = store
         self.rows: dict[tuple[str, tuple[Any, ...]], Row | None] = {}
         self.dirty: dict[tuple[str, tuple[Any, ...]], tuple[Table, Row]] = {}
-        # The aggregate's ``modified_on`` while the current event is applied, which is the
-        # timestamp of its *previous* event (eventsourcing sets modified_on after apply()).
-        # The domain stamps discovered_at/processed_at/completed_at/last_sync_at with it,
-        # so the read model does too, to show exactly what the aggregate views show.
+        # The timestamp of the event being applied: the domain stamps discovered_at,
+        # processed_at, completed_at and last_sync_at with it (``event_time``).
         self.stamp = ""
 
     def get(self, table: Table, *key: Any) -> Row | None:
@@ -115,7 +113,7 @@ def _sync(batch: Batch, position: int, env: dict[str, Any]) -> Row | None:
     row = batch.get(SYNC, env["payload"]["sync_id"])
     if row is None or row["last_position"] >= position:
         return None
-    batch.stamp = row["updated_at"]
+    batch.stamp = env["timestamp"]
     row = {**row, "last_position": position, "updated_at": env["timestamp"]}
     batch.put(SYNC, row)
     return row
@@ -374,7 +372,7 @@ def _fabric(batch: Batch, position: int, env: dict[str, Any]) -> Row | None:
     row = batch.get(FABRIC, env["fabric_id"])
     if row is None or row["last_position"] >= position:
         return None
-    batch.stamp = row["updated_at"]
+    batch.stamp = env["timestamp"]
     row = {**row, "last_position": position, "updated_at": env["timestamp"]}
     batch.put(FABRIC, row)
     return row

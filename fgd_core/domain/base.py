@@ -27,6 +27,13 @@ class FGDAggregate(Aggregate):
         fabric_id: int
         correlation_id: str
 
+        def mutate(self, aggregate: Any) -> Any:
+            # eventsourcing sets ``modified_on`` only after apply(): expose the time of the
+            # event being applied, so the state it stamps (completed_at …) is its own.
+            if aggregate is not None:  # None: a creation event builds the aggregate
+                aggregate.event_time = self.timestamp
+            return super().mutate(aggregate)
+
     class Created(Event, Aggregate.Created):
         pass
 

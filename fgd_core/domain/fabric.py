@@ -145,7 +145,7 @@ class Fabric(FGDAggregate):
     def _sync_finished(self, sync_id: str, status: str, correlation_id: str) -> None:
         self.running_sync_id = None
         self.last_sync_id = sync_id
-        self.last_sync_at = self.modified_on
+        self.last_sync_at = self.event_time
         self.last_sync_status = status
         self.total_sync_count += 1
         if status == "completed":

@@ -237,7 +237,7 @@ class SyncOperation(FGDAggregate):
             "target_files": [],
             "error_message": "",
             "validation_errors": [],
-            "discovered_at": _iso(self.modified_on),
+            "discovered_at": _iso(self.event_time),
             "processed_at": None,
         }
 
@@ -276,7 +276,7 @@ class SyncOperation(FGDAggregate):
             documents_extracted=documents_extracted,
             target_files=target_files,
             archived_to=archived_to,
-            processed_at=_iso(self.modified_on),
+            processed_at=_iso(self.event_time),
         )
         self.files_created += len(target_files)
         self.current_file = file_path
@@ -299,7 +299,7 @@ class SyncOperation(FGDAggregate):
             documents_found=documents_found,
             error_message=errors[0]["message"],
             validation_errors=errors,
-            processed_at=_iso(self.modified_on),
+            processed_at=_iso(self.event_time),
         )
         self.errors.extend({**e, "file": file_path} for e in errors)
         self.current_file = file_path
@@ -311,7 +311,7 @@ class SyncOperation(FGDAggregate):
     @event("FileSkipped")
     def _file_skipped(self, file_path: str, reason: str) -> None:
         self.files[file_path].update(
-            status="skipped", error_message=reason, processed_at=_iso(self.modified_on)
+            status="skipped", error_message=reason, processed_at=_iso(self.event_time)
         )
         self.current_file = file_path
 
@@ -444,5 +444,5 @@ class SyncOperation(FGDAggregate):
 
     def _finish(self, final_state: str, context: dict[str, Any]) -> None:
         self.current_stage = None
-        self.completed_at = self.modified_on
+        self.completed_at = self.event_time
         self._transition_to(final_state, context)
