@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 
 from fgd_api import errors
 from fgd_api.container import Container
-from fgd_api.routers import fabrics, gitops, health, syncs
+from fgd_api.routers import audit, fabrics, gitops, health, progress_ws, syncs, webhooks
 from fgd_core.metrics import EventMetrics
 
 log = logging.getLogger("fgd_api")
@@ -71,6 +71,6 @@ def create_app(container: Container | None = None) -> FastAPI:
         response.headers["X-Correlation-ID"] = request.state.correlation_id
         return response
 
-    for module in (syncs, fabrics, gitops, health):
+    for module in (syncs, fabrics, gitops, health, webhooks, progress_ws, audit):
         app.include_router(module.router)
     return app

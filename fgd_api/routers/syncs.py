@@ -147,16 +147,19 @@ def sync_history(
         fabric_id, limit=limit, offset=offset, status=status,
         start_date=start_date, end_date=end_date,
     )
+    return {**page_links(request, limit, offset, page["count"]), "results": page["results"]}
+
+
+def page_links(request: Request, limit: int, offset: int, count: int) -> dict[str, Any]:
+    """NetBox-style ``count``/``next``/``previous``, keeping the request's other filters."""
     base = request.url.path
     filters = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset")}
 
     def link(new_offset: int) -> str:
         return f"{base}?{urlencode({**filters, 'limit': limit, 'offset': new_offset})}"
 
-    count = page["count"]
     return {
         "count": count,
         "next": link(offset + limit) if offset + limit < count else None,
         "previous": link(max(0, offset - limit)) if offset > 0 else None,
-        "results": page["results"],
     }

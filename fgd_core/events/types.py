@@ -10,6 +10,7 @@ from __future__ import annotations
 from fgd_core.domain.auth import AuditEntry, Token, TokenRegistry
 from fgd_core.domain.fabric import Fabric, FabricRegistry
 from fgd_core.domain.sync_operation import SyncOperation
+from fgd_core.domain.webhook import WebhookDelivery
 from fgd_core.errors import SchemaMismatchError
 
 EVENT_TYPES: dict[type, str] = {
@@ -42,6 +43,7 @@ EVENT_TYPES: dict[type, str] = {
     TokenRegistry.Opened: "tokenregistry.opened",
     TokenRegistry.Added: "tokenregistry.added",
     AuditEntry.Recorded: "audit.recorded",
+    WebhookDelivery.Received: "webhook.received",
 }
 
 # WebSocket message types (spec) for the persisted types they are derived from.

@@ -287,3 +287,28 @@ def test_auth_matrix(
         assert_error(response, expected, "FGD_1003")
     else:
         assert response.status_code < 300, response.text
+
+
+def test_audit_log_records_mutations_and_denials_and_rebuilds_exactly(
+    client: TestClient, container: Container, admin: dict[str, str], repo: Path
+) -> None:
+    fabric_id = make_fabric(client, admin, repo)
+    viewer, _ = create_token(container.app, "viewer", permissions=["view_fgd_sync"])
+    denied = client.post(f"{API}/fabrics/{fabric_id}/gitops-sync/", json={},
+                         headers={"Authorization": f"Token {viewer}"})
+    assert denied.status_code == 403
+    client.patch(f"{API}/fabrics/{fabric_id}/", json={"sync_enabled": False}, headers=admin)
+
+    log = client.get(f"{API}/audit-log/?fabric_id={fabric_id}", headers=admin).json()
+    actions = [(e["action"], e["user"], e["success"]) for e in log["results"]]
+    assert ("trigger_sync", "viewer", False) in actions
+    assert ("update_fabric", "admin", True) in actions
+    assert ("create_fabric", "admin", True) in actions
+    assert all(e["ip_address"] and "user_agent" in e for e in log["results"])
+    assert "Token" not in str(log)  # no key in any entry
+
+    container.read_model.rebuild()
+    again = client.get(f"{API}/audit-log/?fabric_id={fabric_id}", headers=admin).json()
+    assert again == log
+    forbidden = client.get(f"{API}/audit-log/", headers={"Authorization": f"Token {viewer}"})
+    assert forbidden.status_code == 403
