@@ -204,13 +204,25 @@ class FGDApplication(Application[UUID]):
         """Start a sync; FGD_3001 (naming the running sync) if the fabric is already syncing."""
 
         def start() -> SyncOperation:
-            fabric = self.get_fabric(fabric_id)
-            sync = SyncOperation.start(fabric_id, trigger, options, correlation_id)
-            fabric.start_sync(sync.sync_id, sync.correlation_id)
+            sync, fabric = self.prepare_sync(fabric_id, trigger, options, correlation_id)
             self.save(sync, fabric)
             return sync
 
         return self._retry(start)
+
+    def prepare_sync(
+        self,
+        fabric_id: int,
+        trigger: str = "manual",
+        options: dict[str, Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> tuple[SyncOperation, Fabric]:
+        """A new sync and its fabric holding the lock, NOT saved: the caller saves both in
+        one transaction (with whatever else must happen exactly once with them)."""
+        fabric = self.get_fabric(fabric_id)
+        sync = SyncOperation.start(fabric_id, trigger, options, correlation_id)
+        fabric.start_sync(sync.sync_id, sync.correlation_id)
+        return sync, fabric
 
     def get_sync(self, sync_id: str | UUID, version: int | None = None) -> SyncOperation:
         try:

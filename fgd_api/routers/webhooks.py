@@ -26,8 +26,6 @@ from fgd_api.container import Container
 from fgd_api.deps import Caller, get_container
 from fgd_api.errors import correlation_id
 from fgd_core.application import FGDApplication
-from fgd_core.domain.fabric import Fabric
-from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.domain.webhook import (
     WebhookDelivery,
     branch_of,
@@ -37,7 +35,12 @@ from fgd_core.domain.webhook import (
     touched_paths,
     touches_directory,
 )
-from fgd_core.errors import DatabaseError, FGDErrorCodes, error_body
+from fgd_core.errors import (
+    DatabaseError,
+    FGDErrorCodes,
+    SyncAlreadyInProgressError,
+    error_body,
+)
 
 router = APIRouter(prefix="/api/plugins/hedgehog/webhooks", tags=["webhooks"])
 
@@ -162,14 +165,13 @@ def record_delivery(
         fabric_ids, outcome = candidates(app, payload)
         to_save: list[Any] = []
         for fabric_id in fabric_ids:
-            fabric: Fabric = app.get_fabric(fabric_id)
-            if fabric.running_sync_id is not None:
+            try:
+                sync, fabric = app.prepare_sync(
+                    fabric_id, "webhook", None, f"github-{delivery_id}-fabric-{fabric_id}"
+                )
+            except SyncAlreadyInProgressError:
                 outcome.coalesced.append(fabric_id)  # the running sync's fetch may miss it
                 continue
-            sync = SyncOperation.start(
-                fabric_id, "webhook", None, f"github-{delivery_id}-fabric-{fabric_id}"
-            )
-            fabric.start_sync(sync.sync_id, sync.correlation_id)
             outcome.triggered.append({"fabric_id": fabric_id, "sync_id": sync.sync_id})
             to_save += [sync, fabric]
         delivery = WebhookDelivery(
