@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 
 from fgd_api import errors
 from fgd_api.container import Container
 from fgd_api.routers import audit, fabrics, gitops, health, progress_ws, syncs, webhooks
 from fgd_core.metrics import EventMetrics
+from fgd_core.observability import correlation_id_var, sync_context_span, tracer
 
 log = logging.getLogger("fgd_api")
 
@@ -58,10 +60,24 @@ def create_app(container: Container | None = None) -> FastAPI:
     async def correlate(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
-        request.state.correlation_id = cid[:100]
+        cid = (request.headers.get("x-correlation-id") or str(uuid.uuid4()))[:100]
+        request.state.correlation_id = cid
         started = time.perf_counter()
-        response = await call_next(request)
+        token = correlation_id_var.set(cid)
+        try:
+            with tracer.start_as_current_span(
+                f"{request.method} {request.url.path}",
+                kind=SpanKind.SERVER,
+                attributes={"http.method": request.method, "http.target": request.url.path,
+                            "fgd.correlation_id": cid},
+            ) as span:
+                response = await call_next(request)
+                span.set_attribute("http.status_code", response.status_code)
+                sync_cid = getattr(request.state, "sync_correlation_id", None)
+                if sync_cid:  # the request started a sync: point at the sync's own trace
+                    span.add_link(sync_context_span(sync_cid))
+        finally:
+            correlation_id_var.reset(token)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         http_requests_total.labels(request.method, path, str(response.status_code)).inc()

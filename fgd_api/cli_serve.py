@@ -11,8 +11,13 @@ import click
 @click.option("--log-level", default="info", show_default=True)
 def serve(host: str, port: int, log_level: str) -> None:
     """Serve the REST API, the WebSocket progress stream, webhooks and /metrics."""
+    import os
+
     import uvicorn
 
     from fgd_api.app import create_app
+    from fgd_core.observability import configure_logging, configure_tracing
 
-    uvicorn.run(create_app(), host=host, port=port, log_level=log_level)
+    configure_logging(log_level)
+    configure_tracing(os.environ.get("HEDGEHOG_FGD_TRACING", ""))
+    uvicorn.run(create_app(), host=host, port=port, log_level=log_level, log_config=None)

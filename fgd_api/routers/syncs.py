@@ -88,6 +88,7 @@ def trigger_sync(
         caller.audit("trigger_sync", fabric_id, success=False, error=exc.message,
                      details={"code": exc.code, **exc.details})
         raise
+    caller.request.state.sync_correlation_id = sync.correlation_id
     caller.audit("trigger_sync", fabric_id, success=True, sync_id=sync.sync_id,
                  details={"trigger": body.trigger, "options": body.options.model_dump()})
     container.executor.submit(sync.sync_id)

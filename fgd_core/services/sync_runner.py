@@ -10,6 +10,7 @@ cancelled, times out or fails before the push leaves the repository exactly as i
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,8 +34,10 @@ from fgd_core.gitops.directory import raw_file_role
 from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
 from fgd_core.gitops.manifest import metadata_changes
 from fgd_core.gitops.plan import FileResult, IngestionRules, RawFile, SyncPlan, plan_sync
+from fgd_core.observability import correlated, stage_span
 
 AUTHOR = "FGD Sync <fgd-sync@localhost>"
+log = logging.getLogger("fgd_core.sync")
 RemoteFactory = Callable[[Fabric], GitRemote]
 
 
@@ -94,6 +97,7 @@ class SyncRunner:
     ) -> None:
         self.app, self.config, self.token, self.cache_root = app, config, token, cache_root
         self.remote_factory = remote_factory or self._remote
+        self._correlation: dict[str, str] = {}  # sync id → correlation id, while it runs
 
     def _remote(self, fabric: Fabric) -> GitRemote:
         cache = self.cache_root / f"fabric-{fabric.fabric_id}" if self.cache_root else None
@@ -121,6 +125,7 @@ class SyncRunner:
 
     def execute(self, sync_id: str, only_paths: list[str] | None = None) -> SyncResult:
         sync = self.app.get_sync(sync_id)
+        self._correlation[sync_id] = sync.correlation_id
         result = SyncResult(sync=sync)
         deadline = time.monotonic() + self.config.sync.timeout_seconds
         try:
@@ -148,6 +153,8 @@ class SyncRunner:
                 sync_id, InternalError.code, f"internal error: {type(exc).__name__}", {}
             )
             raise
+        finally:
+            self._correlation.pop(sync_id, None)
         return result
 
     def _fail(self, sync_id: str, code: str, message: str, details: dict) -> SyncOperation:
@@ -168,9 +175,12 @@ class SyncRunner:
             )
 
     def _stage(self, sync_id: str, stage: str, work: Callable[[], dict[str, Any]]) -> Any:
-        self.app.begin_stage(sync_id, stage)
-        summary = work()
-        self.app.complete_stage(sync_id, stage, summary)
+        correlation_id = self._correlation.get(sync_id, sync_id)
+        with correlated(correlation_id), stage_span(stage, sync_id, correlation_id):
+            self.app.begin_stage(sync_id, stage)
+            log.info("stage %s started", stage, extra={"sync_id": sync_id})
+            summary = work()
+            self.app.complete_stage(sync_id, stage, summary)
         return summary
 
     # -- stages -----------------------------------------------------------------------------
