@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram
 
 from fgd_api import errors
 from fgd_api.container import Container
+from fgd_api.db_gate import DatabaseGate
 from fgd_api.routers import audit, fabrics, gitops, health, progress_ws, syncs, webhooks
 from fgd_core.metrics import EventMetrics
 from fgd_core.observability import correlation_id_var, sync_context_span, tracer
@@ -29,6 +30,11 @@ http_request_duration_seconds = Histogram(
 )
 
 
+# Everything but health and metrics needs the database.
+GATED = "/api/plugins/hedgehog/fabrics", "/api/plugins/hedgehog/sync-status", \
+    "/api/plugins/hedgehog/audit-log", "/api/plugins/hedgehog/webhooks"
+
+
 def create_app(container: Container | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,12 +43,16 @@ def create_app(container: Container | None = None) -> FastAPI:
             app.state.container = Container.build()
         c: Container = app.state.container
         unsubscribe = c.app.subscribe(EventMetrics())
+        gate = DatabaseGate(c.settings.database_url)
+        app.state.db_gate = gate
+        gate.start()
         starter = getattr(c.read_model, "start", None)
         if starter:
             starter()
         try:
             yield
         finally:
+            gate.stop()
             unsubscribe()
             if own:
                 c.close()
@@ -62,6 +72,9 @@ def create_app(container: Container | None = None) -> FastAPI:
     ) -> Response:
         cid = (request.headers.get("x-correlation-id") or str(uuid.uuid4()))[:100]
         request.state.correlation_id = cid
+        gate = getattr(request.app.state, "db_gate", None)
+        if gate is not None and gate.down and request.url.path.startswith(GATED):
+            return errors.database_down(cid)
         started = time.perf_counter()
         token = correlation_id_var.set(cid)
         try:

@@ -93,13 +93,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(psycopg.Error)
     async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", type(exc).__name__)
-        body = error_body(
-            FGDErrorCodes.DATABASE_ERROR,
-            "the database is unavailable; retry shortly",
-            {"error": type(exc).__name__},
-            correlation_id(request),
-        )
-        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+        return database_down(correlation_id(request), type(exc).__name__)
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
@@ -108,6 +102,16 @@ def install(app: FastAPI) -> None:
             FGDErrorCodes.INTERNAL_ERROR, "internal error", {}, correlation_id(request)
         )
         return JSONResponse(body, status_code=500)
+
+
+def database_down(cid: str | None, error: str = "unreachable") -> JSONResponse:
+    body = error_body(
+        FGDErrorCodes.DATABASE_ERROR,
+        "the database is unavailable; retry shortly",
+        {"error": error},
+        cid,
+    )
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
 def problem(message: str, **details: Any) -> dict[str, Any]:

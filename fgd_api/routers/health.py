@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -15,9 +15,15 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/api/plugins/hedgehog/health/")
-def health(container: Container = Depends(get_container)) -> JSONResponse:
+def health(request: Request, container: Container = Depends(get_container)) -> JSONResponse:
     checks: dict[str, Any] = {}
     healthy = True
+    gate = getattr(request.app.state, "db_gate", None)
+    if gate is not None and gate.down:  # the pool would only wait for its timeout
+        checks["database"] = {"status": "down", "code": "FGD_5002", "error": "unreachable"}
+        checks["projections"] = {"status": "unknown"}
+        checks["active_syncs"] = container.executor.active
+        return JSONResponse({"status": "degraded", "checks": checks}, status_code=503)
     try:
         checks["database"] = {"status": "ok",
                               "position": container.app.recorder.max_notification_id() or 0}

@@ -1,0 +1,117 @@
+"""RabbitMQ topology shared by every process, and the connection factory.
+
+Every persisted event is published once (at least) to the durable topic exchange
+``fgd.events`` with routing key = ``event_type``. Anyone binds a queue of their own to it.
+Work queues are quorum queues (replicated, with a bounded ``x-delivery-limit``) that
+dead-letter to ``fgd.dlx``; ``fgd.dead`` keeps everything dead-lettered for inspection.
+
+Declarations are idempotent, so each process declares what it uses on every (re)connect
+and no start-up order is needed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from kombu import Connection, Exchange, Queue, binding
+
+BROKER_URL_ENV = "HEDGEHOG_FGD_BROKER_URL"
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+EVENTS_EXCHANGE = Exchange("fgd.events", type="topic", durable=True)
+DEAD_LETTER_EXCHANGE = Exchange("fgd.dlx", type="topic", durable=True)
+DEAD_QUEUE = Queue(
+    "fgd.dead",
+    exchange=DEAD_LETTER_EXCHANGE,
+    routing_key="#",
+    durable=True,
+    queue_arguments={"x-queue-type": "quorum"},
+)
+
+# A message redelivered this many times is poison: the broker dead-letters it.
+DEFAULT_DELIVERY_LIMIT = 5
+HEARTBEAT_SECONDS = 20
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+ConnectionFactory = Callable[[], Connection]
+
+
+def broker_url(environ: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    return environ.get(BROKER_URL_ENV, "").strip() or DEFAULT_BROKER_URL
+
+
+def connect(
+    url: str | None = None,
+    *,
+    heartbeat: float = HEARTBEAT_SECONDS,
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    **transport_options: Any,
+) -> Connection:
+    """A (lazy) kombu connection. ``str(conn)`` / ``conn.as_uri()`` mask the password, so
+    log those, never ``url``."""
+    return Connection(
+        url or broker_url(),
+        heartbeat=heartbeat,
+        connect_timeout=connect_timeout,
+        transport_options=dict(transport_options),
+    )
+
+
+def connection_factory(url: str | None = None, **kwargs: Any) -> ConnectionFactory:
+    """A zero-argument callable that opens a fresh connection each call (for reconnects)."""
+    resolved = url or broker_url()
+    return lambda: connect(resolved, **kwargs)
+
+
+def declare_topology(channel: Any) -> None:
+    """``fgd.events``, ``fgd.dlx`` and ``fgd.dead`` on ``channel`` (idempotent)."""
+    EVENTS_EXCHANGE(channel).declare()
+    DEAD_LETTER_EXCHANGE(channel).declare()
+    DEAD_QUEUE(channel).declare()
+
+
+def work_queue(
+    name: str,
+    routing_keys: Iterable[str],
+    *,
+    delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+    arguments: Mapping[str, Any] | None = None,
+) -> Queue:
+    """A durable quorum queue bound to ``fgd.events`` with each routing key, whose
+    rejected or too-often-redelivered messages go to ``fgd.dlx`` (routing key kept)."""
+    if delivery_limit < 1:
+        raise ValueError("delivery_limit must be at least 1")
+    keys = list(routing_keys)
+    if not keys:
+        raise ValueError("a work queue needs at least one routing key")
+    return Queue(
+        name,
+        bindings=[binding(EVENTS_EXCHANGE, routing_key=key) for key in keys],
+        durable=True,
+        auto_delete=False,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+            "x-delivery-limit": delivery_limit,
+            **(arguments or {}),
+        },
+    )
+
+
+def declare_work_queue(
+    channel: Any,
+    name: str,
+    routing_keys: Iterable[str],
+    *,
+    delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+    arguments: Mapping[str, Any] | None = None,
+) -> Queue:
+    """Declare the topology and the work queue (with its bindings); returns the bound queue."""
+    declare_topology(channel)
+    queue = work_queue(name, routing_keys, delivery_limit=delivery_limit, arguments=arguments)
+    bound = queue(channel)
+    bound.declare()
+    return bound
