@@ -220,8 +220,20 @@ class _Claim:
     raw_path: str
     index: int
     line: int
-    resource: ValidatedResource
+    kind: str
+    name: str
     path: str
+    # The managed file's bytes, dumped as soon as the document is valid: a plan keeps
+    # bytes, not thousands of document trees. (``resource`` is kept only if that dump
+    # failed, so that it fails again, as before, where the plan writes the file.)
+    content: bytes | None
+    resource: ValidatedResource | None = None
+
+    def managed_content(self) -> bytes:
+        if self.content is None:
+            assert self.resource is not None
+            return dump_document(self.resource.normalized)
+        return self.content
 
 
 @dataclass
@@ -322,7 +334,22 @@ def _draft_file(
                 continue
             draft.warnings.extend(f"document {doc.index}: {w}" for w in res.warnings)
             mpath = managed_path(rules.gitops_dir, res.info, res.name)
-            draft.claims.append(_Claim(path, doc.index, doc.line, res, mpath))
+            try:
+                content: bytes | None = dump_document(res.normalized)
+            except Exception:  # noqa: BLE001 — raised again where the plan writes it
+                content = None
+            draft.claims.append(
+                _Claim(
+                    path,
+                    doc.index,
+                    doc.line,
+                    res.info.kind,
+                    res.name,
+                    mpath,
+                    content,
+                    None if content is not None else res,
+                )
+            )
     except FGDError as exc:  # InvalidYAMLError: the file cannot be trusted as a whole
         d = exc.details
         return fail(IngestError(exc.code, exc.message, index=d.get("index"), line=d.get("line")))
@@ -354,10 +381,9 @@ def _mark_conflicts(drafts: list[_Draft]) -> None:
                 for d, c in claims
                 if c is not claim
             ]
-            res = claim.resource
             draft.errors.append(
                 _v(
-                    f"conflict: {res.info.kind} {res.name!r} ({mpath}) is also defined by "
+                    f"conflict: {claim.kind} {claim.name!r} ({mpath}) is also defined by "
                     f"{', '.join(others)}; nothing from this file is written",
                     index=claim.index,
                     line=claim.line,
@@ -428,12 +454,12 @@ def plan_sync(
             continue
         refs = []
         for c in d.claims:
-            content = dump_document(c.resource.normalized)
+            content = c.managed_content()
             current = managed_files.get(c.path)
             action: WriteAction = (
                 "create" if current is None else "unchanged" if current == content else "update"
             )
-            kind, name = c.resource.info.kind, c.resource.name
+            kind, name = c.kind, c.name
             writes.append(ManagedWrite(c.path, content, action, kind, name))
             provenance.append(
                 Provenance(c.path, d.path, c.index, sync_id, kind, name, d.content_id)

@@ -15,6 +15,7 @@ import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
@@ -47,10 +48,30 @@ def format_path(path: Path) -> str:
 
 # ------------------------------------------------------------------------ value validators
 
+# A document names the same prefix or address several times (field validator, then the
+# cross-field rules: gateway in subnet, DHCP range, overlaps): each string is parsed once.
+# The parsed objects are immutable; a failed parse is not cached and raises again.
+_PARSE_CACHE = 4096
+
+
+@lru_cache(maxsize=_PARSE_CACHE)
+def _net(value: str) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(value, strict=True)
+
+
+@lru_cache(maxsize=_PARSE_CACHE)
+def _addr(value: str) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(value)
+
+
+@lru_cache(maxsize=_PARSE_CACHE)
+def _iface(value: str) -> ipaddress.IPv4Interface:
+    return ipaddress.IPv4Interface(value)
+
 
 def _ipv4_network(value: str) -> str:
     try:
-        ipaddress.IPv4Network(value, strict=True)
+        _net(value)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not an IPv4 prefix without host bits ({exc})") from None
     return value
@@ -58,7 +79,7 @@ def _ipv4_network(value: str) -> str:
 
 def _ipv4_address(value: str) -> str:
     try:
-        ipaddress.IPv4Address(value)
+        _addr(value)
     except ValueError:
         raise ValueError(f"{value!r} is not an IPv4 address") from None
     return value
@@ -69,7 +90,7 @@ def _ipv4_interface(value: str) -> str:
     if "/" not in value:
         raise ValueError(f"{value!r} must be an IPv4 address with prefix length (a.b.c.d/n)")
     try:
-        ipaddress.IPv4Interface(value)
+        _iface(value)
     except ValueError:
         raise ValueError(f"{value!r} is not an IPv4 address with prefix length") from None
     return value
@@ -108,10 +129,6 @@ class _Spec(BaseModel):
         return iter(())
 
 
-def _net(value: str) -> ipaddress.IPv4Network:
-    return ipaddress.IPv4Network(value, strict=True)
-
-
 # --------------------------------------------------------------------------------- VPC
 
 
@@ -136,7 +153,7 @@ class VPCSubnet(_Spec):
     def issues_at(self, at: Path) -> Iterator[FieldIssue]:
         net = _net(self.subnet)
         if self.gateway is not None:
-            gw = ipaddress.IPv4Address(self.gateway)
+            gw = _addr(self.gateway)
             if gw not in net:
                 yield FieldIssue(at + ("gateway",), f"gateway {gw} is outside subnet {net}")
             elif net.prefixlen <= 30 and gw in (net.network_address, net.broadcast_address):
@@ -148,13 +165,9 @@ class VPCSubnet(_Spec):
             where = at + ("dhcp", "range")
             ends = {"start": rng.start, "end": rng.end}
             for key, value in ends.items():
-                if value is not None and ipaddress.IPv4Address(value) not in net:
+                if value is not None and _addr(value) not in net:
                     yield FieldIssue(where + (key,), f"DHCP {key} {value} is outside {net}")
-            if (
-                rng.start is not None
-                and rng.end is not None
-                and ipaddress.IPv4Address(rng.start) > ipaddress.IPv4Address(rng.end)
-            ):
+            if rng.start is not None and rng.end is not None and _addr(rng.start) > _addr(rng.end):
                 yield FieldIssue(where, f"DHCP range start {rng.start} is after end {rng.end}")
 
 
@@ -311,8 +324,13 @@ CONNECTION_TYPES = (
 )
 
 
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
 def _port_issues(value: Any, at: Path) -> Iterator[FieldIssue]:
     """Every ``port`` inside a connection must be "<device>/<port>" with a valid device."""
+    if type(value) in _SCALAR_TYPES:  # neither a mapping nor a list: nothing inside
+        return
     if isinstance(value, Mapping):
         for key, sub in value.items():
             if key == "port":
@@ -482,11 +500,25 @@ def _fail(issues: list[FieldIssue]) -> ValidationError:
     )
 
 
+def _by_key(item: tuple[Any, Any]) -> tuple[str, str]:
+    return (type(item[0]).__name__, str(item[0]))
+
+
 def _canonical(value: Any) -> Any:
     """Mappings with sorted keys, recursively: equal content ⇒ byte-equal managed file."""
+    t = type(value)
+    if t in _SCALAR_TYPES:
+        return value
+    if t is dict:
+        # All-str keys (every Kubernetes object) sort as their text, which is what the
+        # (type name, text) order gives them.
+        if all(type(k) is str for k in value):
+            return {k: _canonical(value[k]) for k in sorted(value)}
+        return {k: _canonical(v) for k, v in sorted(value.items(), key=_by_key)}
+    if t is list:
+        return [_canonical(v) for v in value]
     if isinstance(value, Mapping):
-        items = sorted(value.items(), key=lambda kv: (type(kv[0]).__name__, str(kv[0])))
-        return {k: _canonical(v) for k, v in items}
+        return {k: _canonical(v) for k, v in sorted(value.items(), key=_by_key)}
     if isinstance(value, list):
         return [_canonical(v) for v in value]
     return value

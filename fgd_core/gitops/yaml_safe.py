@@ -10,6 +10,7 @@ then constructs plain ``dict``/``list``/scalars. Every rejection is an ``Invalid
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -110,9 +111,52 @@ _FLOAT_RX = re.compile(
 )
 
 
-class _SafeLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+# Resolved tags are memoized per class for short scalars: with no path resolvers (neither
+# class has any) ``resolve`` is a pure function of (kind, value, implicit[0]), and the same
+# keys and small values ("port", "default", "true") recur in every document.
+_RESOLVE_CACHE_MAX = 8192
+_RESOLVE_CACHE_VALUE_MAX = 64
+
+
+class _MemoResolve:
+    """``resolve`` memoized for scalars (a mixin in front of a PyYAML resolver).
+
+    libyaml calls back into Python for every node (``resolve``, ``descend_resolver``,
+    ``ascend_resolver``), twice per scalar when dumping. Without path resolvers the last
+    two do nothing, so C no-ops stand in for them (no Python frame per node), and
+    ``resolve`` answers containers and non-plain scalars without PyYAML's dispatch.
+    """
+
+    _resolved: dict[str, str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.yaml_path_resolvers:  # type: ignore[attr-defined]
+            self.descend_resolver = operator.is_  # (current_node, current_index) -> ignored
+            self.ascend_resolver = tuple  # () -> ignored
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> Any:
+        if self.yaml_path_resolvers:  # type: ignore[attr-defined]
+            return super().resolve(kind, value, implicit)  # type: ignore[misc]
+        if kind is not ScalarNode:
+            return super().resolve(kind, value, implicit)  # type: ignore[misc]
+        if not implicit[0]:  # no implicit resolution: the default scalar tag
+            return self.DEFAULT_SCALAR_TAG  # type: ignore[attr-defined]
+        cache = self._resolved
+        tag = cache.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)  # type: ignore[misc]
+            if len(value) <= _RESOLVE_CACHE_VALUE_MAX:
+                if len(cache) >= _RESOLVE_CACHE_MAX:
+                    cache.clear()
+                cache[value] = tag
+        return tag
+
+
+class _SafeLoader(_MemoResolve, _BaseLoader):  # type: ignore[misc, valid-type]
     """The C (or pure) safe loader with a JSON-like implicit resolver set."""
 
+    _resolved: dict[str, str] = {}
     yaml_implicit_resolvers = _without(
         dict(_BaseLoader.yaml_implicit_resolvers),
         {_CORE + "timestamp", _CORE + "value", _CORE + "int", _CORE + "float"},
@@ -149,11 +193,21 @@ def _decode(data: bytes) -> str:
         ) from None
 
 
+_MAP_TAG = _CORE + "map"
+_SEQ_TAG = _CORE + "seq"
+_SCALAR_TAGS = frozenset(_CORE + t for t in ("null", "bool", "int", "float"))
+_COMPLEX = object()  # _GraphCheck.run: "let the loader's constructor build this document"
+
+
 class _GraphCheck:
     """One pass over a composed node graph, memoized per node so aliases cost nothing.
 
     Computes the expanded size and height of every node (what construction and every later
     walk would pay) without expanding anything, and checks tags, key shapes and duplicates.
+    The same pass builds the plain value of a document made only of str-keyed mappings,
+    sequences and core scalars (what Kubernetes objects are); anything else — merge keys,
+    non-str keys, a scalar its constructor refuses — is left to the loader's constructor
+    (``run`` returns ``_COMPLEX``), so every value and every error stays PyYAML's.
     """
 
     def __init__(self, loader: _SafeLoader, limits: YamlLimits) -> None:
@@ -161,10 +215,24 @@ class _GraphCheck:
         self.limits = limits
         self.size: dict[int, int] = {}
         self.height: dict[int, int] = {}
+        self.value: dict[int, Any] = {}
         self.on_stack: set[int] = set()
+        self.simple = True
 
-    def run(self, root: Node) -> None:
+    def run(self, root: Node) -> Any:
         self._visit(root, 1)
+        return self.value[id(root)] if self.simple else _COMPLEX
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        if node.tag not in _SCALAR_TAGS:  # e.g. "!!map" on a scalar: the loader's error
+            self.simple = False
+            return None
+        constructor = self.loader.yaml_constructors[node.tag]
+        try:
+            return constructor(self.loader, node)
+        except Exception:  # noqa: BLE001 — the loader's constructor reports it, in its order
+            self.simple = False
+            return None
 
     def _visit(self, node: Node, depth: int) -> None:
         # The hot loop of ingestion (every node of every document): locals, no temporaries.
@@ -178,29 +246,60 @@ class _GraphCheck:
             return
         if depth > limits.max_depth:
             raise _Reject(f"nesting deeper than {limits.max_depth} levels", node)
-        if node.tag not in SAFE_TAGS:
-            raise _Reject(f"YAML tag {node.tag!r} is not allowed (only the JSON core types)", node)
+        tag = node.tag
+        if tag not in SAFE_TAGS:
+            raise _Reject(f"YAML tag {tag!r} is not allowed (only the JSON core types)", node)
+        values = self.value
         if isinstance(node, ScalarNode):
             sizes[nid] = heights[nid] = 1
+            if tag == _STR_TAG:
+                values[nid] = node.value
+            elif self.simple:
+                values[nid] = self._scalar(node)
             return
         self.on_stack.add(nid)
         size, height = 1, 1
+        visit, max_nodes, child_depth = self._visit, limits.max_nodes_per_document, depth + 1
         if isinstance(node, MappingNode):
             self._check_keys(node)
-            children: Iterator[Node] = (n for pair in node.value for n in pair)
+            if tag != _MAP_TAG:  # e.g. "!!str" on a mapping: the loader's error
+                self.simple = False
+            mapping: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                for child in (key_node, value_node):
+                    visit(child, child_depth)
+                    cid = id(child)
+                    size += sizes[cid]
+                    if heights[cid] >= height:
+                        height = heights[cid] + 1
+                    if size > max_nodes:
+                        raise _Reject(
+                            f"document expands to more than {max_nodes} nodes (alias bomb?)",
+                            node,
+                        )
+                if self.simple:
+                    if key_node.tag != _STR_TAG:  # merge keys, 1 vs "1", null …: PyYAML's
+                        self.simple = False
+                    else:
+                        mapping[values[id(key_node)]] = values[id(value_node)]
+            values[nid] = mapping
         else:
-            children = iter(node.value)
-        visit, max_nodes, child_depth = self._visit, limits.max_nodes_per_document, depth + 1
-        for child in children:
-            visit(child, child_depth)
-            cid = id(child)
-            size += sizes[cid]
-            if heights[cid] >= height:
-                height = heights[cid] + 1
-            if size > max_nodes:
-                raise _Reject(
-                    f"document expands to more than {max_nodes} nodes (alias bomb?)", node
-                )
+            if tag != _SEQ_TAG:
+                self.simple = False
+            sequence: list[Any] = []
+            for child in node.value:
+                visit(child, child_depth)
+                cid = id(child)
+                size += sizes[cid]
+                if heights[cid] >= height:
+                    height = heights[cid] + 1
+                if size > max_nodes:
+                    raise _Reject(
+                        f"document expands to more than {max_nodes} nodes (alias bomb?)", node
+                    )
+                if self.simple:
+                    sequence.append(values[cid])
+            values[nid] = sequence
         self.on_stack.discard(nid)
         sizes[nid], heights[nid] = size, height
 
@@ -252,10 +351,11 @@ def iter_documents(data: bytes, limits: YamlLimits = DEFAULT_LIMITS) -> Iterator
             if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL_TAG):
                 continue  # "---" alone, comments only, or an explicit null: nothing to ingest
             try:
-                _GraphCheck(loader, limits).run(root)
+                value = _GraphCheck(loader, limits).run(root)
                 if not isinstance(root, MappingNode):
                     raise _Reject("document is not a mapping (expected apiVersion/kind/…)", root)
-                value = loader.construct_document(root)
+                if value is _COMPLEX:
+                    value = loader.construct_document(root)
             except _Reject as exc:
                 raise _error(exc.message, index, exc.line) from None
             except yaml.MarkedYAMLError as exc:  # e.g. a malformed "<<" merge
@@ -279,13 +379,63 @@ def load_documents(data: bytes, limits: YamlLimits = DEFAULT_LIMITS) -> list[Yam
 # ---------------------------------------------------------------------------- output side
 
 _BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_INT_TAG = _CORE + "int"
+_BOOL_TAG = _CORE + "bool"
+
+
+class _Dumper(_MemoResolve, _BaseDumper):  # type: ignore[misc, valid-type]
+    """The C (or pure) safe dumper with a direct representer for JSON-like data.
+
+    ``represent_data`` builds, for dict / list / str / int / bool / None, exactly the nodes
+    SafeRepresenter builds (same tags, styles, flow styles, and the same node for a
+    container met twice, which the serializer turns into an alias), without its per-node
+    type dispatch; other types, and other dumper settings, take SafeRepresenter's path.
+    """
+
+    _resolved: dict[str, str] = {}
+
+    def represent_data(self, data: Any) -> Node:
+        t = type(data)
+        if t is str:
+            if self.default_style is None:
+                return ScalarNode(_STR_TAG, data)
+        elif t is dict or t is list:
+            if self.default_flow_style is not None and not self.sort_keys:
+                node = self.represented_objects.get(id(data))
+                if node is not None:
+                    return node
+                self.alias_key = None
+                self.object_keeper.append(data)
+                represent = self.represent_data
+                if t is dict:
+                    pairs: list[tuple[Node, Node]] = []
+                    node = MappingNode(_MAP_TAG, pairs, flow_style=self.default_flow_style)
+                    self.represented_objects[id(data)] = node
+                    for key, value in data.items():
+                        pairs.append((represent(key), represent(value)))
+                else:
+                    items: list[Node] = []
+                    node = SequenceNode(_SEQ_TAG, items, flow_style=self.default_flow_style)
+                    self.represented_objects[id(data)] = node
+                    for item in data:
+                        items.append(represent(item))
+                return node
+        elif t is bool:
+            if self.default_style is None:
+                return ScalarNode(_BOOL_TAG, "true" if data else "false")
+        elif t is int:
+            if self.default_style is None:
+                return ScalarNode(_INT_TAG, str(data))
+        elif data is None and self.default_style is None:
+            return ScalarNode(_NULL_TAG, "null")
+        return super().represent_data(data)
 
 
 def dump_document(data: Any) -> bytes:
     """Deterministic block-style YAML for one document (key order is the caller's)."""
     text = yaml.dump(
         data,
-        Dumper=_BaseDumper,
+        Dumper=_Dumper,
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,
