@@ -4,13 +4,33 @@ their denials, and the audit record of every mutating request."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from annotated_types import Ge, Le
+from fastapi import Depends, Path, Request
+from pydantic import BeforeValidator, Strict
 
 from fgd_api.container import Container
 from fgd_core.auth import Principal, authenticate, authorize, record_audit
 from fgd_core.errors import FGDError
+
+# Fabric ids are positive integers (path parameter, documented in the OpenAPI document).
+FabricId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def _whole(value: Any) -> Any:
+    # JSON Schema's "integer" includes 30.0; strict pydantic would refuse it.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def whole_number(ge: int = 1, le: int = 2**31 - 1) -> Any:
+    """An integer in a request body: 30 or 30.0, never "30" or true; bounds in the type so
+    the OpenAPI document shows them (``Field(ge=…)`` on an optional one would not)."""
+    return Annotated[int, Strict(), Ge(ge), Le(le), BeforeValidator(_whole)]
+# Text the store can keep: no control characters (lone surrogates are refused by the domain).
+TEXT_PATTERN = r"^[^\x00-\x1f]+$"
+# A name: the same, and no leading or trailing whitespace.
+NAME_PATTERN = r"^[^\s\x00-\x1f](?:[^\x00-\x1f]*[^\s\x00-\x1f])?$"
 
 PERM = "netbox_hedgehog."
 VIEW_SYNC = PERM + "view_fgd_sync"
@@ -52,8 +72,13 @@ class Caller:
         try:
             authorize(self.principal, permission, fabric_id)
         except FGDError as exc:
-            self.audit(action or permission.removeprefix(PERM), fabric_id, success=False,
-                       error=exc.message, details={"permission": permission})
+            self.audit(
+                action or permission.removeprefix(PERM),
+                fabric_id,
+                success=False,
+                error=exc.message,
+                details={"permission": permission},
+            )
             raise
 
     def audit(
@@ -74,8 +99,11 @@ class Caller:
             ip_address=self.ip,
             user_agent=self.user_agent,
             sync_id=sync_id,
-            details={"method": self.request.method, "path": self.request.url.path,
-                     **(details or {})},
+            details={
+                "method": self.request.method,
+                "path": self.request.url.path,
+                **(details or {}),
+            },
             success=success,
             error_message=error,
             correlation_id=self.correlation_id,

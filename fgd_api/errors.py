@@ -10,6 +10,7 @@ from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fgd_core.errors import FGDError, FGDErrorCodes, NotFoundError, error_body
@@ -30,10 +31,12 @@ STATUS_BY_CODE = {
     FGDErrorCodes.SYNC_TIMEOUT: 409,
     FGDErrorCodes.SYNC_CANCELLED: 409,
     FGDErrorCodes.SYNC_FAILED: 409,
+    # The git host is down: a bad gateway. Refused credentials or a missing repository are
+    # the fabric's configuration, not an outage: a conflict with its current settings.
     FGDErrorCodes.GITHUB_CONNECTION_FAILED: 502,
-    FGDErrorCodes.GITHUB_AUTHENTICATION_FAILED: 502,
+    FGDErrorCodes.GITHUB_AUTHENTICATION_FAILED: 409,
     FGDErrorCodes.GITHUB_RATE_LIMITED: 429,
-    FGDErrorCodes.GITHUB_NOT_FOUND: 502,
+    FGDErrorCodes.GITHUB_NOT_FOUND: 409,
     FGDErrorCodes.INTERNAL_ERROR: 500,
     FGDErrorCodes.DATABASE_ERROR: 503,
     FGDErrorCodes.REDIS_CONNECTION_FAILED: 503,
@@ -112,6 +115,41 @@ def database_down(cid: str | None, error: str = "unreachable") -> JSONResponse:
         cid,
     )
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
+class _ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+    timestamp: str
+    correlation_id: str
+
+
+class ErrorBody(BaseModel):
+    """The spec's "Standard Error Response"."""
+
+    error: _ErrorDetail
+
+
+def _described(text: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": text}
+
+
+# What any endpoint may answer besides its success (documented in the OpenAPI document).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _described("no or invalid token"),
+    403: _described("the token lacks the permission (for this fabric)"),
+    404: _described("unknown fabric or sync"),
+    409: _described(
+        "conflicts with the current state: a sync is running (FGD_3001), the fabric's "
+        "repository is missing (FGD_4004) or refuses our credentials (FGD_4002) …"
+    ),
+    422: _described("invalid request (FGD_1003)"),
+    429: _described("the git host rate-limits us (FGD_4003)"),
+    500: _described("internal error (FGD_5001)"),
+    502: _described("the git host cannot be reached (FGD_4001)"),
+    503: _described("the database or broker is unavailable (FGD_5002/5003)"),
+}
 
 
 def problem(message: str, **details: Any) -> dict[str, Any]:

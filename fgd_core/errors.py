@@ -111,6 +111,12 @@ class SchemaMismatchError(ValidationError):
     code = FGDErrorCodes.SCHEMA_MISMATCH
 
 
+class DuplicateError(ValidationError):
+    """The request names something that already exists (a fabric name or id): HTTP 409."""
+
+    http_status = 409
+
+
 # Directory (2xxx)
 class DirectoryError(FGDError):
     code = FGDErrorCodes.DIRECTORY_NOT_FOUND

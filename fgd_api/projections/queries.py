@@ -91,7 +91,8 @@ def sync_history(
     """A fabric's syncs, newest first: ``{count, results}`` (the API adds next/previous)."""
     _page(limit, offset)
     fabric(rm, fabric_id)  # 404 for an unknown fabric, like the aggregate view
-    where, params = ["fabric_id = ?"], [fabric_id]
+    where: list[str] = ["fabric_id = ?"]
+    params: list[Any] = [fabric_id]
     if status:
         where.append("state = ?")
         params.append(status)
@@ -196,7 +197,8 @@ def audit_log(
 ) -> Page:
     """FGDAuditLog entries, newest first: ``{count, results}``."""
     _page(limit, offset)
-    where, params = ["1 = 1"], []
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
     if fabric_id is not None:
         where.append("fabric_id = ?")
         params.append(fabric_id)

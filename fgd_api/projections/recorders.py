@@ -14,14 +14,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Composed
 
-from fgd_api.projections.dialects import Dialect, PostgresDialect, SQLiteDialect
+from fgd_api.projections.dialects import Dialect, PostgresDialect, SQLiteDialect, as_uuid
 from fgd_api.projections.handlers import Batch, Row
-from fgd_api.projections.tables import TABLES, Table
+from fgd_api.projections.tables import FABRIC, FILE, SYNC, TABLES, Table
 from fgd_core.events.envelope import decode_envelope
 from fgd_core.persistence import SCHEMA_SESSION_LOCK, SCHEMA_SESSION_UNLOCK
 
@@ -32,7 +32,7 @@ BATCH_SIZE = 500
 Item = tuple[int, dict[str, Any]]
 
 
-class ReadModelRecorder:
+class ReadModelRecorder(TrackingRecorder):
     """The backend-independent part; mixed into each backend's TrackingRecorder."""
 
     dialect: Dialect
@@ -114,10 +114,13 @@ class ReadModelRecorder:
     def _apply(self, cursor: Any, items: list[Item]) -> None:
         if not items:
             return
-        batch = Batch(_CursorStore(self, cursor))
+        store = _CursorStore(self, cursor)
+        batch = Batch(store)
+        store.prefetch(batch, [envelope for _, envelope in items])
         for position, envelope in items:
             batch.apply(position, envelope)
         batch.flush()
+        store.write()
         self._insert_tracking(cursor, Tracking(APPLICATION_NAME, items[-1][0]))
 
     def reset(self) -> None:
@@ -142,6 +145,65 @@ class _CursorStore:
 
     def __init__(self, recorder: ReadModelRecorder, cursor: Any) -> None:
         self.recorder, self.cursor, self.dialect = recorder, cursor, recorder.dialect
+        self.pending: dict[str, tuple[Table, list[list[Any]]]] = {}
+
+    def prefetch(self, batch: Batch, envelopes: list[dict[str, Any]]) -> None:
+        """Load, in one query per table, the rows the handlers will ask for (PostgreSQL):
+        what ``load`` would return for each key, row by row, at the start of the batch."""
+        if self.dialect.name != "postgres":
+            return
+        syncs: dict[str, list[str]] = {}
+        files: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        fabrics: set[int] = set()
+        for env in envelopes:
+            payload = env.get("payload")
+            sync_id = payload.get("sync_id") if isinstance(payload, dict) else None
+            canonical = as_uuid(sync_id) if isinstance(sync_id, str) else None
+            if canonical is not None:
+                syncs.setdefault(canonical, []).append(sync_id)
+                path = payload.get("file_path")
+                if isinstance(path, str):
+                    files.setdefault((canonical, path), []).append((sync_id, path))
+            fabric_id = env.get("fabric_id")
+            if isinstance(fabric_id, int) and not isinstance(fabric_id, bool):
+                fabrics.add(fabric_id)
+        table_sql = self.dialect.table
+        if syncs:
+            self.cursor.execute(
+                f'SELECT * FROM {table_sql(SYNC.name)} WHERE "sync_id" = ANY(%s::uuid[])',
+                (list(syncs),),
+            )
+            found = {str(r["sync_id"]): self.recorder.row(SYNC, r) for r in self.cursor}
+            for canonical, asked in syncs.items():
+                for sync_id in asked:
+                    batch.rows[(SYNC.name, (sync_id,))] = found.get(canonical)
+        if files:
+            self.cursor.execute(
+                f"SELECT * FROM {table_sql(FILE.name)} WHERE (\"sync_id\", \"file_path\") IN"
+                " (SELECT * FROM unnest(%s::uuid[], %s::text[]))",
+                ([k[0] for k in files], [k[1] for k in files]),
+            )
+            found_files = {
+                (str(r["sync_id"]), r["file_path"]): self.recorder.row(FILE, r)
+                for r in self.cursor
+            }
+            for canonical_key, asked_keys in files.items():
+                for key in asked_keys:
+                    batch.rows[(FILE.name, key)] = found_files.get(canonical_key)
+        if fabrics:
+            self.cursor.execute(
+                f'SELECT * FROM {table_sql(FABRIC.name)} WHERE "id" = ANY(%s::bigint[])',
+                (sorted(fabrics),),
+            )
+            found_fabrics = {int(r["id"]): self.recorder.row(FABRIC, r) for r in self.cursor}
+            for fabric_id in fabrics:
+                batch.rows[(FABRIC.name, (fabric_id,))] = found_fabrics.get(fabric_id)
+
+    def write(self) -> None:
+        """Upsert the rows ``save`` collected: one ``executemany`` per table (pipelined)."""
+        for sql, (_, params) in self.pending.items():
+            self.cursor.executemany(sql, params)
+        self.pending.clear()
 
     def load(self, table: Table, key: tuple[Any, ...]) -> Row | None:
         where = " AND ".join(f'"{c}" = ?' for c in table.key)
@@ -164,7 +226,9 @@ class _CursorStore:
             f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
         )
         params = [self.dialect.to_db(kind, row[name]) for name, kind in table.columns]
-        self.cursor.execute(self.dialect.placeholders(sql), params)
+        # Collected, written by ``write``: a Batch saves each row once, rows of different
+        # tables never depend on each other, and nothing reads them back before ``write``.
+        self.pending.setdefault(self.dialect.placeholders(sql), (table, []))[1].append(params)
 
 
 class PostgresReadModel(ReadModelRecorder, PostgresTrackingRecorder):
@@ -178,7 +242,7 @@ class PostgresReadModel(ReadModelRecorder, PostgresTrackingRecorder):
     ) -> None:
         super().__init__(datastore, tracking_table_name=tracking_table_name, **kwargs)
         self.dialect = PostgresDialect(datastore.schema, events_table_name, tracking_table_name)
-        self.sql_create_statements += [SQL(s) for s in self.read_model_ddl()]  # type: ignore[arg-type]
+        self.sql_create_statements += [Composed([SQL(s)]) for s in self.read_model_ddl()]
 
     def create_table(self) -> None:
         # Processes starting together race on the catalog: one at a time (fgd_core's lock).

@@ -8,35 +8,56 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from fgd_api.deps import CONFIGURE_SYNC, VIEW_SYNC, Caller, get_caller
+from fgd_api.deps import (
+    CONFIGURE_SYNC,
+    NAME_PATTERN,
+    TEXT_PATTERN,
+    VIEW_SYNC,
+    Caller,
+    FabricId,
+    get_caller,
+    whole_number,
+)
+from fgd_api.errors import ERROR_RESPONSES
 from fgd_api.routers.syncs import found, wait_for_own_write
+from fgd_core.domain.fabric import DIRECTORY_PATTERN
 from fgd_core.errors import FGDError
 
-router = APIRouter(prefix="/api/plugins/hedgehog/fabrics", tags=["fabrics"])
+router = APIRouter(
+    prefix="/api/plugins/hedgehog/fabrics", tags=["fabrics"], responses=ERROR_RESPONSES
+)
 
 
 class FabricCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    name: str = Field(min_length=1, max_length=100)
-    repository: str = Field(min_length=1, max_length=500,
-                            description="Git repository: path, file:// or https:// URL")
-    branch: str = Field("main", min_length=1, max_length=200)
-    gitops_directory: str = Field("gitops", min_length=1, max_length=500)
+    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
+    repository: str = Field(
+        min_length=1,
+        max_length=500,
+        pattern=TEXT_PATTERN,
+        description="Git repository: path, file:// or https:// URL",
+    )
+    branch: str = Field("main", min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    gitops_directory: str = Field("gitops", min_length=1, max_length=500, pattern=DIRECTORY_PATTERN)
     sync_enabled: bool = True
     auto_sync_on_change: bool = False
-    sync_interval_minutes: int = Field(60, ge=1)
-    id: int | None = Field(None, ge=1, description="Integer id (default: the next free one)")
+    sync_interval_minutes: whole_number() = 60  # type: ignore[valid-type]
+    id: whole_number() | None = Field(  # type: ignore[valid-type]
+        None, description="Integer id (default: the next free one)"
+    )
 
 
 class FabricUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    name: str | None = Field(None, min_length=1, max_length=100)
-    repository: str | None = Field(None, min_length=1, max_length=500)
-    branch: str | None = Field(None, min_length=1, max_length=200)
-    gitops_directory: str | None = Field(None, min_length=1, max_length=500)
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=NAME_PATTERN)
+    repository: str | None = Field(None, min_length=1, max_length=500, pattern=TEXT_PATTERN)
+    branch: str | None = Field(None, min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    gitops_directory: str | None = Field(
+        None, min_length=1, max_length=500, pattern=DIRECTORY_PATTERN
+    )
     sync_enabled: bool | None = None
     auto_sync_on_change: bool | None = None
-    sync_interval_minutes: int | None = Field(None, ge=1)
+    sync_interval_minutes: whole_number() | None = None  # type: ignore[valid-type]
 
 
 @router.post("/", status_code=201)
@@ -50,8 +71,9 @@ def create_fabric(
             fabric_id=body.id, correlation_id=caller.correlation_id or "", **settings
         )
     except FGDError as exc:
-        caller.audit("create_fabric", body.id, success=False, error=exc.message,
-                     details={"name": body.name})
+        caller.audit(
+            "create_fabric", body.id, success=False, error=exc.message, details={"name": body.name}
+        )
         raise
     caller.audit("create_fabric", fabric.fabric_id, success=True, details={"name": body.name})
     wait_for_own_write(caller, response)
@@ -63,21 +85,28 @@ def list_fabrics(caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     if caller.principal is None:
         caller.require(VIEW_SYNC, None, "list_fabrics")
     allowed = caller.principal.fabrics_with(VIEW_SYNC)  # type: ignore[union-attr]
-    fabrics = [f for f in caller.container.read_model.fabrics()
-               if allowed is None or f["id"] in allowed]
+    fabrics = [
+        f for f in caller.container.read_model.fabrics() if allowed is None or f["id"] in allowed
+    ]
     return {"count": len(fabrics), "next": None, "previous": None, "results": fabrics}
 
 
 @router.get("/{fabric_id}/")
-def get_fabric(fabric_id: int, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
+def get_fabric(fabric_id: FabricId, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     caller.require(VIEW_SYNC, fabric_id, "view_fabric")
-    return found(caller.container.read_model.fabric(fabric_id), f"fabric {fabric_id}",  # type: ignore[no-any-return]
-                 fabric_id=fabric_id)
+    return found(
+        caller.container.read_model.fabric(fabric_id),
+        f"fabric {fabric_id}",  # type: ignore[no-any-return]
+        fabric_id=fabric_id,
+    )
 
 
 @router.patch("/{fabric_id}/")
 def update_fabric(
-    fabric_id: int, body: FabricUpdate, response: Response, caller: Caller = Depends(get_caller)
+    fabric_id: FabricId,
+    body: FabricUpdate,
+    response: Response,
+    caller: Caller = Depends(get_caller),
 ) -> dict[str, Any]:
     caller.require(CONFIGURE_SYNC, fabric_id, "update_fabric")
     changes = body.model_dump(exclude_none=True)
@@ -86,8 +115,13 @@ def update_fabric(
             fabric_id, correlation_id=caller.correlation_id or "", **changes
         )
     except FGDError as exc:
-        caller.audit("update_fabric", fabric_id, success=False, error=exc.message,
-                     details={"changes": sorted(changes)})
+        caller.audit(
+            "update_fabric",
+            fabric_id,
+            success=False,
+            error=exc.message,
+            details={"changes": sorted(changes)},
+        )
         raise
     caller.audit("update_fabric", fabric_id, success=True, details={"changes": changes})
     wait_for_own_write(caller, response)

@@ -14,12 +14,16 @@ from fgd_api.deps import (
     TRIGGER_SYNC,
     VIEW_SYNC,
     Caller,
+    FabricId,
     get_caller,
 )
+from fgd_api.errors import ERROR_RESPONSES
 from fgd_api.routers.syncs import wait_for_own_write
 from fgd_core.errors import FGDError
 
-router = APIRouter(prefix="/api/plugins/hedgehog/fabrics/{fabric_id}", tags=["gitops"])
+router = APIRouter(
+    prefix="/api/plugins/hedgehog/fabrics/{fabric_id}", tags=["gitops"], responses=ERROR_RESPONSES
+)
 
 
 class InitializeRequest(BaseModel):
@@ -44,8 +48,13 @@ def _audited(caller: Caller, action: str, fabric_id: int, work: Any, **details: 
     try:
         result = work()
     except FGDError as exc:
-        caller.audit(action, fabric_id, success=False, error=exc.message,
-                     details={"code": exc.code, **details})
+        caller.audit(
+            action,
+            fabric_id,
+            success=False,
+            error=exc.message,
+            details={"code": exc.code, **details},
+        )
         raise
     sync_id = result.get("sync_id") if isinstance(result, dict) else None
     caller.audit(action, fabric_id, success=True, sync_id=sync_id, details=details)
@@ -53,9 +62,7 @@ def _audited(caller: Caller, action: str, fabric_id: int, work: Any, **details: 
 
 
 @router.get("/gitops-directory/validate/")
-def validate_directory(
-    fabric_id: int, caller: Caller = Depends(get_caller)
-) -> dict[str, Any]:
+def validate_directory(fabric_id: FabricId, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     caller.require(VIEW_SYNC, fabric_id, "validate_directory")
     report = caller.container.ops.validate_directory(fabric_id)
     return {k: report[k] for k in ("valid", "issues", "structure")}
@@ -63,14 +70,19 @@ def validate_directory(
 
 @router.post("/gitops-directory/initialize/")
 def initialize_directory(
-    fabric_id: int, body: InitializeRequest, response: Response,
+    fabric_id: FabricId,
+    body: InitializeRequest,
+    response: Response,
     caller: Caller = Depends(get_caller),
 ) -> dict[str, Any]:
     caller.require(CONFIGURE_SYNC, fabric_id, "initialize_directory")
     result = _audited(
-        caller, "initialize_directory", fabric_id,
+        caller,
+        "initialize_directory",
+        fabric_id,
         lambda: caller.container.ops.initialize_directory(
-            fabric_id, force=body.force, create_samples=body.create_samples),
+            fabric_id, force=body.force, create_samples=body.create_samples
+        ),
         **body.model_dump(),
     )
     wait_for_own_write(caller, response)
@@ -79,13 +91,19 @@ def initialize_directory(
 
 @router.post("/gitops-directory/repair/")
 def repair_directory(
-    fabric_id: int, body: RepairRequest, response: Response, caller: Caller = Depends(get_caller)
+    fabric_id: FabricId,
+    body: RepairRequest,
+    response: Response,
+    caller: Caller = Depends(get_caller),
 ) -> dict[str, Any]:
     caller.require(REPAIR_DIRECTORY, fabric_id, "repair_directory")
     result = _audited(
-        caller, "repair_directory", fabric_id,
+        caller,
+        "repair_directory",
+        fabric_id,
         lambda: caller.container.ops.repair_directory(
-            fabric_id, body.issues, auto_detect=body.auto_detect),
+            fabric_id, body.issues, auto_detect=body.auto_detect
+        ),
         **body.model_dump(),
     )
     wait_for_own_write(caller, response)
@@ -94,7 +112,7 @@ def repair_directory(
 
 @router.get("/gitops-files/")
 def list_files(
-    fabric_id: int,
+    fabric_id: FabricId,
     directory: Literal["raw", "managed", "all"] = Query("all"),
     file_type: Literal["yaml", "yml", "all"] = Query("all"),
     include_content: bool = Query(False),
@@ -108,11 +126,16 @@ def list_files(
 
 @router.post("/gitops-files/process/")
 def process_file(
-    fabric_id: int, body: ProcessRequest, response: Response, caller: Caller = Depends(get_caller)
+    fabric_id: FabricId,
+    body: ProcessRequest,
+    response: Response,
+    caller: Caller = Depends(get_caller),
 ) -> dict[str, Any]:
     caller.require(TRIGGER_SYNC, fabric_id, "process_file")
     result = _audited(
-        caller, "process_file", fabric_id,
+        caller,
+        "process_file",
+        fabric_id,
         lambda: caller.container.ops.process_file(fabric_id, body.file_path, body.validate_only),
         **body.model_dump(),
     )

@@ -25,8 +25,10 @@ def health(request: Request, container: Container = Depends(get_container)) -> J
         checks["active_syncs"] = container.executor.active
         return JSONResponse({"status": "degraded", "checks": checks}, status_code=503)
     try:
-        checks["database"] = {"status": "ok",
-                              "position": container.app.recorder.max_notification_id() or 0}
+        checks["database"] = {
+            "status": "ok",
+            "position": container.app.recorder.max_notification_id() or 0,
+        }
     except Exception as exc:  # any failure to reach the store is "down", never a 500
         checks["database"] = {"status": "down", "code": "FGD_5002", "error": type(exc).__name__}
         healthy = False
@@ -45,6 +47,10 @@ def health(request: Request, container: Container = Depends(get_container)) -> J
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+)
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

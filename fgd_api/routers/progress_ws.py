@@ -129,9 +129,13 @@ class SyncFollower:
         # Each message holds the whole state: a run of progress messages (one per file
         # discovered, say) says no more than its last one.
         return [
-            m for i, m in enumerate(messages)
-            if not (m["type"] == "sync.progress" and i + 1 < len(messages)
-                    and messages[i + 1]["type"] == "sync.progress")
+            m
+            for i, m in enumerate(messages)
+            if not (
+                m["type"] == "sync.progress"
+                and i + 1 < len(messages)
+                and messages[i + 1]["type"] == "sync.progress"
+            )
         ]
 
     def final_message(self) -> dict[str, Any] | None:
@@ -155,8 +159,9 @@ def _authorize(
     except NotFoundError:
         return CLOSE_NOT_FOUND, "sync not found", None
     if not principal.has_perm(VIEW_SYNC, sync.fabric_id):
-        _audit_denial(container, websocket, principal, sync.fabric_id, sync.sync_id,
-                      "permission denied")
+        _audit_denial(
+            container, websocket, principal, sync.fabric_id, sync.sync_id, "permission denied"
+        )
         return CLOSE_FORBIDDEN, "permission denied", None
     return 0, "", sync
 

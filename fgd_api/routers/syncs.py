@@ -16,11 +16,13 @@ from fgd_api.deps import (
     VIEW_HISTORY,
     VIEW_SYNC,
     Caller,
+    FabricId,
     get_caller,
 )
+from fgd_api.errors import ERROR_RESPONSES
 from fgd_core.errors import FGDError, NotFoundError
 
-router = APIRouter(prefix="/api/plugins/hedgehog", tags=["syncs"])
+router = APIRouter(prefix="/api/plugins/hedgehog", tags=["syncs"], responses=ERROR_RESPONSES)
 READ_TIMEOUT = 5.0
 
 
@@ -66,15 +68,18 @@ def found(value: Any, what: str, **details: Any) -> Any:
 
 
 def sync_fabric_id(caller: Caller, sync_id: str) -> int:
-    status = found(caller.container.read_model.sync_status(sync_id), f"sync {sync_id}",
-                   sync_id=sync_id)
+    status = found(
+        caller.container.read_model.sync_status(sync_id), f"sync {sync_id}", sync_id=sync_id
+    )
     return int(status["fabric_id"])
 
 
-@router.post("/fabrics/{fabric_id}/gitops-sync/", response_model=TriggerResponse,
-             status_code=202)
+@router.post("/fabrics/{fabric_id}/gitops-sync/", response_model=TriggerResponse, status_code=202)
 def trigger_sync(
-    fabric_id: int, body: TriggerRequest, response: Response, caller: Caller = Depends(get_caller)
+    fabric_id: FabricId,
+    body: TriggerRequest,
+    response: Response,
+    caller: Caller = Depends(get_caller),
 ) -> dict[str, Any]:
     caller.require(TRIGGER_SYNC, fabric_id, "trigger_sync")
     if body.options.force_refresh:
@@ -85,12 +90,22 @@ def trigger_sync(
             fabric_id, body.trigger, body.options.model_dump(), caller.correlation_id
         )
     except FGDError as exc:
-        caller.audit("trigger_sync", fabric_id, success=False, error=exc.message,
-                     details={"code": exc.code, **exc.details})
+        caller.audit(
+            "trigger_sync",
+            fabric_id,
+            success=False,
+            error=exc.message,
+            details={"code": exc.code, **exc.details},
+        )
         raise
     caller.request.state.sync_correlation_id = sync.correlation_id
-    caller.audit("trigger_sync", fabric_id, success=True, sync_id=sync.sync_id,
-                 details={"trigger": body.trigger, "options": body.options.model_dump()})
+    caller.audit(
+        "trigger_sync",
+        fabric_id,
+        success=True,
+        sync_id=sync.sync_id,
+        details={"trigger": body.trigger, "options": body.options.model_dump()},
+    )
     container.executor.submit(sync.sync_id)
     wait_for_own_write(caller, response)
     return {
@@ -106,8 +121,9 @@ def trigger_sync(
 def sync_status(sync_id: str, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     if caller.principal is None:
         caller.require(VIEW_SYNC, None, "view_sync")
-    status = found(caller.container.read_model.sync_status(sync_id), f"sync {sync_id}",
-                   sync_id=sync_id)
+    status = found(
+        caller.container.read_model.sync_status(sync_id), f"sync {sync_id}", sync_id=sync_id
+    )
     caller.require(VIEW_SYNC, int(status["fabric_id"]), "view_sync")
     return status  # type: ignore[no-any-return]
 
@@ -132,10 +148,10 @@ def cancel_sync(
 
 @router.get("/fabrics/{fabric_id}/sync-history/")
 def sync_history(
-    fabric_id: int,
+    fabric_id: FabricId,
     request: Request,
     limit: int = Query(10, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31 - 1),
     status: str | None = Query(None),
     start_date: datetime | None = Query(None),
     end_date: datetime | None = Query(None),
@@ -145,8 +161,12 @@ def sync_history(
     read_model = caller.container.read_model
     found(read_model.fabric(fabric_id), f"fabric {fabric_id}", fabric_id=fabric_id)
     page = read_model.sync_history(
-        fabric_id, limit=limit, offset=offset, status=status,
-        start_date=start_date, end_date=end_date,
+        fabric_id,
+        limit=limit,
+        offset=offset,
+        status=status,
+        start_date=start_date,
+        end_date=end_date,
     )
     return {**page_links(request, limit, offset, page["count"]), "results": page["results"]}
 

@@ -91,9 +91,10 @@ def check_signature(container: Container, body: bytes, header: str | None) -> No
         raise WebhookRejected(401, "webhook secret not configured: deliveries cannot be verified")
     if not header:
         raise WebhookRejected(401, "missing X-Hub-Signature-256")
-    expected = "sha256=" + hmac.new(
-        secret.get_secret_value().encode("utf-8"), body, hashlib.sha256
-    ).hexdigest()
+    expected = (
+        "sha256="
+        + hmac.new(secret.get_secret_value().encode("utf-8"), body, hashlib.sha256).hexdigest()
+    )
     if not hmac.compare_digest(expected.encode("ascii"), header.strip().encode("latin-1")):
         raise WebhookRejected(401, "invalid X-Hub-Signature-256")
 
@@ -135,13 +136,18 @@ def candidates(app: FGDApplication, payload: dict[str, Any]) -> tuple[list[int],
     for fabric in matching:
         # A truncated commit list may hide GitOps changes: sync rather than miss them.
         if complete and not touches_directory(paths, fabric.gitops_directory):
-            outcome.skipped.append({"fabric_id": fabric.fabric_id,
-                                    "reason": "push does not touch the GitOps directory"})
+            outcome.skipped.append(
+                {
+                    "fabric_id": fabric.fabric_id,
+                    "reason": "push does not touch the GitOps directory",
+                }
+            )
         elif not fabric.sync_enabled:
             outcome.skipped.append({"fabric_id": fabric.fabric_id, "reason": "sync disabled"})
         elif not fabric.auto_sync_on_change:
-            outcome.skipped.append({"fabric_id": fabric.fabric_id,
-                                    "reason": "auto_sync_on_change is off"})
+            outcome.skipped.append(
+                {"fabric_id": fabric.fabric_id, "reason": "auto_sync_on_change is off"}
+            )
         else:
             chosen.append(fabric.fabric_id)
     if not chosen:
@@ -198,8 +204,10 @@ def record_delivery(
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "ping answered (`{msg: pong}`) or a redelivery (`{status: duplicate}`)"},
-    202: {"description": "push accepted (`triggered`, `coalesced`, `ignored`, `skipped`) or "
-                         "another event ignored (`{status: ignored}`)"},
+    202: {
+        "description": "push accepted (`triggered`, `coalesced`, `ignored`, `skipped`) or "
+        "another event ignored (`{status: ignored}`)"
+    },
     400: {"description": "missing X-GitHub-Delivery or a body that is not a JSON object"},
     401: {"description": "missing or invalid X-Hub-Signature-256, or no secret configured"},
     413: {"description": f"body larger than {MAX_BODY_BYTES} bytes"},
@@ -245,18 +253,14 @@ async def github_webhook(
 
     cid = correlation_id(request) or f"github-{delivery_id}"
     try:
-        outcome = await run_in_threadpool(
-            record_delivery, container.app, delivery_id, payload, cid
-        )
+        outcome = await run_in_threadpool(record_delivery, container.app, delivery_id, payload, cid)
     except Exception as exc:
         with contextlib.suppress(Exception):  # the store may be what failed: keep the cause
             await run_in_threadpool(audit, False, f"delivery not processed: {type(exc).__name__}")
         raise
     if outcome.duplicate:
         await run_in_threadpool(audit, True, status="duplicate")
-        return JSONResponse(
-            {"status": "duplicate", "delivery": delivery_id}, status_code=200
-        )
+        return JSONResponse({"status": "duplicate", "delivery": delivery_id}, status_code=200)
     for item in outcome.triggered:
         container.executor.submit(item["sync_id"])
     result = {
@@ -269,8 +273,13 @@ async def github_webhook(
     }
     repository = payload.get("repository")
     await run_in_threadpool(
-        audit, True, status="accepted", ref=payload.get("ref"),
+        audit,
+        True,
+        status="accepted",
+        ref=payload.get("ref"),
         repository=repository.get("full_name") if isinstance(repository, dict) else None,
-        triggered=outcome.triggered, coalesced=outcome.coalesced, ignored=outcome.ignored,
+        triggered=outcome.triggered,
+        coalesced=outcome.coalesced,
+        ignored=outcome.ignored,
     )
     return JSONResponse(result, status_code=202)

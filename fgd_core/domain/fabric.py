@@ -15,7 +15,12 @@ from uuid import uuid5
 from eventsourcing.domain import event
 
 from fgd_core.domain.base import ID_NAMESPACE, FGDAggregate, fabric_uuid
-from fgd_core.errors import IllegalTransitionError, SyncAlreadyInProgressError, ValidationError
+from fgd_core.errors import (
+    DuplicateError,
+    IllegalTransitionError,
+    SyncAlreadyInProgressError,
+    ValidationError,
+)
 
 DIRECTORY_STATUSES = ("not_initialized", "initializing", "valid", "invalid", "repairing")
 SETTINGS: dict[str, type] = {
@@ -27,7 +32,8 @@ SETTINGS: dict[str, type] = {
     "auto_sync_on_change": bool,
     "sync_interval_minutes": int,
 }
-_DIRECTORY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+DIRECTORY_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
+_DIRECTORY_RE = re.compile(DIRECTORY_PATTERN)
 
 
 def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -40,6 +46,13 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ValidationError(
                 f"fabric setting {key!r} must be {expected.__name__}", details={"field": key}
+            )
+    for key, value in settings.items():
+        if isinstance(value, str) and not _storable(value):
+            raise ValidationError(
+                f"fabric setting {key!r} holds characters that cannot be stored "
+                "(NUL, control characters or invalid unicode)",
+                details={"field": key},
             )
     if "name" in settings and not settings["name"].strip():
         raise ValidationError("fabric name must not be empty", details={"field": "name"})
@@ -58,6 +71,15 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
             details={"field": "gitops_directory"},
         )
     return settings
+
+
+def _storable(text: str) -> bool:
+    """UTF-8 encodable, no NUL or other C0 control character (PostgreSQL text and JSON)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not any(ord(c) < 32 for c in text)
 
 
 class Fabric(FGDAggregate):
@@ -214,12 +236,12 @@ class FabricRegistry(FGDAggregate):
 
     def add(self, fabric_id: int, name: str, correlation_id: str) -> None:
         if name in self.names:
-            raise ValidationError(
+            raise DuplicateError(
                 f"a fabric named {name!r} already exists (id {self.names[name]})",
                 details={"field": "name", "fabric_id": self.names[name]},
             )
         if fabric_id in self.names.values():
-            raise ValidationError(
+            raise DuplicateError(
                 f"fabric id {fabric_id} is taken", details={"field": "fabric_id"}
             )
         self._added(fabric_id=fabric_id, name=name, correlation_id=correlation_id)
@@ -230,7 +252,7 @@ class FabricRegistry(FGDAggregate):
 
     def rename(self, fabric_id: int, old: str, new: str, correlation_id: str) -> None:
         if new in self.names:
-            raise ValidationError(
+            raise DuplicateError(
                 f"a fabric named {new!r} already exists", details={"field": "name"}
             )
         self._renamed(fabric_id=fabric_id, old=old, new=new, correlation_id=correlation_id)

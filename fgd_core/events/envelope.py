@@ -20,6 +20,7 @@ import orjson
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
+from fgd_core.errors import SchemaMismatchError
 from fgd_core.events.schemas import validate_envelope
 from fgd_core.events.types import event_type_of
 
@@ -92,11 +93,18 @@ class EnvelopeMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         envelope = to_envelope(domain_event, self.source)
         validate_envelope(envelope)
+        try:
+            state = orjson.dumps(envelope)
+        except orjson.JSONEncodeError as exc:  # e.g. a lone surrogate in a string
+            raise SchemaMismatchError(
+                f"event {envelope['event_type']!r} cannot be encoded as JSON: {exc}",
+                details={"event_type": envelope["event_type"]},
+            ) from None
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
             topic=get_topic(type(domain_event)),
-            state=orjson.dumps(envelope),
+            state=state,
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
