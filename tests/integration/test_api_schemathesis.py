@@ -19,7 +19,6 @@ from fgd_core.config import load_settings
 from tests.gitserver import init_bare, seed_repo
 
 
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, str]]]:
     tmp: Path = tmp_path_factory.mktemp("schemathesis")
