@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import orjson
@@ -33,6 +33,9 @@ Listener = Callable[[list[tuple[int, dict[str, Any]]]], None]
 
 class FGDApplication(Application[UUID]):
     name = "FGD"
+    # A fabric gains two events per sync: without snapshots, loading it (every start)
+    # would replay its whole history.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Fabric: 50}
 
     def __init__(self, env: dict[str, str] | None = None, source: str = "fgd_core") -> None:
         self.source = source
@@ -42,7 +45,7 @@ class FGDApplication(Application[UUID]):
         self._create_envelope_view()
 
     def construct_mapper(self) -> EnvelopeMapper:  # type: ignore[override]
-        return EnvelopeMapper(source=self.source)
+        return EnvelopeMapper(self.construct_transcoder(), source=self.source)
 
     def _create_envelope_view(self) -> None:
         """``fgd_envelopes``: the event log as JSON, for people reading it with psql/sqlite3."""

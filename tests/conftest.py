@@ -7,6 +7,8 @@ shared server without seeing each other's events.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,30 @@ from fgd_core.application import FGDApplication
 from fgd_core.persistence import persistence_env
 
 PG_URL = os.environ.get("FGD_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
+_VHOST: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A RabbitMQ virtual host of this test run's own, so bus tests never see messages of
+    another run on the same broker. ``FGD_TEST_BROKER_URL`` set by hand wins."""
+    global _VHOST
+    if "FGD_TEST_BROKER_URL" in os.environ or shutil.which("rabbitmqctl") is None:
+        os.environ.setdefault("FGD_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+        return
+    vhost = f"fgd-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    _VHOST = vhost
+    os.environ["FGD_TEST_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _VHOST is not None:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", _VHOST], capture_output=True)
 
 
 @pytest.fixture

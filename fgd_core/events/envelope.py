@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
@@ -82,15 +83,22 @@ def _field_names(cls: type) -> frozenset[str]:
 
 
 class EnvelopeMapper(Mapper[UUID]):
-    """Domain event ⇄ StoredEvent whose state is the validated envelope JSON."""
+    """Domain event ⇄ StoredEvent whose state is the validated envelope JSON.
+
+    Snapshots are not events (they are in no log and on no bus): they go through
+    eventsourcing's own mapper with the given transcoder, into the snapshot store.
+    """
 
     def __init__(self, transcoder: Transcoder | None = None, source: str = "fgd_core") -> None:
-        self.transcoder = transcoder  # type: ignore[assignment]  # unused: JSON is ours
+        self.transcoder = transcoder  # type: ignore[assignment]
         self.compressor = None
         self.cipher = None
         self.source = source
+        self.snapshots = Mapper(transcoder) if transcoder is not None else None
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        if isinstance(domain_event, Snapshot) and self.snapshots is not None:
+            return self.snapshots.to_stored_event(domain_event)
         envelope = to_envelope(domain_event, self.source)
         validate_envelope(envelope)
         try:
@@ -108,8 +116,10 @@ class EnvelopeMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        envelope = decode_envelope(stored_event.state)
         cls = resolve_topic(stored_event.topic)
+        if issubclass(cls, Snapshot) and self.snapshots is not None:
+            return self.snapshots.to_domain_event(stored_event)
+        envelope = decode_envelope(stored_event.state)
         names = _field_names(cls)
         state = {k: v for k, v in envelope["payload"].items() if k in names}
         state["originator_id"] = _as_uuid(stored_event.originator_id)

@@ -334,7 +334,7 @@ def test_two_relays_only_one_publishes(app: FGDApplication, bound: Bound) -> Non
 
 def test_broker_unavailable_then_reachable(pg_app: FGDApplication, bound: Bound) -> None:
     port = free_port()
-    url = f"amqp://guest:guest@127.0.0.1:{port}//"
+    url = BROKER.replace("127.0.0.1:5672", f"127.0.0.1:{port}")
     record_sync(pg_app, 9)
     relay = Relay(pg_app, connection_factory(url, connect_timeout=1), max_backoff=0.5)
     thread, stop = started(relay)
