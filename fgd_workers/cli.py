@@ -70,5 +70,104 @@ def relay(name: str, batch_size: int, poll_interval: float | None, metrics_port:
     log.info("relay %s stopped", name)
 
 
+# --- sync workers ----------------------------------------------------------------------------
+
+_prefix_option = click.option(
+    "--queue-prefix", envvar="HEDGEHOG_FGD_QUEUE_PREFIX", default="fgd", show_default=True,
+    help="Work queues are <prefix>.discovery, <prefix>.ingestion, <prefix>.github.")
+_cache_option = click.option(
+    "--cache-dir", envvar="HEDGEHOG_FGD_GIT_CACHE", default=None,
+    type=click.Path(file_okay=False), help="Git object cache of this process (one directory "
+    "per fabric) [default: a temporary directory of this process].")
+
+
+def _steps(settings: object, cache_dir: str | None) -> tuple[object, object]:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from fgd_core.application import FGDApplication
+    from fgd_core.persistence import persistence_env
+    from fgd_core.services.steps import SyncSteps
+
+    # Every message re-reads its sync: keep recent aggregates in memory and only read the
+    # events recorded since (fast-forward), instead of replaying a 200-file sync each time.
+    env = persistence_env(settings.database_url, settings.sqlite_path)  # type: ignore[attr-defined]
+    app = FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "64"})
+    root = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="fgd-git-"))
+    steps = SyncSteps(app, settings.fgd,  # type: ignore[attr-defined]
+                      token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None,
+                      cache_root=root)
+    return app, steps
+
+
+def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: str | None,
+                 with_relay: bool) -> None:
+    from fgd_core.config import load_settings
+    from fgd_workers.bus import connection_factory
+    from fgd_workers.discovery import discovery_worker
+    from fgd_workers.github import github_worker
+    from fgd_workers.ingestion import ingestion_worker
+
+    settings = load_settings()
+    stop = stop_on_signals()
+    app, steps = _steps(settings, cache_dir)
+    factory = connection_factory(settings.broker_url)
+    builders = {"discovery": lambda: discovery_worker(steps, factory, queue_prefix),
+                "ingestion": lambda: ingestion_worker(steps, factory, queue_prefix, prefetch),
+                "github": lambda: github_worker(steps, factory, queue_prefix)}
+    targets = [builders[k]().run for k in kinds]
+    if with_relay:
+        from fgd_workers.relay import Relay
+
+        targets.append(Relay(app, factory).run)
+    threads = [threading.Thread(target=t, args=(stop,), daemon=True) for t in targets[1:]]
+    for thread in threads:
+        thread.start()
+    log.info("worker %s started (queue prefix %s)", "+".join(kinds), queue_prefix)
+    try:
+        targets[0](stop)
+        for thread in threads:
+            thread.join(timeout=10)
+    finally:
+        app.close()  # type: ignore[attr-defined]
+    log.info("worker %s stopped", "+".join(kinds))
+
+
+@worker.command("discovery")
+@_prefix_option
+@_cache_option
+def discovery(queue_prefix: str, cache_dir: str | None) -> None:
+    """sync.started → list raw files, record file.discovered."""
+    _run_workers(["discovery"], queue_prefix, 1, cache_dir, with_relay=False)
+
+
+@worker.command("ingestion")
+@_prefix_option
+@_cache_option
+@click.option("--prefetch", default=2, show_default=True, type=click.IntRange(1, 4),
+              help="Files a worker holds at once (competing consumers share the rest).")
+def ingestion(queue_prefix: str, cache_dir: str | None, prefetch: int) -> None:
+    """file.discovered → parse, validate, normalize one file; record the result."""
+    _run_workers(["ingestion"], queue_prefix, prefetch, cache_dir, with_relay=False)
+
+
+@worker.command("github")
+@_prefix_option
+@_cache_option
+def github(queue_prefix: str, cache_dir: str | None) -> None:
+    """file_ingestion completed → one commit, pushed with compare-and-swap; complete."""
+    _run_workers(["github"], queue_prefix, 1, cache_dir, with_relay=False)
+
+
+@worker.command("all")
+@_prefix_option
+@_cache_option
+def all_workers(queue_prefix: str, cache_dir: str | None) -> None:
+    """Relay and every worker in one process (threads), for small installs."""
+    _run_workers(["discovery", "ingestion", "github"], queue_prefix, 2, cache_dir,
+                 with_relay=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     worker()

@@ -73,9 +73,17 @@ class EventFeed(Application[UUID]):
 class ReadModelProjection(Projection[ReadModelRecorder]):
     name = "fgd_projections"  # → the PostgreSQL tracking table fgd_projections_tracking
 
+    applied_upto = 0  # highest notification id this projection has seen applied
+
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:  # type: ignore[override]
-        while self.view.advance(upto=tracking.notification_id):
+        # The runner hands events one at a time; applying only that one would cost a
+        # transaction per event. Apply everything pending instead (a burst in one or a few
+        # transactions) and let the events already covered pass without a round trip.
+        if tracking.notification_id <= self.applied_upto:
+            return
+        while self.view.advance():
             pass
+        self.applied_upto = max(self.applied_upto, tracking.notification_id)
 
 
 class Projections:

@@ -12,7 +12,9 @@ import contextlib
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -112,8 +114,9 @@ def parse_payload(body: bytes) -> dict[str, Any]:
 # -- push → syncs --------------------------------------------------------------------------
 
 
-def candidates(app: FGDApplication, payload: dict[str, Any]) -> tuple[list[int], Outcome]:
-    """Fabrics the push concerns (repository, branch, GitOps directory, settings)."""
+def candidates(fabrics: list[Any], payload: dict[str, Any]) -> tuple[list[int], Outcome]:
+    """Fabrics the push concerns (repository, branch, GitOps directory, settings), among
+    ``fabrics`` (objects with the Fabric's setting attributes and ``fabric_id``)."""
     outcome = Outcome()
     branch = branch_of(payload.get("ref"))
     repository = payload.get("repository")
@@ -128,7 +131,7 @@ def candidates(app: FGDApplication, payload: dict[str, Any]) -> tuple[list[int],
         return [], outcome
     keys = push_repository_keys(repository)
     paths, complete = touched_paths(payload)
-    matching = [f for f in app.list_fabrics() if fabric_matches(f, keys, branch)]
+    matching = [f for f in fabrics if fabric_matches(f, keys, branch)]
     if not matching:
         outcome.ignored = "no fabric tracks this repository and branch"
         return [], outcome
@@ -155,8 +158,24 @@ def candidates(app: FGDApplication, payload: dict[str, Any]) -> tuple[list[int],
     return chosen, outcome
 
 
+def fabric_settings(read_model: Any) -> list[Any]:
+    """Every fabric's settings from the read model: one query, where loading each Fabric
+    aggregate would replay its history (this runs for every delivery)."""
+    return [
+        SimpleNamespace(fabric_id=row["id"], **{k: row[k] for k in SETTINGS_USED})
+        for row in read_model.fabrics()
+    ]
+
+
+SETTINGS_USED = ("repository", "branch", "gitops_directory", "sync_enabled", "auto_sync_on_change")
+
+
 def record_delivery(
-    app: FGDApplication, delivery_id: str, payload: dict[str, Any], cid: str
+    app: FGDApplication,
+    delivery_id: str,
+    payload: dict[str, Any],
+    cid: str,
+    fabrics: Callable[[], list[Any]],
 ) -> Outcome:
     """Record the delivery and start its syncs in ONE save: either all of it happened once,
     or (a redelivery, a lost race) none of it. Mirrors FGDApplication.start_sync per fabric."""
@@ -168,7 +187,7 @@ def record_delivery(
             return Outcome(duplicate=True)
         except AggregateNotFoundError:
             pass
-        fabric_ids, outcome = candidates(app, payload)
+        fabric_ids, outcome = candidates(fabrics(), payload)
         to_save: list[Any] = []
         for fabric_id in fabric_ids:
             try:
@@ -253,7 +272,14 @@ async def github_webhook(
 
     cid = correlation_id(request) or f"github-{delivery_id}"
     try:
-        outcome = await run_in_threadpool(record_delivery, container.app, delivery_id, payload, cid)
+        outcome = await run_in_threadpool(
+            record_delivery,
+            container.app,
+            delivery_id,
+            payload,
+            cid,
+            lambda: fabric_settings(container.read_model),
+        )
     except Exception as exc:
         with contextlib.suppress(Exception):  # the store may be what failed: keep the cause
             await run_in_threadpool(audit, False, f"delivery not processed: {type(exc).__name__}")

@@ -248,16 +248,39 @@ class SyncOperation(FGDAggregate):
         target_files: list[str],
         processing_time: float,
         archived_to: str | None = None,
+        writes: list[dict[str, Any]] | None = None,
     ) -> None:
+        """``writes`` (distributed ingestion only): the managed files this file yields, as
+        ``{path, blob_id, action, kind, name, document_index}`` — what the GitHub-sync step
+        commits. Without it the event is the plain ``file.processed`` of the embedded runner."""
         self._require_file(file_path, "process a file")
-        self._file_processed(
-            file_path=file_path,
-            status="success",
-            documents_extracted=documents_extracted,
-            target_files=list(target_files),
-            processing_time=processing_time,
-            archived_to=archived_to,
-        )
+        result = {
+            "file_path": file_path,
+            "status": "success",
+            "documents_extracted": documents_extracted,
+            "target_files": list(target_files),
+            "processing_time": processing_time,
+            "archived_to": archived_to,
+        }
+        if writes is None:
+            self._file_processed(**result)
+        else:
+            self._file_processed_with_writes(**result, writes=[dict(w) for w in writes])
+
+    @event("FileProcessedWithWrites")
+    def _file_processed_with_writes(
+        self,
+        file_path: str,
+        status: str,
+        documents_extracted: int,
+        target_files: list[str],
+        processing_time: float,
+        archived_to: str | None,
+        writes: list[dict[str, Any]],
+    ) -> None:
+        # ``writes`` stays in the event (read back by the GitHub-sync step), not in the
+        # aggregate: a 10,000-resource sync would otherwise be copied on every load.
+        self._apply_processed(file_path, documents_extracted, target_files, archived_to)
 
     @event("FileProcessed")
     def _file_processed(
@@ -267,6 +290,15 @@ class SyncOperation(FGDAggregate):
         documents_extracted: int,
         target_files: list[str],
         processing_time: float,
+        archived_to: str | None,
+    ) -> None:
+        self._apply_processed(file_path, documents_extracted, target_files, archived_to)
+
+    def _apply_processed(
+        self,
+        file_path: str,
+        documents_extracted: int,
+        target_files: list[str],
         archived_to: str | None,
     ) -> None:
         record = self.files[file_path]
@@ -314,6 +346,35 @@ class SyncOperation(FGDAggregate):
             status="skipped", error_message=reason, processed_at=_iso(self.event_time)
         )
         self.current_file = file_path
+
+    def reject_file(self, file_path: str, errors: list[dict[str, Any]]) -> None:
+        """A processed file that must not land after all (another file of this sync writes
+        the same managed path): only while the sync's one commit is being built."""
+        self._require_stage("github_sync", "reject a file")
+        record = self.files.get(file_path)
+        if record is None or record["status"] != "processed":
+            raise IllegalTransitionError(
+                f"cannot reject {file_path}: only a processed file can be rejected",
+                details={"file_path": file_path,
+                         "status": None if record is None else record["status"]},
+            )
+        if not errors:
+            raise ValidationError("a rejected file needs at least one error")
+        self._file_rejected(file_path=file_path, errors=errors)
+
+    @event("FileRejected")
+    def _file_rejected(self, file_path: str, errors: list[dict[str, Any]]) -> None:
+        record = self.files[file_path]
+        self.files_created -= len(record["target_files"])
+        record.update(
+            status="failed",
+            documents_extracted=0,
+            target_files=[],
+            archived_to=None,
+            error_message=errors[0]["message"],
+            validation_errors=errors,
+        )
+        self.errors.extend({**e, "file": file_path} for e in errors)
 
     # -- problems and progress ------------------------------------------------------------
 

@@ -19,6 +19,9 @@ EVENT_TYPES: dict[type, str] = {
     SyncOperation.StageCompleted: "stage.completed",
     SyncOperation.FileDiscovered: "file.discovered",
     SyncOperation.FileProcessed: "file.processed",
+    # The same event with the managed files it yields (distributed ingestion).
+    SyncOperation.FileProcessedWithWrites: "file.processed",
+    SyncOperation.FileRejected: "file.rejected",
     SyncOperation.FileFailed: "file.failed",
     SyncOperation.FileSkipped: "file.skipped",
     SyncOperation.Warned: "sync.warning",

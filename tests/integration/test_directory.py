@@ -561,8 +561,7 @@ def test_repair_reports_a_file_in_the_way(tmp_path: Path) -> None:
 
 @pytest.fixture
 def fixture_repo(tmp_path: Path) -> Repo:
-    if not FIXTURES.is_dir():
-        pytest.skip("Hedgehog fixtures not available")
+    assert FIXTURES.is_dir(), f"the shared Hedgehog fixtures are missing: {FIXTURES}"
     files = {f"gitops/raw/{p.name}": p.read_bytes() for p in sorted(FIXTURES.glob("*.yaml"))}
     shutil.copy(FIXTURES / "demogitops_env-1_vpc-test.yaml", tmp_path / "copy.yml")
     files["gitops/raw/sub/vpc-test.yml"] = (tmp_path / "copy.yml").read_bytes()

@@ -1,0 +1,193 @@
+"""Distributed sync benchmark: relay + discovery + 2 ingestion + GitHub-sync workers as OS
+processes (PostgreSQL + RabbitMQ) against the embedded SyncRunner, same database server.
+
+  large    10,000 resources in 200 raw files, trigger → completed.
+           ratio embedded / distributed                                 target >= 0.7 x
+  typical  the spec's typical fabric: 23 raw files, 45 resources, trigger → completed
+           (median of several syncs). distributed / embedded             target <= 2 x
+
+Usage: python bench/bench_workers.py [--resources 10000] [--files 200] [--typical-runs 5]
+Needs PostgreSQL (FGD_TEST_DATABASE_URL, default postgresql://root@127.0.0.1:5432/test),
+RabbitMQ (FGD_TEST_BROKER_URL) and the git CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from kombu import Connection  # noqa: E402
+
+from fgd_core.application import FGDApplication  # noqa: E402
+from fgd_core.config import load_settings  # noqa: E402
+from fgd_core.persistence import postgres_env  # noqa: E402
+from fgd_core.services.sync_runner import SyncRunner  # noqa: E402
+from fgd_workers.bus import declare_work_queue  # noqa: E402
+from fgd_workers.discovery import ROUTING_KEYS as DISCOVERY_KEYS  # noqa: E402
+from fgd_workers.github import ROUTING_KEYS as GITHUB_KEYS  # noqa: E402
+from fgd_workers.ingestion import ROUTING_KEYS as INGESTION_KEYS  # noqa: E402
+from tests.gitserver import init_bare, seed_repo  # noqa: E402
+
+PG_URL = os.environ.get("FGD_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
+BROKER = os.environ.get("FGD_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+QUEUES = {"discovery": DISCOVERY_KEYS, "ingestion": INGESTION_KEYS, "github": GITHUB_KEYS}
+
+VPC = """\
+apiVersion: vpc.githedgehog.com/v1beta1
+kind: VPC
+metadata:
+  name: vpc-{i}
+  namespace: default
+spec:
+  ipv4Namespace: default
+  vlanNamespace: default
+  subnets:
+    default:
+      subnet: 10.{a}.{b}.0/24
+      gateway: 10.{a}.{b}.1
+      vlan: {vlan}
+"""
+
+
+def raw_files(resources: int, files: int, tag: str) -> dict[str, bytes]:
+    per, extra = divmod(resources, files)
+    out, n = {}, 0
+    for f in range(files):
+        docs = []
+        for _ in range(per + (1 if f < extra else 0)):
+            docs.append(VPC.format(i=f"{tag}-{n}", a=n // 256 % 256, b=n % 256,
+                                   vlan=1000 + n % 3000))
+            n += 1
+        out[f"gitops/raw/{tag}-{f:04d}.yaml"] = "---\n".join(docs).encode()
+    return out
+
+
+def wait_completed(app: FGDApplication, sync_id: str, timeout: float = 150.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sync = app.get_sync(sync_id)
+        if not sync.is_active:
+            assert sync.state == "completed", (sync.state, sync.errors[-3:])
+            return
+        time.sleep(0.005)
+    raise TimeoutError(f"sync {sync_id} did not finish")
+
+
+class Cluster:
+    def __init__(self, tmp: Path, database_url: str, ingestion: int = 2) -> None:
+        self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        with Connection(BROKER) as conn:
+            for kind, keys in QUEUES.items():
+                declare_work_queue(conn.default_channel, f"{self.prefix}.{kind}", keys)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "HEDGEHOG_FGD_DATABASE_URL": database_url,
+               "HEDGEHOG_FGD_BROKER_URL": BROKER, "HEDGEHOG_FGD_QUEUE_PREFIX": self.prefix}
+        kinds = ["relay", "discovery", "github"] + ["ingestion"] * ingestion
+        self.logs = [(tmp / f"{k}-{i}.log") for i, k in enumerate(kinds)]
+        self.procs = [
+            subprocess.Popen([sys.executable, "-m", "fgd_workers.cli", k], env=env, cwd=tmp,
+                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
+            for k, log in zip(kinds, self.logs, strict=True)
+        ]
+        deadline = time.monotonic() + 30
+        while not all("started" in log.read_text() for log in self.logs):
+            assert time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.05)
+        time.sleep(0.5)
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.wait(15)
+        with Connection(BROKER) as conn:
+            for kind in QUEUES:
+                conn.default_channel.queue_delete(f"{self.prefix}.{kind}")
+
+
+def one_sync(app: FGDApplication, repo: Path, runner: SyncRunner | None) -> float:
+    app = runner.app if runner is not None else app
+    fabric = app.register_fabric(f"f-{uuid.uuid4().hex[:8]}", str(repo))
+    started = time.perf_counter()
+    if runner is not None:
+        result = runner.run(fabric.fabric_id)
+        assert result.ok, result.sync.errors[-3:]
+    else:
+        wait_completed(app, app.start_sync(fabric.fabric_id).sync_id)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--resources", type=int, default=10_000)
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--typical-runs", type=int, default=5)
+    args = parser.parse_args()
+    # Two schemas: the workers would otherwise also pick up the embedded runner's syncs.
+    schemas = [f"bench_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    database_url = f"{PG_URL}?schema={schemas[0]}"
+    app = FGDApplication(env=postgres_env(database_url))
+    embedded_app = FGDApplication(env=postgres_env(f"{PG_URL}?schema={schemas[1]}"))
+    runner = SyncRunner(embedded_app, load_settings(environ={}).fgd)
+    cluster = None
+    try:
+        with tempfile.TemporaryDirectory() as tmpdir:
+            tmp = Path(tmpdir)
+
+            def repo(name: str, resources: int, files: int) -> Path:
+                bare = init_bare(tmp / f"{name}.git")
+                seed_repo(bare, raw_files(resources, files, name))
+                return bare
+
+            cluster = Cluster(tmp, database_url)
+            # Warm-up (imports, connections, caches) on both sides.
+            one_sync(app, repo("warm-e", 45, 23), runner)
+            one_sync(app, repo("warm-d", 45, 23), None)
+
+            embedded = one_sync(app, repo("large-e", args.resources, args.files), runner)
+            distributed = one_sync(app, repo("large-d", args.resources, args.files), None)
+            print(f"large sync ({args.resources:,} resources, {args.files} raw files)")
+            print(f"  embedded    (SyncRunner, 1 process)        {embedded:8.2f} s")
+            print(f"  distributed (relay+discovery+2 ingestion+github) {distributed:8.2f} s")
+            print(f"  ratio embedded/distributed {embedded / distributed:.2f} x "
+                  f"(target >= 0.7 x)")
+
+            emb, dist = [], []
+            for i in range(args.typical_runs):
+                emb.append(one_sync(app, repo(f"typ-e{i}", 45, 23), runner))
+                dist.append(one_sync(app, repo(f"typ-d{i}", 45, 23), None))
+            e, d = statistics.median(emb), statistics.median(dist)
+            print(f"typical fabric (23 raw files, 45 resources), trigger -> completed, "
+                  f"median of {args.typical_runs}")
+            print(f"  embedded    {e * 1000:8.1f} ms   (all: "
+                  f"{', '.join(f'{x * 1000:.0f}' for x in emb)})")
+            print(f"  distributed {d * 1000:8.1f} ms   (all: "
+                  f"{', '.join(f'{x * 1000:.0f}' for x in dist)})")
+            print(f"  ratio distributed/embedded {d / e:.2f} x (target <= 2 x)")
+    finally:
+        if cluster is not None:
+            cluster.close()
+        app.close()
+        embedded_app.close()
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+if __name__ == "__main__":
+    main()

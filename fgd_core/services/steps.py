@@ -1,0 +1,572 @@
+"""One sync as three steps that independent workers call: discover, ingest one file, and
+build/push the commit. The same stages and events as the embedded ``SyncRunner``.
+
+Every step reads the SyncOperation first and does nothing when what it would record is
+already recorded (or the sync ended): a redelivered or duplicated message is a no-op by
+construction. Every step records its result in ONE ``update_sync`` save whose command
+re-checks that state, so two workers racing on the same message cannot both record it (the
+loser's save fails optimistic concurrency, re-runs on fresh state and finds it done).
+
+* ``discover(sync_id)`` — on ``sync.started``: fetch, list raw files; in one save record
+  validation, discovery (one ``file.discovered`` per file) and begin ``file_ingestion``.
+* ``ingest(sync_id, path, blob_id)`` — on ``file.discovered``: plan that file alone, put the
+  managed contents in the blob store, record ``file.processed`` (with ``writes``) /
+  ``file.failed`` / ``file.skipped``; the file that finishes the set also completes
+  ``file_ingestion`` in the same save.
+* ``publish(sync_id)`` — on ``stage.completed`` of ``file_ingestion``: reject cross-file
+  conflicts (``file.rejected``), build one commit on the fetched base, push it with
+  compare-and-swap (rebuild on a moved remote), reconcile and complete. A commit whose
+  message carries ``FGD-Sync-Id: <sync>`` already on the branch means a predecessor pushed
+  and died before recording it: recorded, not committed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from fgd_core.application import FGDApplication
+from fgd_core.config import FGDConfig
+from fgd_core.domain.fabric import Fabric
+from fgd_core.domain.sync_operation import FILE_DONE, PENDING, SyncOperation
+from fgd_core.errors import (
+    DatabaseError,
+    FGDError,
+    FGDErrorCodes,
+    IllegalTransitionError,
+    InternalError,
+    NotFoundError,
+    SyncFailedError,
+)
+from fgd_core.gitops.directory import raw_file_role
+from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
+from fgd_core.gitops.plan import (
+    Archive,
+    FileResult,
+    IngestionRules,
+    ManagedWrite,
+    Provenance,
+    RawFile,
+    SyncPlan,
+    _archive_name,
+    git_blob_id,
+    plan_sync,
+)
+from fgd_core.services.blob_store import BlobStore
+from fgd_core.services.sync_runner import (
+    AUTHOR,
+    LazyBlobs,
+    _problem,
+    commit_changes,
+    commit_message,
+    rules_for,
+)
+
+log = logging.getLogger("fgd_core.steps")
+RemoteFactory = Callable[[Fabric], GitRemote]
+NOOP, DONE, FAILED = "noop", "done", "failed"
+# How far down the branch a redelivered GitHub step looks for its own earlier push.
+PUSHED_LOOKBACK = 50
+
+
+class SyncSteps:
+    def __init__(
+        self,
+        app: FGDApplication,
+        config: FGDConfig,
+        blobs: BlobStore | None = None,
+        *,
+        remote_factory: RemoteFactory | None = None,
+        token: str | None = None,
+        cache_root: Path | None = None,
+    ) -> None:
+        self.app, self.config, self.token, self.cache_root = app, config, token, cache_root
+        self.blobs = blobs or BlobStore.for_app(app)
+        self.remote_factory = remote_factory or self._remote
+        self._remotes: dict[int, GitRemote] = {}
+        # sync id → (snapshot, raw listing, failed_before): one fetch per sync per worker.
+        self._seen: dict[str, tuple[Snapshot, list[str], dict[str, str]]] = {}
+        self._lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _remote(self, fabric: Fabric) -> GitRemote:
+        cache = self.cache_root / f"fabric-{fabric.fabric_id}" if self.cache_root else None
+        return GitRemote(
+            fabric.repository,
+            token=self.token,
+            connection_timeout=self.config.github.connection_timeout,
+            read_timeout=self.config.github.read_timeout,
+            cache_dir=cache,
+        )
+
+    def remote_for(self, fabric: Fabric) -> GitRemote:
+        with self._lock:
+            remote = self._remotes.get(fabric.fabric_id)
+            if remote is None:
+                remote = self._remotes[fabric.fabric_id] = self.remote_factory(fabric)
+            return remote
+
+    def _load(self, sync_id: str) -> SyncOperation | None:
+        try:
+            return self.app.get_sync(sync_id)
+        except NotFoundError:
+            return None  # another installation's event on a shared exchange
+
+    def _guarded(self, sync_id: str, step: Callable[[SyncOperation], str]) -> str:
+        sync = self._load(sync_id)
+        if sync is None or not sync.is_active:
+            return NOOP
+        try:
+            return step(sync)
+        except DatabaseError:
+            raise  # transient: the message is redelivered
+        except IllegalTransitionError as exc:
+            log.info("sync %s: %s (no-op)", sync_id, exc.message)
+            return NOOP
+        except FGDError as exc:
+            self.fail(sync_id, exc.code, exc.message, exc.details)
+            return FAILED
+
+    def fail(self, sync_id: str, code: str, message: str, details: dict[str, Any]) -> None:
+        """End the sync as failed (if it is still running), naming the stage."""
+
+        def command(s: SyncOperation) -> None:
+            if s.is_active:
+                s.fail(code, message, {**details, "stage": s.current_stage})
+
+        if self._load(sync_id) is not None:
+            self.app.update_sync(sync_id, command)
+        self._seen.pop(sync_id, None)
+
+    def poisoned(self, sync_id: str, reason: str, file_path: str | None = None) -> None:
+        """A message that failed on every delivery: visible on the sync, which ends."""
+        sync = self._load(sync_id)
+        if sync is None or not sync.is_active:
+            return
+        message = f"worker gave up on a message: {reason}"[:500]
+
+        def command(s: SyncOperation) -> None:
+            if not s.is_active:
+                return
+            s.record_error(InternalError.code, message, {"file_path": file_path})
+            s.fail(InternalError.code, message, {"stage": s.current_stage})
+
+        self.app.update_sync(sync_id, command)
+
+    # -- discovery --------------------------------------------------------------------------
+
+    def discover(self, sync_id: str) -> str:
+        return self._guarded(sync_id, self._discover)
+
+    def _discover(self, sync: SyncOperation) -> str:
+        if sync.state != PENDING:
+            return NOOP
+        fabric = self.app.get_fabric(sync.fabric_id)
+        rules = rules_for(self.config, fabric)
+        snapshot = self.remote_for(fabric).fetch(fabric.branch)
+        raw_dir = rules.raw_prefix.rstrip("/")
+        if snapshot.head is not None and snapshot.get(raw_dir) is not None:
+            raise SyncFailedError(
+                f"/{raw_dir} is a file, not a directory", details={"path": f"/{raw_dir}"}
+            )
+        entries = [
+            e
+            for e in snapshot.files(rules.raw_prefix)
+            if raw_file_role(e, rules.supported_extensions) in ("pending", "symlink")
+        ]
+        found = [(e.path, e.size, e.blob_id) for e in entries]
+
+        def command(s: SyncOperation) -> None:
+            if s.state != PENDING:
+                return  # a duplicate got there first
+            s.begin_stage("validation")
+            s.complete_stage("validation", {"head": snapshot.head, "branch": fabric.branch})
+            s.begin_stage("discovery")
+            for path, size, blob_id in found:
+                s.discover_file(path, size, blob_id)
+            s.complete_stage("discovery", {"total_files": len(found)})
+            s.begin_stage("file_ingestion")
+            if not found:
+                s.complete_stage("file_ingestion", ingestion_summary(s, {}, {}))
+
+        self.app.update_sync(sync.sync_id, command)
+        return DONE
+
+    # -- ingestion --------------------------------------------------------------------------
+
+    def ingest(self, sync_id: str, file_path: str, blob_id: str | None) -> str:
+        return self._guarded(sync_id, lambda s: self._ingest(s, file_path, blob_id))
+
+    def _context(
+        self, sync: SyncOperation, fabric: Fabric, blob_id: str | None
+    ) -> tuple[Snapshot, list[str], dict[str, str]]:
+        seen = self._seen.get(sync.sync_id)
+        if seen is not None and (blob_id is None or _has_blob(seen[0], blob_id)):
+            return seen
+        rules = rules_for(self.config, fabric)
+        snapshot = self.remote_for(fabric).fetch(fabric.branch)
+        existing = [e.path for e in snapshot.files(rules.raw_prefix)]
+        seen = (snapshot, existing, failed_before(self.app, fabric))
+        if len(self._seen) > 16:
+            self._seen.clear()
+        self._seen[sync.sync_id] = seen
+        return seen
+
+    def _ingest(self, sync: SyncOperation, path: str, blob_id: str | None) -> str:
+        record = sync.files.get(path)
+        if sync.current_stage != "file_ingestion" or record is None:
+            return NOOP
+        if record["status"] in FILE_DONE:
+            return NOOP
+        blob_id = blob_id or record["blob_id"]
+        started = time.perf_counter()
+        fabric = self.app.get_fabric(sync.fabric_id)
+        rules = rules_for(self.config, fabric)
+        snapshot, existing, before = self._context(sync, fabric, blob_id)
+        entry = snapshot.get(path)
+        is_symlink = bool(entry and entry.blob_id == blob_id and entry.is_symlink)
+        content = snapshot.read_blob(blob_id)
+        plan = plan_sync(
+            {path: RawFile(content, is_symlink=is_symlink)},
+            LazyBlobs(snapshot, rules.managed_prefix),
+            existing,
+            before,
+            sync.sync_id,
+            rules,
+        )
+        result = plan.files[0]
+        writes: list[dict[str, Any]] = []
+        if result.status == "processed":
+            index = {p.managed_path: p.document_index for p in plan.provenance}
+            contents = {git_blob_id(w.content): w.content for w in plan.writes}
+            if contents:
+                self.blobs.put_many(contents)
+            writes = [
+                {
+                    "path": w.path,
+                    "blob_id": git_blob_id(w.content),
+                    "action": w.action,
+                    "kind": w.kind,
+                    "name": w.name,
+                    "document_index": index[w.path],
+                }
+                for w in plan.writes
+            ]
+        elapsed = round(time.perf_counter() - started, 6)
+
+        def command(s: SyncOperation) -> None:
+            rec = s.files.get(path)
+            if s.current_stage != "file_ingestion" or rec is None or rec["status"] in FILE_DONE:
+                return  # a duplicate got there first, or the sync moved on / ended
+            _record(s, result, elapsed, writes)
+            if all(f["status"] in FILE_DONE for f in s.files.values()):
+                recorded = {**recorded_writes(self.app, s.sync_id), path: writes}
+                s.complete_stage("file_ingestion", ingestion_summary(s, before, recorded))
+
+        self.app.update_sync(sync.sync_id, command)
+        return DONE
+
+    # -- github sync, reconciliation, completion -------------------------------------------
+
+    def publish(self, sync_id: str) -> str:
+        return self._guarded(sync_id, self._publish)
+
+    def _publish(self, sync: SyncOperation) -> str:
+        sync_id = sync.sync_id
+        if "file_ingestion" not in sync.stages_completed:
+            return NOOP
+        fabric = self.app.get_fabric(sync.fabric_id)
+        remote = self.remote_for(fabric)
+        summary: dict[str, Any] | None = sync.stage_summaries.get("github_sync")
+        if "github_sync" not in sync.stages_completed:
+            if sync.current_stage is None:
+                self.app.update_sync(sync_id, _begin("github_sync"))
+                sync = self.app.get_sync(sync_id)
+            if sync.current_stage != "github_sync" or not sync.is_active:
+                return NOOP
+            summary = self._github_sync(sync, fabric, remote)
+            if summary is None:
+                return NOOP  # cancelled meanwhile
+            sync = self.app.update_sync(sync_id, _complete("github_sync", summary))
+        if not sync.is_active or "reconciliation" in sync.stages_completed:
+            return NOOP
+        verified: dict[str, Any] = {"verified": False, "reason": "nothing pushed"}
+        if summary and summary.get("pushed"):
+            head = remote.fetch(fabric.branch).head
+            verified = {"verified": True, "head": head}
+            if head != summary.get("commit"):
+                verified["commit"] = summary.get("commit")
+
+        def finish(s: SyncOperation) -> None:
+            if not s.is_active or "reconciliation" in s.stages_completed:
+                return
+            if s.current_stage is None:
+                s.begin_stage("reconciliation")
+            if s.current_stage == "reconciliation":
+                s.complete_stage("reconciliation", verified)
+                s.complete()
+
+        self.app.update_sync(sync_id, finish)
+        self._seen.pop(sync_id, None)
+        return DONE
+
+    def _github_sync(
+        self, sync: SyncOperation, fabric: Fabric, remote: GitRemote
+    ) -> dict[str, Any] | None:
+        sync_id = sync.sync_id
+        if sync.options["validate_only"]:
+            return {"skipped": "validate_only", "commit": None, "pushed": False}
+        writes = recorded_writes(self.app, sync_id)
+        sync = self._reject_conflicts(sync, writes)
+        rules = rules_for(self.config, fabric)
+        base = remote.fetch(fabric.branch)
+        policy = self.config.sync.retry_policy
+        for attempt in range(1, policy.max_attempts + 1):
+            if (pushed := _pushed_by(base, sync_id)) is not None:
+                log.info("sync %s: already pushed as %s; recording it", sync_id, pushed)
+                return {"commit": pushed, "pushed": True, "recovered": True}
+            if _raw_changed(base, sync):
+                raise SyncFailedError(
+                    "raw files changed while syncing; the next sync will take them",
+                    details={"branch": fabric.branch},
+                )
+            plan = self.plan_from_records(sync, base, rules, writes)
+            changes = commit_changes(plan, base, rules, fabric, sync_id)
+            if not changes:
+                return {"commit": None, "pushed": False, "files_changed": 0}
+            sha = remote.commit(base, changes, commit_message(sync_id, plan), AUTHOR)
+            if not sync.options["include_github_sync"]:
+                return {"commit": sha, "pushed": False, "files_changed": len(changes)}
+            if not self.app.get_sync(sync_id).is_active:
+                return None  # a cancel before the push changes nothing
+            try:
+                remote.push(sha, fabric.branch, base.head)
+            except RemoteMovedError as moved:
+                if attempt == policy.max_attempts:
+                    raise
+                self.app.record_error(sync_id, moved.code, moved.message, moved.details)
+                base = remote.fetch(fabric.branch)
+                continue
+            return {"commit": sha, "pushed": True, "files_changed": len(changes)}
+        raise SyncFailedError("push did not succeed", details={})  # pragma: no cover
+
+    def _reject_conflicts(
+        self, sync: SyncOperation, writes: dict[str, list[dict[str, Any]]]
+    ) -> SyncOperation:
+        """Two processed files writing one managed path: neither lands (DESIGN.md)."""
+        claims: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        for path, rec in sorted(sync.files.items()):
+            if rec["status"] == "processed":
+                for w in writes.get(path, []):
+                    claims[w["path"]].append((path, w))
+        errors: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for mpath, owners in sorted(claims.items()):
+            if len({p for p, _ in owners}) < 2:
+                continue
+            for path, w in owners:
+                others = ", ".join(
+                    f"document {o['document_index']} of {p}" for p, o in owners if p != path
+                )
+                errors[path].append(
+                    {
+                        "index": w["document_index"],
+                        "code": FGDErrorCodes.VALIDATION_FAILED,
+                        "message": f"conflict: {w['kind']} {w['name']!r} ({mpath}) is also "
+                        f"defined by {others}; nothing from this file is written",
+                        "field": "metadata.name",
+                    }
+                )
+        if not errors:
+            return sync
+
+        def command(s: SyncOperation) -> None:
+            for path, errs in sorted(errors.items()):
+                if s.current_stage == "github_sync" and s.files[path]["status"] == "processed":
+                    s.reject_file(path, errs)
+
+        return self.app.update_sync(sync.sync_id, command)
+
+    def plan_from_records(
+        self,
+        sync: SyncOperation,
+        base: Snapshot,
+        rules: IngestionRules,
+        recorded: dict[str, list[dict[str, Any]]],
+    ) -> SyncPlan:
+        """The SyncPlan the embedded planner would have made, from what ingestion recorded:
+        actions against ``base`` (which may be newer than what ingestion saw), archive names
+        by the planner's own rule, contents from the blob store."""
+        managed = LazyBlobs(base, rules.managed_prefix)
+        taken = {e.path for e in base.files(rules.raw_prefix)} | set(sync.files)
+        files: list[FileResult] = []
+        pending: list[tuple[dict[str, Any], str, str]] = []  # write, action, raw path
+        archives: list[Archive] = []
+        for path in sorted(sync.files):
+            rec = sync.files[path]
+            content_id = rec.get("blob_id") or ""
+            if rec["status"] != "processed":
+                files.append(FileResult(path, rec["status"], content_id, rec["documents_found"]))
+                continue
+            for w in recorded.get(path, []):
+                entry = base.get(w["path"])
+                action = (
+                    "create" if entry is None
+                    else "unchanged" if entry.blob_id == w["blob_id"] else "update"
+                )
+                pending.append((w, action, path))
+            archived = _archive_name(path, taken, managed)
+            archives.append(Archive(path, archived))
+            files.append(
+                FileResult(
+                    path, "processed", content_id, rec["documents_found"],
+                    rec["documents_extracted"], target_files=tuple(rec["target_files"]),
+                    archived_to=archived,
+                )
+            )
+        needed = self.blobs.get_many(w["blob_id"] for w, a, _ in pending if a != "unchanged")
+        writes = [
+            ManagedWrite(w["path"], needed.get(w["blob_id"], b""), action, w["kind"], w["name"])  # type: ignore[arg-type]
+            for w, action, _ in pending
+        ]
+        provenance = [
+            Provenance(w["path"], raw, w["document_index"], sync.sync_id, w["kind"], w["name"],
+                       sync.files[raw].get("blob_id") or "")
+            for w, _, raw in pending
+        ]
+        return SyncPlan(
+            sync_id=sync.sync_id,
+            files=tuple(files),
+            writes=tuple(sorted(writes, key=lambda w: w.path)),
+            archives=tuple(archives),
+            provenance=tuple(sorted(provenance, key=lambda p: p.managed_path)),
+        )
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def failed_before(app: FGDApplication, fabric: Fabric) -> dict[str, str]:
+    """What ``SyncRunner._failed_before`` reads: the fabric's last sync's failed files."""
+    if fabric.last_sync_id is None:
+        return {}
+    previous = app.get_sync(fabric.last_sync_id)
+    summary = previous.stage_summaries.get("file_ingestion", {})
+    return dict(summary.get("failed_files", {}))
+
+
+def recorded_writes(app: FGDApplication, sync_id: str) -> dict[str, list[dict[str, Any]]]:
+    """File path → the ``writes`` its ``file.processed`` event carries (distributed only)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for event in app.repository.event_store.get(UUID(sync_id)):
+        if isinstance(event, SyncOperation.FileProcessedWithWrites):
+            out[event.file_path] = list(event.writes)
+    return out
+
+
+def ingestion_summary(
+    sync: SyncOperation, before: dict[str, str], writes: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """The embedded runner's ``file_ingestion`` summary, from the recorded files."""
+    records = sync.files
+    count = {s: sum(f["status"] == s for f in records.values()) for s in FILE_DONE}
+    actions = [w["action"] for p, ws in writes.items() for w in ws
+               if p in records and records[p]["status"] == "processed"]
+    failed: dict[str, str] = {}
+    for path, rec in records.items():
+        blob = rec.get("blob_id") or ""
+        if rec["status"] == "failed" and any(
+            e.get("code") != InternalError.code for e in rec["validation_errors"]
+        ):
+            failed[path] = blob
+        elif rec["status"] == "skipped" and before.get(path) == blob:
+            failed[path] = blob  # unchanged since it failed: stays failed for the next sync
+    return {
+        "files_processed": count["processed"],
+        "files_failed": count["failed"],
+        "files_skipped": count["skipped"],
+        "files_created": actions.count("create"),
+        "files_updated": actions.count("update"),
+        "files_unchanged": actions.count("unchanged"),
+        "errors": sum(len(f["validation_errors"]) for f in records.values()),
+        "warnings": len(sync.warnings),
+        "failed_files": failed,
+    }
+
+
+def _record(
+    sync: SyncOperation, f: FileResult, elapsed: float, writes: list[dict[str, Any]]
+) -> None:
+    if f.status == "processed":
+        sync.process_file(
+            f.path,
+            documents_extracted=f.documents_extracted,
+            target_files=list(f.target_files),
+            processing_time=elapsed,
+            archived_to=f.archived_to,
+            writes=writes,
+        )
+    elif f.status == "failed":
+        sync.fail_file(f.path, f.documents_found, [_problem(e.to_dict()) for e in f.errors])
+    else:
+        sync.skip_file(f.path, "; ".join(f.warnings) or "skipped")
+    for warning in f.warnings if f.status != "skipped" else ():
+        sync.warn(FGDErrorCodes.VALIDATION_FAILED, warning, f.path)
+
+
+def _begin(stage: str) -> Callable[[SyncOperation], None]:
+    def command(s: SyncOperation) -> None:
+        if s.is_active and s.current_stage is None and stage in s.stages_pending:
+            s.begin_stage(stage)
+
+    return command
+
+
+def _complete(stage: str, summary: dict[str, Any]) -> Callable[[SyncOperation], None]:
+    def command(s: SyncOperation) -> None:
+        if s.is_active and s.current_stage == stage:
+            s.complete_stage(stage, summary)
+
+    return command
+
+
+def _has_blob(snapshot: Snapshot, blob_id: str) -> bool:
+    try:
+        return blob_id.encode() in snapshot._store
+    except Exception:  # noqa: BLE001 — a store that cannot answer: fetch again
+        return False
+
+
+def _raw_changed(base: Snapshot, sync: SyncOperation) -> bool:
+    """Did any file this sync archives change (or vanish) on the branch since discovery?"""
+    for path, rec in sync.files.items():
+        if rec["status"] != "processed":
+            continue
+        entry = base.get(path)
+        if entry is None or entry.blob_id != rec.get("blob_id"):
+            return True
+    return False
+
+
+def _pushed_by(snapshot: Snapshot, sync_id: str) -> str | None:
+    """The commit on the branch (first parents, recent first) that this sync pushed."""
+    marker = f"FGD-Sync-Id: {sync_id}".encode()
+    sha = snapshot.head
+    store = snapshot._store
+    for _ in range(PUSHED_LOOKBACK):
+        if sha is None:
+            return None
+        commit = store[sha.encode()]
+        if marker in commit.message:
+            return sha
+        sha = commit.parents[0].decode() if commit.parents else None
+    return None
+
+
+__all__ = ["DONE", "FAILED", "NOOP", "SyncSteps", "failed_before", "ingestion_summary"]

@@ -1,0 +1,35 @@
+"""Ingestion workers (competing consumers): ``file.discovered`` → plan that one file, store
+its managed contents in the blob store, record ``file.processed`` / ``failed`` / ``skipped``.
+
+Prefetch is small on purpose: a worker holds at most that many files, so a 200-file sync
+spreads over however many workers run, and a dead worker's files come back quickly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fgd_core.services.steps import SyncSteps
+from fgd_workers.bus import ConnectionFactory
+from fgd_workers.consumer import QueueWorker
+
+ROUTING_KEYS = ("file.discovered",)
+DEFAULT_PREFETCH = 2
+
+
+def ingestion_worker(
+    steps: SyncSteps, connection_factory: ConnectionFactory, prefix: str = "fgd",
+    prefetch: int = DEFAULT_PREFETCH,
+) -> QueueWorker:
+    if not 1 <= prefetch <= 4:
+        raise ValueError("ingestion prefetch must be 1–4")
+
+    def handle(envelope: dict[str, Any]) -> str:
+        p = envelope["payload"]
+        return steps.ingest(p["sync_id"], p["file_path"], p.get("blob_id"))
+
+    def poison(envelope: dict[str, Any], reason: str) -> None:
+        p = envelope["payload"]
+        steps.poisoned(p["sync_id"], reason, p.get("file_path"))
+
+    return QueueWorker("ingestion", f"{prefix}.ingestion", ROUTING_KEYS, handle,
+                       connection_factory, prefetch=prefetch, on_poison=poison)
