@@ -8,28 +8,14 @@ body on stderr with exit status 1.
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import wraps
 from typing import Any
 
 import click
 
-from fgd_core.errors import FGDError
-
-
-def _errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except FGDError as exc:
-            click.echo(json.dumps(exc.to_body()), err=True)
-            sys.exit(1)
-
-    return wrapper
+from fgd_core.cli_common import fgd_errors
 
 
 @contextmanager
@@ -50,7 +36,7 @@ def projections() -> None:
 
 
 @projections.command()
-@_errors
+@fgd_errors
 def status() -> None:
     """Position of the read model, the newest event in the store, and the lag between."""
     with _projections() as read_model:
@@ -58,7 +44,7 @@ def status() -> None:
 
 
 @projections.command()
-@_errors
+@fgd_errors
 def rebuild() -> None:
     """Drop the read tables and replay the whole event log into them."""
     started = time.monotonic()

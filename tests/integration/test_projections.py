@@ -27,33 +27,7 @@ from fgd_core.errors import NotFoundError, ValidationError
 from fgd_core.events.envelope import decode_envelope
 from fgd_core.events.schemas import known_event_types, validate_envelope
 from tests.conftest import PG_URL
-
-STAGES_AFTER_DISCOVERY = ("github_sync", "reconciliation")
-
-
-def run_full_sync(app: FGDApplication, fabric_id: int, files: int = 2) -> str:
-    sync = app.start_sync(fabric_id, "manual")
-    sid = sync.sync_id
-    app.begin_stage(sid, "validation")
-    app.complete_stage(sid, "validation")
-    app.begin_stage(sid, "discovery")
-    app.discover_files(sid, [(f"gitops/raw/f{i}.yaml", 100 + i, None) for i in range(files)])
-    app.complete_stage(sid, "discovery", {"total_files": files})
-    app.begin_stage(sid, "file_ingestion")
-    for i in range(files):
-        app.process_file(
-            sid,
-            f"gitops/raw/f{i}.yaml",
-            documents_extracted=1,
-            target_files=[f"gitops/managed/vpcs/v{i}.yaml"],
-            processing_time=0.01,
-        )
-    app.complete_stage(sid, "file_ingestion")
-    for stage in STAGES_AFTER_DISCOVERY:
-        app.begin_stage(sid, stage)
-        app.complete_stage(sid, stage)
-    app.complete_sync(sid)
-    return sid
+from tests.integration.test_application import run_full_sync
 
 
 def run_failing_sync(app: FGDApplication, fabric_id: int) -> str:
