@@ -14,7 +14,7 @@ from fgd_core.bootstrap import build_runner
 from fgd_core.config import Settings, load_settings
 from fgd_core.services.gitops_ops import GitOpsService
 from fgd_core.services.sync_runner import SyncRunner
-from fgd_workers.embedded import EmbeddedExecutor
+from fgd_workers.embedded import BusExecutor, EmbeddedExecutor
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Container:
     app: FGDApplication
     runner: SyncRunner
     ops: GitOpsService
-    executor: EmbeddedExecutor
+    executor: Any  # EmbeddedExecutor, or BusExecutor when workers run the syncs
     read_model: Any
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -31,7 +31,11 @@ class Container:
     def build(cls, settings: Settings | None = None, read_model: Any = None) -> Container:
         settings = settings or load_settings()
         app, runner = build_runner(settings, source="fgd_api")
-        executor = EmbeddedExecutor(runner, settings.fgd.sync.max_concurrent_syncs)
+        executor: Any = (
+            BusExecutor()
+            if settings.broker_url
+            else EmbeddedExecutor(runner, settings.fgd.sync.max_concurrent_syncs)
+        )
         if read_model is None:
             from fgd_api.read_model import build_read_model
 

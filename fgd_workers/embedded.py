@@ -43,3 +43,19 @@ class EmbeddedExecutor:
 
     def shutdown(self, wait: bool = True) -> None:
         self.pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+class BusExecutor:
+    """With a broker the workers run syncs (they receive ``sync.started`` through the
+    relay): the API hands nothing over in-process."""
+
+    active = 0
+
+    def submit(self, sync_id: str, only_paths: list[str] | None = None) -> None:
+        return None
+
+    def wait(self, sync_id: str, timeout: float | None = None) -> None:
+        return None
+
+    def shutdown(self, wait: bool = True) -> None:
+        return None

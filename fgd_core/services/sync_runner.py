@@ -25,6 +25,7 @@ from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import (
     FGDError,
     FGDErrorCodes,
+    IllegalTransitionError,
     InternalError,
     SyncCancelledError,
     SyncFailedError,
@@ -37,6 +38,11 @@ from fgd_core.gitops.plan import FileResult, IngestionRules, RawFile, SyncPlan, 
 from fgd_core.observability import correlated, stage_span
 
 AUTHOR = "FGD Sync <fgd-sync@localhost>"
+
+
+class SyncTakenError(SyncFailedError):
+    """Another process began this sync first (it owns it from then on)."""
+
 log = logging.getLogger("fgd_core.sync")
 RemoteFactory = Callable[[Fabric], GitRemote]
 
@@ -142,8 +148,9 @@ class SyncRunner:
             self._github_sync(sync_id, remote, fabric, rules, snapshot, raw, result, deadline)
             self._reconciliation(sync_id, remote, fabric, result)
             result.sync = self.app.complete_sync(sync_id)
-        except SyncCancelledError:
-            result.sync = self.app.get_sync(sync_id)  # cancelled by someone else: nothing to do
+        except (SyncCancelledError, SyncTakenError):
+            # Cancelled by someone else, or a bus worker runs it: nothing more to do here.
+            result.sync = self.app.get_sync(sync_id)
         except SyncTimeoutError:
             result.sync = self.app.time_out_sync(sync_id, self.config.sync.timeout_seconds)
         except FGDError as exc:
@@ -177,7 +184,13 @@ class SyncRunner:
     def _stage(self, sync_id: str, stage: str, work: Callable[[], dict[str, Any]]) -> Any:
         correlation_id = self._correlation.get(sync_id, sync_id)
         with correlated(correlation_id), stage_span(stage, sync_id, correlation_id):
-            self.app.begin_stage(sync_id, stage)
+            try:
+                self.app.begin_stage(sync_id, stage)
+            except IllegalTransitionError:
+                if stage == "validation" and self.app.get_sync(sync_id).is_active:
+                    # Whoever begins validation owns the sync: a worker was first.
+                    raise SyncTakenError("a worker runs this sync", details={}) from None
+                raise
             log.info("stage %s started", stage, extra={"sync_id": sync_id})
             summary = work()
             self.app.complete_stage(sync_id, stage, summary)

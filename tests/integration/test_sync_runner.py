@@ -237,3 +237,17 @@ def test_sync_over_smart_http_with_a_token(app: FGDApplication, config: Any,
         assert denied.sync.errors[-1]["code"] == "FGD_4002"
     for recorded in history(app):
         assert token not in str(recorded.envelope)
+
+
+def test_a_sync_a_worker_began_is_left_to_it(app: FGDApplication, config: Any, repo: Path) -> None:
+    """Whoever begins validation owns the sync: the in-process runner neither runs nor fails
+    a sync a bus worker already took."""
+    seed_repo(repo, {"gitops/raw/a.yaml": vpc("vpc-a", 1)})
+    before = git("rev-parse", "main", cwd=repo).strip()
+    fabric = app.register_fabric("lab", str(repo))
+    sync = app.start_sync(fabric.fabric_id)
+    app.begin_stage(sync.sync_id, "validation")  # a worker got there first
+    result = runner_for(app, config).execute(sync.sync_id)
+    assert result.sync.state == "processing" and result.sync.errors == []
+    assert result.sync.current_stage == "validation"
+    assert git("rev-parse", "main", cwd=repo).strip() == before
