@@ -93,7 +93,7 @@ def rebuild_all(app: FGDApplication, upto: int | None = None) -> dict[UUID, Any]
             start=position, limit=PAGE, stop=upto, inclusive_of_start=False
         )
         for notification in page:
-            domain_event = to_domain_event(notification)
+            domain_event: Any = to_domain_event(notification)
             key = domain_event.originator_id
             aggregates[key] = domain_event.mutate(aggregates.get(key))
         if len(page) < PAGE:

@@ -45,7 +45,11 @@ class RecordingEventBus:
         self.publish(event)
 
     def attach(self, app: Any) -> RecordingEventBus:
-        app.subscribe(lambda stored: [self.publish(envelope) for _, envelope in stored])
+        def record(stored: list[tuple[int, dict[str, Any]]]) -> None:
+            for _, envelope in stored:
+                self.publish(envelope)
+
+        app.subscribe(record)
         return self
 
     def of_type(self, event_type: str) -> list[PublishedEvent]:
@@ -98,7 +102,7 @@ def run_fixture(fixture: dict[str, Any], rules: Any = None) -> FixtureOutcome:
     rules = rules or IngestionRules(gitops_dir=path.split("/raw/")[0] if "/raw/" in path else "")
     plan = plan_sync({path: data}, {}, [path], {}, "00000000-0000-0000-0000-000000000000", rules)
     result = plan.file(path)
-    actual = {
+    actual: dict[str, Any] = {
         "status": {"processed": "success"}.get(result.status, result.status),
         "documents_extracted": result.documents_extracted,
         "files_created": ["/" + p for p in result.target_files],

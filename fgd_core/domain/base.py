@@ -4,6 +4,7 @@ and ``correlation_id``, so the event store can write the spec's envelope from th
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -22,6 +23,7 @@ class FGDAggregate(Aggregate):
 
     fabric_id: int
     correlation_id: str
+    event_time: datetime  # the timestamp of the event being applied (see Event.mutate)
 
     class Event(Aggregate.Event):
         fabric_id: int

@@ -254,7 +254,7 @@ class SyncOperation(FGDAggregate):
         ``{path, blob_id, action, kind, name, document_index}`` — what the GitHub-sync step
         commits. Without it the event is the plain ``file.processed`` of the embedded runner."""
         self._require_file(file_path, "process a file")
-        result = {
+        result: dict[str, Any] = {
             "file_path": file_path,
             "status": "success",
             "documents_extracted": documents_extracted,

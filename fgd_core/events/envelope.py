@@ -56,7 +56,7 @@ def iso(dt: datetime) -> str:
 def to_envelope(event: Any, source: str = "fgd_core") -> dict[str, Any]:
     state = vars(event)
     payload = {k: v for k, v in state.items() if k not in _ENVELOPE_KEYS}
-    if "sync_id" not in payload and _is_sync_event(type(event)):
+    if "sync_id" not in payload and _is_sync_event(type(event).__qualname__):
         payload["sync_id"] = str(event.originator_id)
     metadata: dict[str, Any] = {"source": source, "version": SOURCE_VERSION}
     if "originator_topic" in state:
@@ -73,8 +73,8 @@ def to_envelope(event: Any, source: str = "fgd_core") -> dict[str, Any]:
 
 
 @cache
-def _is_sync_event(cls: type) -> bool:
-    return cls.__qualname__.startswith("SyncOperation.")
+def _is_sync_event(qualname: str) -> bool:
+    return qualname.startswith("SyncOperation.")
 
 
 @cache
@@ -94,7 +94,9 @@ class EnvelopeMapper(Mapper[UUID]):
         self.compressor = None
         self.cipher = None
         self.source = source
-        self.snapshots = Mapper(transcoder) if transcoder is not None else None
+        self.snapshots: Mapper[UUID] | None = (
+            Mapper(transcoder) if transcoder is not None else None
+        )
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         if isinstance(domain_event, Snapshot) and self.snapshots is not None:

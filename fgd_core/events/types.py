@@ -5,9 +5,14 @@ The spec's base schema requires ``^[a-z]+\\.[a-z]+$``; the WebSocket names
 derived from ``stage.completed`` / ``file.processed`` (DESIGN.md), never persisted.
 """
 
+# The event classes (SyncOperation.Started …) are made by eventsourcing's @event when the
+# aggregate class is created: mypy cannot see them.
+# mypy: disable-error-code="attr-defined"
+
 from __future__ import annotations
 
 from fgd_core.domain.auth import AuditEntry, Token, TokenRegistry
+from fgd_core.domain.command import CommandReceipt
 from fgd_core.domain.fabric import Fabric, FabricRegistry
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.domain.webhook import WebhookDelivery
@@ -47,6 +52,7 @@ EVENT_TYPES: dict[type, str] = {
     TokenRegistry.Added: "tokenregistry.added",
     AuditEntry.Recorded: "audit.recorded",
     WebhookDelivery.Received: "webhook.received",
+    CommandReceipt.Received: "command.received",
 }
 
 # WebSocket message types (spec) for the persisted types they are derived from.

@@ -277,10 +277,7 @@ class SyncRunner:
             per_file = (time.perf_counter() - started) / max(1, len(plan.files))
             batch = self.config.ingestion.batch_size
             for i in range(0, len(plan.files), batch):
-                chunk = plan.files[i : i + batch]
-                self.app.update_sync(
-                    sync_id, lambda s, chunk=chunk: [_record(s, f, per_file) for f in chunk]
-                )
+                self.app.update_sync(sync_id, _recorder(plan.files[i : i + batch], per_file))
             # A file skipped as "unchanged since it failed" stays failed for the next sync.
             still_failed = {
                 f.path: f.content_id for f in plan.files if f.status == "skipped"
@@ -356,6 +353,14 @@ class SyncRunner:
             return {"verified": True, "head": head}
 
         self._stage(sync_id, "reconciliation", work)
+
+
+def _recorder(files: tuple[FileResult, ...], processing_time: float) -> Callable[[Any], None]:
+    def record(sync: SyncOperation) -> None:
+        for f in files:
+            _record(sync, f, processing_time)
+
+    return record
 
 
 def _record(sync: SyncOperation, f: FileResult, processing_time: float) -> None:
