@@ -309,3 +309,34 @@ class FGDApplication(Application[UUID]):
 
     def time_out_sync(self, sync_id: str, timeout_seconds: float) -> SyncOperation:
         return self.update_sync(sync_id, lambda s: s.time_out(timeout_seconds))
+
+    # -- queries for the scheduler ----------------------------------------------------------
+
+    def position_of(self, originator_id: str | UUID, version: int = 1) -> int | None:
+        """Notification-log position of one stored event (None if it is not stored).
+
+        Positions order events of different aggregates without trusting anyone's clock,
+        e.g. a coalesced webhook delivery against the start (version 1) of a fabric's sync.
+        """
+        recorder: Any = self.recorder
+        table = recorder.events_table_name
+        if isinstance(recorder, PostgresApplicationRecorder):
+            sql = (
+                f'SELECT notification_id AS position FROM "{recorder.datastore.schema}"'
+                f'."{table}" WHERE originator_id = %s AND originator_version = %s'
+            )
+            params: tuple[Any, ...] = (UUID(str(originator_id)), version)
+        else:
+            uuid = UUID(str(originator_id))  # stored as hex by eventsourcing's SQLite recorder
+            sql = (
+                f"SELECT rowid AS position FROM {table}"
+                " WHERE originator_id IN (?, ?) AND originator_version = ?"
+            )
+            params = (uuid.hex, str(uuid), version)
+        try:
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+        except PersistenceError as exc:
+            raise DatabaseError(f"event store unavailable: {type(exc).__name__}") from exc
+        return None if row is None else int(row["position"])

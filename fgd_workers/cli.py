@@ -37,6 +37,32 @@ def worker() -> None:
                             "%(message)s")
 
 
+_metrics_port_option = click.option(
+    "--metrics-port", default=0, show_default=True, type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics on this port (0: off; one port per process).")
+_metrics_host_option = click.option(
+    "--metrics-host", envvar="HEDGEHOG_FGD_METRICS_HOST", default="127.0.0.1",
+    show_default=True, help="Address the metrics endpoint listens on.")
+
+
+def _serve_metrics(port: int, host: str, app: object | None, factory: object,
+                   queues: list[str]) -> None:
+    """The metrics endpoint of this process (a daemon thread, gone with the process): the
+    spec's metrics from the events ``app`` records, and broker-side queue counts."""
+    if not port:
+        return
+    from fgd_workers.metrics_server import (
+        BrokerGauges,
+        start_metrics_server,
+        subscribe_event_metrics,
+    )
+
+    start_metrics_server(port, host)
+    if app is not None:
+        subscribe_event_metrics(app)
+    BrokerGauges(factory, queues).start()  # type: ignore[arg-type]
+
+
 @worker.command("relay")
 @click.option("--name", default="relay", show_default=True,
               help="Relay name: its position row and its lock (one active relay per name).")
@@ -44,9 +70,10 @@ def worker() -> None:
 @click.option("--poll-interval", default=None, type=click.FloatRange(0.01, 3600),
               help="Seconds between polls [default: 1 on PostgreSQL (NOTIFY wakes it), 0.1 on "
               "SQLite].")
-@click.option("--metrics-port", default=0, show_default=True, type=click.IntRange(0, 65535),
-              help="Serve Prometheus metrics on this port (0: off).")
-def relay(name: str, batch_size: int, poll_interval: float | None, metrics_port: int) -> None:
+@_metrics_port_option
+@_metrics_host_option
+def relay(name: str, batch_size: int, poll_interval: float | None, metrics_port: int,
+          metrics_host: str) -> None:
     """Publish every stored event to RabbitMQ (exchange fgd.events), at least once."""
     from fgd_core.bootstrap import build_app
     from fgd_core.config import load_settings
@@ -55,10 +82,8 @@ def relay(name: str, batch_size: int, poll_interval: float | None, metrics_port:
 
     settings = load_settings()
     stop = stop_on_signals()
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port)
+    _serve_metrics(metrics_port, metrics_host, None, connection_factory(settings.broker_url),
+                   [])
     app = build_app(settings)
     try:
         relay = Relay(app, connection_factory(settings.broker_url), name=name,
@@ -102,7 +127,8 @@ def _steps(settings: object, cache_dir: str | None) -> tuple[object, object]:
 
 
 def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: str | None,
-                 with_relay: bool) -> None:
+                 with_relay: bool, metrics_port: int = 0, metrics_host: str = "127.0.0.1",
+                 with_scheduler: bool = False, tick: float = 5.0) -> None:
     from fgd_core.config import load_settings
     from fgd_workers.bus import connection_factory
     from fgd_workers.discovery import discovery_worker
@@ -121,6 +147,13 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
         from fgd_workers.relay import Relay
 
         targets.append(Relay(app, factory).run)
+    if with_scheduler:
+        from fgd_workers.scheduler import Scheduler
+
+        targets.append(Scheduler(app, settings.fgd.sync, interval=tick,  # type: ignore[arg-type]
+                                 connection_factory=factory, queue_prefix=queue_prefix).run)
+    _serve_metrics(metrics_port, metrics_host, app, factory,
+                   [f"{queue_prefix}.{k}" for k in kinds])
     threads = [threading.Thread(target=t, args=(stop,), daemon=True) for t in targets[1:]]
     for thread in threads:
         thread.start()
@@ -137,9 +170,13 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
 @worker.command("discovery")
 @_prefix_option
 @_cache_option
-def discovery(queue_prefix: str, cache_dir: str | None) -> None:
+@_metrics_port_option
+@_metrics_host_option
+def discovery(queue_prefix: str, cache_dir: str | None, metrics_port: int,
+              metrics_host: str) -> None:
     """sync.started → list raw files, record file.discovered."""
-    _run_workers(["discovery"], queue_prefix, 1, cache_dir, with_relay=False)
+    _run_workers(["discovery"], queue_prefix, 1, cache_dir, with_relay=False,
+                 metrics_port=metrics_port, metrics_host=metrics_host)
 
 
 @worker.command("ingestion")
@@ -147,26 +184,76 @@ def discovery(queue_prefix: str, cache_dir: str | None) -> None:
 @_cache_option
 @click.option("--prefetch", default=2, show_default=True, type=click.IntRange(1, 4),
               help="Files a worker holds at once (competing consumers share the rest).")
-def ingestion(queue_prefix: str, cache_dir: str | None, prefetch: int) -> None:
+@_metrics_port_option
+@_metrics_host_option
+def ingestion(queue_prefix: str, cache_dir: str | None, prefetch: int, metrics_port: int,
+              metrics_host: str) -> None:
     """file.discovered → parse, validate, normalize one file; record the result."""
-    _run_workers(["ingestion"], queue_prefix, prefetch, cache_dir, with_relay=False)
+    _run_workers(["ingestion"], queue_prefix, prefetch, cache_dir, with_relay=False,
+                 metrics_port=metrics_port, metrics_host=metrics_host)
 
 
 @worker.command("github")
 @_prefix_option
 @_cache_option
-def github(queue_prefix: str, cache_dir: str | None) -> None:
+@_metrics_port_option
+@_metrics_host_option
+def github(queue_prefix: str, cache_dir: str | None, metrics_port: int,
+           metrics_host: str) -> None:
     """file_ingestion completed → one commit, pushed with compare-and-swap; complete."""
-    _run_workers(["github"], queue_prefix, 1, cache_dir, with_relay=False)
+    _run_workers(["github"], queue_prefix, 1, cache_dir, with_relay=False,
+                 metrics_port=metrics_port, metrics_host=metrics_host)
+
+
+_tick_option = click.option(
+    "--tick", envvar="HEDGEHOG_FGD_SCHEDULER_TICK", default=5.0, show_default=True,
+    type=click.FloatRange(0.1, 3600), help="Seconds between scheduler passes.")
+
+
+@worker.command("scheduler")
+@click.option("--name", default="scheduler", show_default=True,
+              help="Scheduler name: its lock (one active scheduler per name).")
+@_tick_option
+@_prefix_option
+@_metrics_port_option
+@_metrics_host_option
+def scheduler(name: str, tick: float, queue_prefix: str, metrics_port: int,
+              metrics_host: str) -> None:
+    """Scheduled syncs, sync timeouts (FGD_3002), max_concurrent_syncs, webhook follow-ups."""
+    from fgd_core.application import FGDApplication
+    from fgd_core.config import load_settings
+    from fgd_core.persistence import persistence_env
+    from fgd_workers.bus import connection_factory
+    from fgd_workers.scheduler import Scheduler
+
+    settings = load_settings()
+    stop = stop_on_signals()
+    env = persistence_env(settings.database_url, settings.sqlite_path)
+    app = FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "256"})
+    factory = connection_factory(settings.broker_url)
+    _serve_metrics(metrics_port, metrics_host, app, factory, [f"{queue_prefix}.discovery"])
+    try:
+        runner = Scheduler(app, settings.fgd.sync, name=name, interval=tick,
+                           connection_factory=factory, queue_prefix=queue_prefix)
+        log.info("scheduler %s started (tick %.1fs)", name, tick)
+        runner.run(stop)
+    finally:
+        app.close()
+    log.info("scheduler %s stopped", name)
 
 
 @worker.command("all")
 @_prefix_option
 @_cache_option
-def all_workers(queue_prefix: str, cache_dir: str | None) -> None:
-    """Relay and every worker in one process (threads), for small installs."""
+@_tick_option
+@_metrics_port_option
+@_metrics_host_option
+def all_workers(queue_prefix: str, cache_dir: str | None, tick: float, metrics_port: int,
+                metrics_host: str) -> None:
+    """Relay, scheduler and every worker in one process (threads), for small installs."""
     _run_workers(["discovery", "ingestion", "github"], queue_prefix, 2, cache_dir,
-                 with_relay=True)
+                 with_relay=True, metrics_port=metrics_port, metrics_host=metrics_host,
+                 with_scheduler=True, tick=tick)
 
 
 if __name__ == "__main__":  # pragma: no cover
