@@ -258,3 +258,9 @@ def all_workers(queue_prefix: str, cache_dir: str | None, tick: float, metrics_p
 
 if __name__ == "__main__":  # pragma: no cover
     worker()
+
+
+# Bus intake (`fgd worker commands`) lives in a module of its own.
+from fgd_workers.cli_commands import commands  # noqa: E402
+
+worker.add_command(commands)

@@ -1,0 +1,597 @@
+"""Bus commands: other systems trigger syncs and relay GitHub deliveries through RabbitMQ.
+
+Topology (``asyncapi.yaml`` is the contract):
+
+* ``fgd.commands`` — durable topic exchange, routing key = the command (``sync.trigger``,
+  ``webhook.github``); its alternate exchange ``fgd.commands.unrouted`` (fanout) catches
+  every routing key no queue is bound for.
+* ``fgd.commands.intake`` — durable quorum queue bound to both commands and to the alternate
+  exchange, dead-lettering to ``fgd.dlx`` after ``x-delivery-limit`` deliveries.
+
+Each command is turned into the same fgd_core call the REST API makes (``start_sync``'s
+``prepare_sync`` + one save; ``webhook_intake``), so the outcome is identical. A command is
+acked only after its outcome is committed and its reply (if ``reply_to``) published.
+
+Refused — an unknown command, a body that is not JSON or breaks its schema, no/invalid
+token, a permission missing, no ``message_id``, a bad GitHub signature: audited as a denied
+action, republished (with publisher confirms) to ``fgd.dlx`` with header ``x-fgd-reason``
+(and the token redacted), counted in ``fgd_commands_dead_lettered_total``, then acked. No
+reply: a refused command is not answered. A handler that raises (database down …) is
+requeued until its delivery count reaches the limit, then dead-lettered the same way.
+
+Exactly once: a ``sync.trigger``'s outcome is saved with a CommandReceipt whose id derives
+from the ``message_id``, in the same transaction as the sync; a duplicate conflicts and is
+answered with the original outcome. A ``webhook.github`` delivery id counts once across HTTP
+and the bus (the WebhookDelivery aggregate).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+import fastjsonschema
+import orjson
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+from kombu import Connection, Consumer, Producer, Queue, binding
+from prometheus_client import Counter
+
+from fgd_core.application import FGDApplication
+from fgd_core.auth import (
+    FGDPermissions,
+    Principal,
+    authenticate,
+    authorize,
+    record_audit,
+    scrub,
+    scrub_text,
+)
+from fgd_core.client import (
+    AUTHORIZATION_HEADER,
+    COMMANDS,
+    COMMANDS_EXCHANGE,
+    REASON_HEADER,
+    SYNC_TRIGGER,
+    UNROUTED_EXCHANGE,
+    WEBHOOK_GITHUB,
+    declare_command_exchanges,
+)
+from fgd_core.domain.auth import AuditEntry
+from fgd_core.domain.command import CommandReceipt, receipt_uuid
+from fgd_core.errors import DatabaseError, FGDError, error_body
+from fgd_core.events.schemas import load_schema
+from fgd_core.services import webhook_intake as intake
+from fgd_workers.bus import (
+    DEAD_LETTER_EXCHANGE,
+    DEFAULT_DELIVERY_LIMIT,
+    ConnectionFactory,
+    declare_topology,
+)
+
+log = logging.getLogger("fgd_workers.commands")
+
+INTAKE_QUEUE = "fgd.commands.intake"
+RETRIES = 20
+AUDIT_SYNC = "bus_trigger_sync"
+AUDIT_WEBHOOK = "github_webhook"  # the HTTP endpoint's action: one audit trail per delivery
+AUDIT_UNKNOWN = "bus_command"
+USER_AGENT = "amqp"
+REDACTED = "[REDACTED]"
+DEFAULT_OPTIONS = {"force_refresh": False, "validate_only": False, "include_github_sync": True}
+
+COMMANDS_HANDLED = Counter(
+    "fgd_commands_total", "Bus commands handled", ["command", "outcome"]
+)
+COMMANDS_DEAD = Counter(
+    "fgd_commands_dead_lettered_total", "Bus commands refused and dead-lettered",
+    ["command", "reason"],
+)
+
+Submit = Callable[[str], Any]
+
+
+# -- topology -------------------------------------------------------------------------------
+
+
+def intake_queue(name: str = INTAKE_QUEUE, delivery_limit: int = DEFAULT_DELIVERY_LIMIT) -> Queue:
+    if delivery_limit < 1:
+        raise ValueError("delivery_limit must be at least 1")
+    return Queue(
+        name,
+        bindings=[
+            *(binding(COMMANDS_EXCHANGE, routing_key=key) for key in COMMANDS),
+            binding(UNROUTED_EXCHANGE, routing_key=""),
+        ],
+        durable=True,
+        auto_delete=False,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+            "x-delivery-limit": delivery_limit,
+        },
+    )
+
+
+def declare_intake(
+    channel: Any, name: str = INTAKE_QUEUE, delivery_limit: int = DEFAULT_DELIVERY_LIMIT
+) -> Queue:
+    """``fgd.events``/``fgd.dlx``/``fgd.dead``, ``fgd.commands`` and the intake queue."""
+    declare_topology(channel)
+    declare_command_exchanges(channel)
+    bound = intake_queue(name, delivery_limit)(channel)
+    bound.declare()
+    return bound
+
+
+# -- command handling (no AMQP) -------------------------------------------------------------
+
+
+@dataclass
+class Command:
+    """One delivered command: what the consumer needs of the AMQP message."""
+
+    routing_key: str
+    body: bytes
+    headers: dict[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    app_id: str | None = None
+
+
+@dataclass
+class Result:
+    """The reply to publish (if the command has ``reply_to``), or why to dead-letter."""
+
+    reply: dict[str, Any] | None = None
+    dead: str | None = None  # the reason (header x-fgd-reason)
+    kind: str = "ok"  # metric label
+
+
+class Refused(Exception):
+    """A command that must be dead-lettered (after its denial is audited)."""
+
+    def __init__(self, kind: str, reason: str, *, fabric_id: int | None = None) -> None:
+        super().__init__(reason)
+        self.kind, self.reason, self.fabric_id = kind, reason, fabric_id
+
+
+def _compile(name: str) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(load_schema(f"commands/{name}.json"))
+
+
+class CommandIntake:
+    """Validates, authorizes, deduplicates and executes commands against ``app``.
+
+    ``submit(sync_id)`` is called for each sync a command started (embedded mode runs it
+    here; in distributed mode the discovery worker picks ``sync.started`` up from the bus and
+    ``submit`` is None). ``fabrics`` lists fabric settings for webhook matching."""
+
+    def __init__(
+        self,
+        app: FGDApplication,
+        webhook_secret: Any = None,
+        *,
+        submit: Submit | None = None,
+        fabrics: Callable[[], list[Any]] | None = None,
+    ) -> None:
+        self.app = app
+        self.webhook_secret = webhook_secret
+        self.submit = submit
+        self.fabrics = fabrics or (lambda: intake.fabric_settings_from_app(app))
+        self.validators = {name: _compile(name) for name in COMMANDS}
+
+    # -- entry point ------------------------------------------------------------------------
+
+    def handle(self, cmd: Command) -> Result:
+        """The outcome of one command; raises only for failures worth a retry (database)."""
+        principal = self._principal(cmd)
+        action = {SYNC_TRIGGER: AUDIT_SYNC, WEBHOOK_GITHUB: AUDIT_WEBHOOK}.get(
+            cmd.routing_key, AUDIT_UNKNOWN
+        )
+        try:
+            if cmd.routing_key == SYNC_TRIGGER:
+                return self._sync_trigger(cmd, principal)
+            if cmd.routing_key == WEBHOOK_GITHUB:
+                return self._webhook(cmd)
+            raise Refused("unknown_command", f"unknown command {cmd.routing_key[:100]!r} "
+                          f"(known: {', '.join(COMMANDS)})")
+        except Refused as exc:
+            self._audit(cmd, action, principal, exc.fabric_id, success=False,
+                        error=exc.reason, details={"reason": exc.kind})
+            return Result(dead=exc.reason, kind=exc.kind)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _principal(self, cmd: Command) -> Principal | None:
+        header = cmd.headers.get(AUTHORIZATION_HEADER)
+        return authenticate(self.app, header) if header else None
+
+    def _audit(
+        self,
+        cmd: Command,
+        action: str,
+        principal: Principal | None,
+        fabric_id: int | None,
+        *,
+        success: bool,
+        error: str = "",
+        sync_id: str | None = None,
+        details: dict[str, Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        record_audit(
+            self.app,
+            user=principal,
+            action=action,
+            fabric_id=fabric_id,
+            ip_address=None,
+            user_agent=f"{USER_AGENT} {cmd.app_id}"[:500] if cmd.app_id else USER_AGENT,
+            sync_id=sync_id,
+            details={
+                "via": "amqp",
+                "command": cmd.routing_key[:100],
+                "message_id": (cmd.message_id or "")[:200],
+                **(details or {}),
+            },
+            success=success,
+            error_message=error[:1000],
+            correlation_id=correlation_id or cmd.correlation_id,
+        )
+
+    def _parse(self, cmd: Command) -> dict[str, Any]:
+        try:
+            data = orjson.loads(cmd.body)
+        except orjson.JSONDecodeError as exc:
+            raise Refused("not_json", f"body is not JSON: {exc}"[:300]) from None
+        try:
+            self.validators[cmd.routing_key](data)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            fabric_id = data.get("fabric_id") if isinstance(data, dict) else None
+            if not isinstance(fabric_id, int) or isinstance(fabric_id, bool) or fabric_id < 0:
+                fabric_id = None
+            raise Refused(
+                "schema",
+                f"body does not match schemas/commands/{cmd.routing_key}.json: {exc.message}",
+                fabric_id=fabric_id,
+            ) from None
+        return data  # type: ignore[no-any-return]
+
+    # -- sync.trigger -----------------------------------------------------------------------
+
+    def _sync_trigger(self, cmd: Command, principal: Principal | None) -> Result:
+        if principal is None:
+            what = "missing" if not cmd.headers.get(AUTHORIZATION_HEADER) else "invalid"
+            raise Refused("unauthenticated", f"{what} API token (header authorization: "
+                          "Token <key>)")
+        data = self._parse(cmd)
+        fabric_id: int = data["fabric_id"]
+        trigger: str = data.get("trigger", "manual")
+        options = {**DEFAULT_OPTIONS, **data.get("options", {})}
+        try:
+            authorize(principal, FGDPermissions.TRIGGER_SYNC, fabric_id)
+            if options["force_refresh"]:
+                authorize(principal, FGDPermissions.FORCE_SYNC, fabric_id)
+        except FGDError as exc:
+            permission = exc.details.get("permission", FGDPermissions.TRIGGER_SYNC)
+            raise Refused("forbidden", f"permission denied: {permission} on fabric "
+                          f"{fabric_id}", fabric_id=fabric_id) from None
+        if not cmd.message_id:
+            raise Refused("missing_message_id", "message_id property required (a duplicate "
+                          "command is recognised by it)", fabric_id=fabric_id)
+        cid = data.get("correlation_id") or cmd.correlation_id or str(uuid4())
+        details: dict[str, Any] = {"trigger": trigger, "options": options}
+        outcome, duplicate = self._start(cmd, fabric_id, trigger, options, cid, principal,
+                                         details)
+        if outcome["status"] == "started":
+            sync_id = outcome["sync_id"]
+            if self.submit is not None and not duplicate:
+                self.submit(sync_id)
+            reply: dict[str, Any] = {"sync_id": sync_id, "status": "started"}
+            kind = "started"
+        else:
+            error = outcome["error"]
+            reply = error_body(error["code"], error["message"], error["details"], cid)
+            kind = error["code"]
+        if duplicate:
+            self._audit(cmd, AUDIT_SYNC, principal, fabric_id, success=True,
+                        sync_id=outcome.get("sync_id"),
+                        details={**details, "status": "duplicate"}, correlation_id=cid)
+            reply["duplicate"] = True
+            kind = "duplicate"
+        return Result(reply=reply, kind=kind)
+
+    def _audit_entry(
+        self,
+        cmd: Command,
+        principal: Principal,
+        fabric_id: int,
+        outcome: dict[str, Any],
+        details: dict[str, Any],
+        cid: str,
+    ) -> AuditEntry:
+        """The audit entry of a trigger, built here (record_audit's rules) so that it is saved
+        in the same transaction as the receipt and the sync: one commit per command."""
+        error = outcome.get("error")
+        if error:
+            details = {"code": error["code"], **details, **error["details"]}
+        data = orjson.loads(orjson.dumps({
+            "via": "amqp", "command": cmd.routing_key[:100],
+            "message_id": (cmd.message_id or "")[:200], **details,
+        }, default=str))
+        return AuditEntry(
+            fabric_id=fabric_id,
+            correlation_id=cid,
+            user=principal.user[:150],
+            action=AUDIT_SYNC,
+            ip_address=None,
+            user_agent=f"{USER_AGENT} {cmd.app_id}"[:500] if cmd.app_id else USER_AGENT,
+            sync_id=outcome.get("sync_id"),
+            details=scrub(data),
+            success=outcome["status"] == "started",
+            error_message=scrub_text(error["message"][:1000]) if error else "",
+        )
+
+    def _start(
+        self,
+        cmd: Command,
+        fabric_id: int,
+        trigger: str,
+        options: dict[str, Any],
+        cid: str,
+        principal: Principal,
+        details: dict[str, Any],
+    ) -> tuple[dict[str, Any], bool]:
+        """(outcome, duplicate): start the sync, record the receipt and the audit entry in ONE
+        save; an outcome that is an error (FGD_3001 …) is recorded too, so a duplicate gets
+        the same answer."""
+        app = self.app
+        message_id = cmd.message_id or ""
+        for _ in range(RETRIES):
+            objs: list[Any] = []
+            try:
+                sync, fabric = app.prepare_sync(fabric_id, trigger, options, cid)
+                outcome: dict[str, Any] = {"status": "started", "sync_id": sync.sync_id}
+                objs = [sync, fabric]
+            except DatabaseError:
+                raise
+            except FGDError as exc:
+                error_details = orjson.loads(orjson.dumps(exc.details, default=str))
+                outcome = {"status": "error",
+                           "error": {"code": exc.code, "message": exc.message,
+                                     "details": error_details}}
+            receipt = CommandReceipt(
+                message_id=message_id, correlation_id=cid, command=SYNC_TRIGGER,
+                user=principal.user, outcome=outcome, fabric_id=fabric_id,
+            )
+            audit = self._audit_entry(cmd, principal, fabric_id, outcome, details, cid)
+            try:
+                app.save(receipt, audit, *objs)
+                return outcome, False
+            except IntegrityError:
+                try:
+                    original: Any = app.repository.get(receipt_uuid(message_id))
+                except AggregateNotFoundError:
+                    continue  # lost a race on the fabric's lock: look again
+                return dict(original.outcome), True
+        raise DatabaseError("too much contention: command not recorded", details={})
+
+    # -- webhook.github ---------------------------------------------------------------------
+
+    def _webhook(self, cmd: Command) -> Result:
+        data = self._parse(cmd)
+        delivery_id: str = data["delivery_id"]
+        github_event: str = data["event"][:100]
+        if "body" in data:
+            raw = data["body"].encode("utf-8", "surrogatepass")
+        else:
+            try:
+                raw = base64.b64decode(data["body_base64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise Refused("schema", "body_base64 is not valid base64") from None
+        audit_details = {"event": github_event, "delivery": delivery_id}
+        try:
+            payload = intake.verify_delivery(self.webhook_secret, raw, data["signature"],
+                                             delivery_id)
+        except intake.WebhookRejected as exc:
+            kind = "signature" if exc.status == 401 else "invalid_delivery"
+            self._audit(cmd, AUDIT_WEBHOOK, None, None, success=False, error=exc.message,
+                        details={**audit_details, "reason": kind})
+            return Result(dead=exc.message, kind=kind)
+        cid = cmd.correlation_id or f"github-{delivery_id}"
+        result = intake.handle_delivery(self.app, github_event, delivery_id, payload, cid,
+                                        self.fabrics)
+        if result.outcome is not None and self.submit is not None:
+            for item in result.outcome.triggered:
+                self.submit(item["sync_id"])
+        self._audit(cmd, AUDIT_WEBHOOK, None, None, success=True,
+                    details={**audit_details, **result.audit_details()}, correlation_id=cid)
+        return Result(reply=result.body(), kind=result.status)
+
+
+# -- the AMQP consumer ----------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def dead_letter_headers(cmd: Command, reason: str, kind: str, attempts: int) -> dict[str, Any]:
+    headers = {k: v for k, v in cmd.headers.items() if not k.startswith("x-fgd-")}
+    if AUTHORIZATION_HEADER in headers:
+        headers[AUTHORIZATION_HEADER] = REDACTED  # fgd.dead is no place for credentials
+    headers.update({
+        REASON_HEADER: reason[:500],
+        "x-fgd-reason-code": kind,
+        "x-fgd-command": cmd.routing_key[:100],
+        "x-fgd-original-exchange": COMMANDS_EXCHANGE.name,
+        "x-fgd-delivery-attempts": attempts,
+    })
+    return headers
+
+
+class CommandConsumer:
+    """Consumes the intake queue on its own connection; run several for throughput."""
+
+    def __init__(
+        self,
+        intake_: CommandIntake,
+        connection_factory: ConnectionFactory,
+        *,
+        queue_name: str = INTAKE_QUEUE,
+        prefetch: int = 16,
+        delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+        name: str = "commands",
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.intake = intake_
+        self.connection_factory = connection_factory
+        self.queue_name, self.prefetch = queue_name, prefetch
+        self.delivery_limit, self.name, self.max_backoff = delivery_limit, name, max_backoff
+        self.ready = threading.Event()
+        self._producer: Producer | None = None
+        self._dead_conn: Connection | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.0
+        while not stop.is_set():
+            try:
+                self._consume(stop)
+                backoff = 0.0
+            except Exception as exc:  # broker gone, channel closed, …: reconnect
+                backoff = min(self.max_backoff, backoff * 2 or 0.2)
+                log.warning("%s: %s: %s; reconnecting in %.1fs", self.name,
+                            type(exc).__name__, exc, backoff)
+                self._close_dead_conn()
+                stop.wait(backoff)
+        self._close_dead_conn()
+
+    def _close_dead_conn(self) -> None:
+        if self._dead_conn is not None:
+            with contextlib.suppress(Exception):
+                self._dead_conn.release()
+            self._dead_conn = None
+
+    def _consume(self, stop: threading.Event) -> None:
+        with self.connection_factory() as conn:
+            conn.ensure_connection(max_retries=1)
+            channel = conn.channel()
+            queue = declare_intake(channel, self.queue_name, self.delivery_limit)
+            self._producer = Producer(channel)
+            # Dead letters are published with confirms, on a connection of their own (a
+            # confirm wait on the consuming connection would dispatch deliveries re-entrantly).
+            self._dead_conn = conn.clone(transport_options={"confirm_publish": True})
+            consumer = Consumer(channel, queues=[queue], on_message=self._on_message,
+                                prefetch_count=self.prefetch, no_ack=False)
+            with consumer:
+                log.info("%s consuming %s (prefetch %d)", self.name, self.queue_name,
+                         self.prefetch)
+                self.ready.set()
+                while not stop.is_set():
+                    try:
+                        conn.drain_events(timeout=1.0)
+                    except TimeoutError:
+                        conn.heartbeat_check()
+
+    def _on_message(self, message: Any) -> None:
+        props = message.properties
+        cmd = Command(
+            routing_key=message.delivery_info.get("routing_key") or "",
+            body=message.body if isinstance(message.body, bytes) else
+            str(message.body).encode("utf-8"),
+            headers=dict(message.headers or {}),
+            message_id=_text(props.get("message_id")),
+            correlation_id=_text(props.get("correlation_id")),
+            reply_to=_text(props.get("reply_to")),
+            app_id=_text(props.get("app_id")),
+        )
+        attempts = int(cmd.headers.get("x-delivery-count") or 0) + 1
+        try:
+            result = self.intake.handle(cmd)
+        except Exception as exc:  # noqa: BLE001 — the consumer never crashes on a message
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            if attempts >= self.delivery_limit:
+                log.error("%s: %s failed %d times (%s); dead-lettered", self.name,
+                          cmd.routing_key, attempts, reason)
+                self._dead_letter(cmd, f"failed {attempts} times: {reason}", "poison",
+                                  attempts)
+                COMMANDS_HANDLED.labels(cmd.routing_key[:50], "dead").inc()
+                message.ack()
+            else:
+                log.warning("%s: %s failed (attempt %d: %s); requeued", self.name,
+                            cmd.routing_key, attempts, reason)
+                time.sleep(min(2.0, 0.2 * attempts))
+                COMMANDS_HANDLED.labels(cmd.routing_key[:50], "retry").inc()
+                message.requeue()
+            return
+        if result.dead is not None:
+            log.warning("%s: %s message %s refused (%s); dead-lettered", self.name,
+                        cmd.routing_key[:100], cmd.message_id, result.dead)
+            self._dead_letter(cmd, result.dead, result.kind, attempts)
+            COMMANDS_HANDLED.labels(cmd.routing_key[:50], "dead").inc()
+        else:
+            if cmd.reply_to and result.reply is not None:
+                self._reply(cmd, result.reply)
+            COMMANDS_HANDLED.labels(cmd.routing_key[:50], str(result.kind)[:30]).inc()
+        message.ack()
+
+    def _reply(self, cmd: Command, reply: dict[str, Any]) -> None:
+        assert self._producer is not None
+        self._producer.publish(
+            orjson.dumps(reply), exchange="", routing_key=cmd.reply_to,
+            correlation_id=cmd.correlation_id, content_type="application/json",
+            content_encoding="utf-8", serializer=None, retry=False,
+            headers={"x-fgd-command": cmd.routing_key, "x-fgd-message-id": cmd.message_id or ""},
+        )
+
+    def _dead_letter(self, cmd: Command, reason: str, kind: str, attempts: int) -> None:
+        COMMANDS_DEAD.labels(cmd.routing_key[:50] if cmd.routing_key in COMMANDS else "unknown",
+                             kind).inc()
+        assert self._dead_conn is not None
+        properties: dict[str, Any] = {}
+        for key in ("message_id", "correlation_id", "reply_to", "app_id"):
+            if getattr(cmd, key):
+                properties[key] = getattr(cmd, key)
+        Producer(self._dead_conn.default_channel).publish(
+            cmd.body, exchange=DEAD_LETTER_EXCHANGE.name, routing_key=cmd.routing_key,
+            headers=dead_letter_headers(cmd, reason, kind, attempts),
+            content_type="application/octet-stream", content_encoding="binary",
+            serializer=None, delivery_mode=2, retry=True, retry_policy={"max_retries": 3},
+            **properties,
+        )
+
+
+def consumers(
+    intake_: CommandIntake,
+    connection_factory: ConnectionFactory,
+    concurrency: int = 1,
+    **kwargs: Any,
+) -> list[CommandConsumer]:
+    return [CommandConsumer(intake_, connection_factory, name=f"commands-{i}", **kwargs)
+            for i in range(concurrency)]
+
+
+__all__ = [
+    "INTAKE_QUEUE",
+    "Command",
+    "CommandConsumer",
+    "CommandIntake",
+    "Refused",
+    "Result",
+    "consumers",
+    "declare_intake",
+    "intake_queue",
+]
