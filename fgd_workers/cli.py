@@ -182,7 +182,7 @@ def discovery(queue_prefix: str, cache_dir: str | None, metrics_port: int,
 @worker.command("ingestion")
 @_prefix_option
 @_cache_option
-@click.option("--prefetch", default=2, show_default=True, type=click.IntRange(1, 4),
+@click.option("--prefetch", default=4, show_default=True, type=click.IntRange(1, 4),
               help="Files a worker holds at once (competing consumers share the rest).")
 @_metrics_port_option
 @_metrics_host_option

@@ -5,8 +5,11 @@ saved in the event store. A handler that raises gets the message back (requeued,
 short pause) until its delivery count reaches the queue's limit; then ``on_poison`` records
 the reason on the sync and the message is rejected without requeue, which dead-letters it
 to ``fgd.dlx`` (kept in ``fgd.dead``). A body that is not a valid envelope is dead-lettered
-at once. Broker loss: reconnect with backoff; unacked messages come back and the idempotent
-steps make them no-ops.
+at once. A dead letter carries why: the worker republishes it to ``fgd.dlx`` with the headers
+``x-fgd-reason``, ``x-fgd-worker`` and ``x-fgd-queue`` (on the consuming channel, so it
+precedes the ack), and falls back to a plain reject (the broker's ``x-death``) if it cannot.
+Broker loss: reconnect with backoff; unacked messages come back and the idempotent steps
+make them no-ops.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kombu import Consumer
+from kombu import Consumer, Producer
 from prometheus_client import Counter
 
 from fgd_core.events.envelope import decode_envelope
-from fgd_workers.bus import DEFAULT_DELIVERY_LIMIT, ConnectionFactory, declare_work_queue
+from fgd_workers.bus import (
+    DEAD_LETTER_EXCHANGE,
+    DEFAULT_DELIVERY_LIMIT,
+    ConnectionFactory,
+    declare_work_queue,
+)
 
 log = logging.getLogger("fgd_workers.consumer")
 
@@ -36,6 +44,8 @@ HANDLED = Counter("fgd_worker_messages_total", "Messages handled", ["worker", "o
 DEAD = Counter("fgd_worker_dead_lettered_total", "Messages a worker dead-lettered", ["worker"])
 
 Handler = Callable[[dict[str, Any]], str]
+# Several envelopes at once (a worker's prefetched messages): one outcome each, in order.
+BatchHandler = Callable[[list[dict[str, Any]]], list[str]]
 Poison = Callable[[dict[str, Any], str], None]
 
 
@@ -57,6 +67,7 @@ class QueueWorker:
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         on_poison: Poison | None = None,
         max_backoff: float = 5.0,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.name, self.queue_name = name, queue_name
         self.routing_keys = list(routing_keys)
@@ -66,6 +77,10 @@ class QueueWorker:
         self.max_backoff = max_backoff
         self.delay = float(os.environ.get(DELAY_ENV, "0") or 0)
         self.ready = threading.Event()  # set once the queue is declared and consumed
+        # With a batch handler and prefetch > 1, the messages that arrived together are
+        # handled together (e.g. recorded in one save) and acked after that one commit.
+        self.batch_handler = batch_handler if prefetch > 1 else None
+        self._pending: list[tuple[Any, dict[str, Any]]] = []
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.0
@@ -75,8 +90,13 @@ class QueueWorker:
                 backoff = 0.0
             except Exception as exc:  # broker gone, channel closed, …: reconnect
                 backoff = min(self.max_backoff, backoff * 2 or 0.2)
-                log.warning("worker %s: %s: %s; reconnecting in %.1fs", self.name,
-                            type(exc).__name__, exc, backoff)
+                log.warning(
+                    "worker %s: %s: %s; reconnecting in %.1fs",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
                 stop.wait(backoff)
 
     def _consume(self, stop: threading.Event) -> None:
@@ -87,18 +107,57 @@ class QueueWorker:
                 channel, self.queue_name, self.routing_keys, delivery_limit=self.delivery_limit
             )
             consumer = Consumer(
-                channel, queues=[queue], on_message=self._on_message,
-                prefetch_count=self.prefetch, no_ack=False,
+                channel,
+                queues=[queue],
+                on_message=self._on_message,
+                prefetch_count=self.prefetch,
+                no_ack=False,
             )
             with consumer:
-                log.info("worker %s consuming %s (prefetch %d)", self.name, self.queue_name,
-                         self.prefetch)
+                log.info(
+                    "worker %s consuming %s (prefetch %d)",
+                    self.name,
+                    self.queue_name,
+                    self.prefetch,
+                )
                 self.ready.set()
+                self._pending.clear()
                 while not stop.is_set():
                     try:
                         conn.drain_events(timeout=1.0)
                     except TimeoutError:
                         conn.heartbeat_check()
+                    if self.batch_handler is not None and self._pending:
+                        self._run_batch(conn)
+
+    def _run_batch(self, conn: Any) -> None:
+        """Take what else is already here (up to the prefetch), then handle it at once."""
+        while len(self._pending) < self.prefetch:
+            try:
+                conn.drain_events(timeout=0.002)
+            except TimeoutError:
+                break
+        batch, self._pending = self._pending, []
+        if self.delay:
+            time.sleep(self.delay)
+        if len(batch) > 1:
+            try:
+                outcomes = self.batch_handler([e for _, e in batch])  # type: ignore[misc]
+            except Exception as exc:  # noqa: BLE001 — one by one, with per-message retries
+                log.warning(
+                    "worker %s: batch of %d failed (%s: %s); one by one",
+                    self.name,
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                )
+            else:
+                for (message, _), outcome in zip(batch, outcomes, strict=True):
+                    HANDLED.labels(self.name, outcome).inc()
+                    message.ack()
+                return
+        for message, envelope in batch:
+            self._handle(message, envelope)
 
     def _on_message(self, message: Any) -> None:
         try:
@@ -106,10 +165,17 @@ class QueueWorker:
         except Exception as exc:  # noqa: BLE001 — whatever it is, it is not ours to run
             log.error("worker %s: invalid envelope (%s); dead-lettered", self.name, exc)
             DEAD.labels(self.name).inc()
-            message.reject(requeue=False)
+            HANDLED.labels(self.name, "dead").inc()
+            self._dead_letter(message, f"invalid envelope: {type(exc).__name__}: {exc}"[:500])
+            return
+        if self.batch_handler is not None:
+            self._pending.append((message, envelope))
             return
         if self.delay:
             time.sleep(self.delay)
+        self._handle(message, envelope)
+
+    def _handle(self, message: Any, envelope: dict[str, Any]) -> None:
         try:
             outcome = self.handler(envelope)
         except Exception as exc:  # noqa: BLE001
@@ -117,20 +183,67 @@ class QueueWorker:
             attempts = int(headers.get("x-delivery-count") or 0) + 1
             reason = f"{type(exc).__name__}: {exc}"[:500]
             if attempts >= self.delivery_limit:
-                log.error("worker %s: %s failed %d times (%s); dead-lettered", self.name,
-                          envelope["event_type"], attempts, reason)
+                log.error(
+                    "worker %s: %s failed %d times (%s); dead-lettered",
+                    self.name,
+                    envelope["event_type"],
+                    attempts,
+                    reason,
+                )
                 if self.on_poison is not None:
                     with contextlib.suppress(Exception):
                         self.on_poison(envelope, reason)
                 DEAD.labels(self.name).inc()
                 HANDLED.labels(self.name, "dead").inc()
-                message.reject(requeue=False)
+                self._dead_letter(message, reason)
             else:
-                log.warning("worker %s: %s failed (attempt %d: %s); requeued", self.name,
-                            envelope["event_type"], attempts, reason, exc_info=True)
+                log.warning(
+                    "worker %s: %s failed (attempt %d: %s); requeued",
+                    self.name,
+                    envelope["event_type"],
+                    attempts,
+                    reason,
+                    exc_info=True,
+                )
                 time.sleep(min(2.0, 0.2 * attempts))
                 HANDLED.labels(self.name, "retry").inc()
                 message.requeue()
             return
         HANDLED.labels(self.name, outcome).inc()
+        message.ack()
+
+    def _dead_letter(self, message: Any, reason: str) -> None:
+        """To ``fgd.dlx`` with the reason in its headers, then ack; a plain reject (the
+        broker dead-letters it, reason ``rejected``) if that publish cannot be made."""
+        headers = {
+            **(message.headers or {}),
+            "x-fgd-reason": reason,
+            "x-fgd-worker": self.name,
+            "x-fgd-queue": self.queue_name,
+        }
+        props = message.properties or {}
+        extra = {
+            k: props[k]
+            for k in ("message_id", "correlation_id", "timestamp", "type")
+            if props.get(k) is not None
+        }
+        try:
+            Producer(message.channel).publish(
+                message.body,
+                exchange=DEAD_LETTER_EXCHANGE,
+                routing_key=(message.delivery_info or {}).get("routing_key") or self.queue_name,
+                headers=headers,
+                content_type=message.content_type or "application/octet-stream",
+                content_encoding=message.content_encoding or "binary",
+                delivery_mode=2,
+                retry=False,
+                declare=[],
+                **extra,
+            )
+        except Exception as exc:  # noqa: BLE001
+            log.warning(
+                "worker %s: could not republish a dead letter (%s); rejecting", self.name, exc
+            )
+            message.reject(requeue=False)
+            return
         message.ack()

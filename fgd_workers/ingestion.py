@@ -2,7 +2,9 @@
 its managed contents in the blob store, record ``file.processed`` / ``failed`` / ``skipped``.
 
 Prefetch is small on purpose: a worker holds at most that many files, so a 200-file sync
-spreads over however many workers run, and a dead worker's files come back quickly."""
+spreads over however many workers run, and a dead worker's files come back quickly. The
+files a worker holds at once are recorded in one save (``SyncSteps.ingest_many``), acked
+after it."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ DEFAULT_PREFETCH = 2
 
 
 def ingestion_worker(
-    steps: SyncSteps, connection_factory: ConnectionFactory, prefix: str = "fgd",
+    steps: SyncSteps,
+    connection_factory: ConnectionFactory,
+    prefix: str = "fgd",
     prefetch: int = DEFAULT_PREFETCH,
 ) -> QueueWorker:
     if not 1 <= prefetch <= 4:
@@ -27,9 +31,24 @@ def ingestion_worker(
         p = envelope["payload"]
         return steps.ingest(p["sync_id"], p["file_path"], p.get("blob_id"))
 
+    def handle_many(envelopes: list[dict[str, Any]]) -> list[str]:
+        items = [
+            (e["payload"]["sync_id"], e["payload"]["file_path"], e["payload"].get("blob_id"))
+            for e in envelopes
+        ]
+        return steps.ingest_many(items)
+
     def poison(envelope: dict[str, Any], reason: str) -> None:
         p = envelope["payload"]
         steps.poisoned(p["sync_id"], reason, p.get("file_path"))
 
-    return QueueWorker("ingestion", f"{prefix}.ingestion", ROUTING_KEYS, handle,
-                       connection_factory, prefetch=prefetch, on_poison=poison)
+    return QueueWorker(
+        "ingestion",
+        f"{prefix}.ingestion",
+        ROUTING_KEYS,
+        handle,
+        connection_factory,
+        prefetch=prefetch,
+        on_poison=poison,
+        batch_handler=handle_many,
+    )

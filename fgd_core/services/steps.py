@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import PersistenceError
+
 from fgd_core.application import FGDApplication
 from fgd_core.config import FGDConfig
 from fgd_core.domain.fabric import Fabric
@@ -41,7 +44,6 @@ from fgd_core.errors import (
     FGDErrorCodes,
     IllegalTransitionError,
     InternalError,
-    NotFoundError,
     SyncFailedError,
 )
 from fgd_core.gitops.directory import raw_file_role
@@ -114,10 +116,18 @@ class SyncSteps:
             return remote
 
     def _load(self, sync_id: str) -> SyncOperation | None:
+        """The sync, for reading only: straight from the aggregate cache (fast-forwarded),
+        not a deep copy of it. Writes go through ``update_sync``, which works on a copy."""
         try:
-            return self.app.get_sync(sync_id)
-        except NotFoundError:
+            uuid = UUID(str(sync_id))
+            sync = self.app.repository.get(uuid, deepcopy_from_cache=False)
+        except ValueError:
+            return None
+        except AggregateNotFoundError:
             return None  # another installation's event on a shared exchange
+        except PersistenceError as exc:
+            raise DatabaseError(f"event store unavailable: {type(exc).__name__}") from exc
+        return sync if isinstance(sync, SyncOperation) else None
 
     def _guarded(self, sync_id: str, step: Callable[[SyncOperation], str]) -> str:
         sync = self._load(sync_id)
@@ -220,11 +230,55 @@ class SyncSteps:
         return seen
 
     def _ingest(self, sync: SyncOperation, path: str, blob_id: str | None) -> str:
+        planned = self._plan_file(sync, path, blob_id)
+        if planned is None:
+            return NOOP
+        self._record_files(sync.sync_id, [planned])
+        return DONE
+
+    def ingest_many(self, items: list[tuple[str, str, str | None]]) -> list[str]:
+        """Several ``ingest`` calls (a worker's prefetched messages): files of one sync are
+        planned one by one and recorded in ONE save (fewer saves, fewer lost races with the
+        other ingestion workers). Outcomes in order; raises like ``ingest`` (the caller then
+        handles the messages one by one)."""
+        outcomes = [NOOP] * len(items)
+        by_sync: dict[str, list[int]] = defaultdict(list)
+        for i, (sync_id, _, _) in enumerate(items):
+            by_sync[sync_id].append(i)
+        for sync_id, indexes in by_sync.items():
+            if len(indexes) == 1:
+                i = indexes[0]
+                outcomes[i] = self.ingest(*items[i])
+                continue
+            sync = self._load(sync_id)
+            if sync is None or not sync.is_active:
+                continue
+            planned: list[tuple[int, _Planned]] = []
+            try:
+                for i in indexes:
+                    if (p := self._plan_file(sync, items[i][1], items[i][2])) is not None:
+                        planned.append((i, p))
+                if planned:
+                    self._record_files(sync_id, [p for _, p in planned])
+            except DatabaseError:
+                raise
+            except (IllegalTransitionError, FGDError):
+                # The one-by-one path knows how each of these ends (no-op or sync failed).
+                for i in indexes:
+                    outcomes[i] = self.ingest(*items[i])
+                continue
+            for i, _ in planned:
+                outcomes[i] = DONE
+        return outcomes
+
+    def _plan_file(
+        self, sync: SyncOperation, path: str, blob_id: str | None
+    ) -> _Planned | None:
         record = sync.files.get(path)
         if sync.current_stage != "file_ingestion" or record is None:
-            return NOOP
+            return None
         if record["status"] in FILE_DONE:
-            return NOOP
+            return None
         blob_id = blob_id or record["blob_id"]
         started = time.perf_counter()
         fabric = self.app.get_fabric(sync.fabric_id)
@@ -260,18 +314,24 @@ class SyncSteps:
                 for w in plan.writes
             ]
         elapsed = round(time.perf_counter() - started, 6)
+        return _Planned(path, result, elapsed, writes, before)
 
+    def _record_files(self, sync_id: str, planned: list[_Planned]) -> None:
         def command(s: SyncOperation) -> None:
-            rec = s.files.get(path)
-            if s.current_stage != "file_ingestion" or rec is None or rec["status"] in FILE_DONE:
-                return  # a duplicate got there first, or the sync moved on / ended
-            _record(s, result, elapsed, writes)
-            if all(f["status"] in FILE_DONE for f in s.files.values()):
-                recorded = {**recorded_writes(self.app, s.sync_id), path: writes}
-                s.complete_stage("file_ingestion", ingestion_summary(s, before, recorded))
+            mine: dict[str, list[dict[str, Any]]] = {}
+            for p in planned:
+                rec = s.files.get(p.path)
+                if s.current_stage != "file_ingestion" or rec is None or rec["status"] in FILE_DONE:
+                    continue  # a duplicate got there first, or the sync moved on / ended
+                _record(s, p.result, p.elapsed, p.writes)
+                mine[p.path] = p.writes
+            if (mine and s.current_stage == "file_ingestion"
+                    and all(f["status"] in FILE_DONE for f in s.files.values())):
+                recorded = {**recorded_writes(self.app, s.sync_id), **mine}
+                s.complete_stage("file_ingestion",
+                                 ingestion_summary(s, planned[0].before, recorded))
 
-        self.app.update_sync(sync.sync_id, command)
-        return DONE
+        self.app.update_sync(sync_id, command)
 
     # -- github sync, reconciliation, completion -------------------------------------------
 
@@ -450,6 +510,17 @@ class SyncSteps:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+class _Planned:
+    """One file's ingestion result, computed and waiting to be recorded."""
+
+    __slots__ = ("before", "elapsed", "path", "result", "writes")
+
+    def __init__(self, path: str, result: FileResult, elapsed: float,
+                 writes: list[dict[str, Any]], before: dict[str, str]) -> None:
+        self.path, self.result, self.elapsed = path, result, elapsed
+        self.writes, self.before = writes, before
 
 
 def failed_before(app: FGDApplication, fabric: Fabric) -> dict[str, str]:
