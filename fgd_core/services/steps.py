@@ -18,6 +18,12 @@ loser's save fails optimistic concurrency, re-runs on fresh state and finds it d
   compare-and-swap (rebuild on a moved remote), reconcile and complete. A commit whose
   message carries ``FGD-Sync-Id: <sync>`` already on the branch means a predecessor pushed
   and died before recording it: recorded, not committed again.
+
+Fetches and pushes that fail transiently (FGD_4001, FGD_4003) are retried per
+``sync.retry_policy`` within the sync's timeout, each retry a non-fatal ``sync.error``.
+Each stage a step runs is an OpenTelemetry span (``sync.<stage>``; one
+``sync.file_ingestion`` span per file) in the trace derived from the sync's correlation id,
+so the spans of every worker process for one sync form one trace.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -60,7 +68,9 @@ from fgd_core.gitops.plan import (
     git_blob_id,
     plan_sync,
 )
+from fgd_core.observability import correlated, stage_span
 from fgd_core.services.blob_store import BlobStore
+from fgd_core.services.retry import call_with_retry, retry_details
 from fgd_core.services.sync_runner import (
     AUTHOR,
     LazyBlobs,
@@ -72,6 +82,7 @@ from fgd_core.services.sync_runner import (
 
 log = logging.getLogger("fgd_core.steps")
 RemoteFactory = Callable[[Fabric], GitRemote]
+T = TypeVar("T")
 NOOP, DONE, FAILED = "noop", "done", "failed"
 # How far down the branch a redelivered GitHub step looks for its own earlier push.
 PUSHED_LOOKBACK = 50
@@ -87,10 +98,12 @@ class SyncSteps:
         remote_factory: RemoteFactory | None = None,
         token: str | None = None,
         cache_root: Path | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.app, self.config, self.token, self.cache_root = app, config, token, cache_root
         self.blobs = blobs or BlobStore.for_app(app)
         self.remote_factory = remote_factory or self._remote
+        self.sleep = sleep  # how a retry waits (tests may pass a fake)
         self._remotes: dict[int, GitRemote] = {}
         # sync id → (snapshot, raw listing, failed_before): one fetch per sync per worker.
         self._seen: dict[str, tuple[Snapshot, list[str], dict[str, str]]] = {}
@@ -115,6 +128,32 @@ class SyncSteps:
                 remote = self._remotes[fabric.fabric_id] = self.remote_factory(fabric)
             return remote
 
+    def _retrying(self, sync: SyncOperation, fn: Callable[[], T]) -> T:
+        """``fn`` (a fetch or a push) within the retry policy and before the sync's timeout;
+        each retry is recorded as a non-fatal ``sync.error`` (on a sync that ended meanwhile
+        that raises IllegalTransitionError, which stops retrying: the step is a no-op)."""
+        sync_id = sync.sync_id
+        started = sync.started_at
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=UTC)
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        deadline = time.monotonic() + self.config.sync.timeout_seconds - elapsed
+
+        def on_retry(error: FGDError, attempt: int, delay: float) -> None:
+            details = retry_details(error, attempt, delay)
+            self.app.record_error(sync_id, error.code, error.message, details)
+
+        return call_with_retry(
+            fn, self.config.sync.retry_policy, sleep=self.sleep, on_retry=on_retry,
+            deadline=deadline,
+        )
+
+    def _fetch(self, sync: SyncOperation, remote: GitRemote, branch: str) -> Snapshot:
+        return self._retrying(sync, lambda: remote.fetch(branch))
+
+    def _span(self, sync: SyncOperation, stage: str) -> AbstractContextManager[Any]:
+        return stage_span(stage, sync.sync_id, sync.correlation_id or sync.sync_id)
+
     def _load(self, sync_id: str) -> SyncOperation | None:
         """The sync, for reading only: straight from the aggregate cache (fast-forwarded),
         not a deep copy of it. Writes go through ``update_sync``, which works on a copy."""
@@ -134,7 +173,8 @@ class SyncSteps:
         if sync is None or not sync.is_active:
             return NOOP
         try:
-            return step(sync)
+            with correlated(sync.correlation_id):
+                return step(sync)
         except DatabaseError:
             raise  # transient: the message is redelivered
         except IllegalTransitionError as exc:
@@ -180,18 +220,31 @@ class SyncSteps:
             return NOOP
         fabric = self.app.get_fabric(sync.fabric_id)
         rules = rules_for(self.config, fabric)
-        snapshot = self.remote_for(fabric).fetch(fabric.branch)
-        raw_dir = rules.raw_prefix.rstrip("/")
-        if snapshot.head is not None and snapshot.get(raw_dir) is not None:
-            raise SyncFailedError(
-                f"/{raw_dir} is a file, not a directory", details={"path": f"/{raw_dir}"}
-            )
-        entries = [
-            e
-            for e in snapshot.files(rules.raw_prefix)
-            if raw_file_role(e, rules.supported_extensions) in ("pending", "symlink")
-        ]
-        found = [(e.path, e.size, e.blob_id) for e in entries]
+        with self._span(sync, "validation"):
+            snapshot = self._fetch(sync, self.remote_for(fabric), fabric.branch)
+            raw_dir = rules.raw_prefix.rstrip("/")
+            if snapshot.head is not None and snapshot.get(raw_dir) is not None:
+                raise SyncFailedError(
+                    f"/{raw_dir} is a file, not a directory", details={"path": f"/{raw_dir}"}
+                )
+        with self._span(sync, "discovery") as span:
+            entries = [
+                e
+                for e in snapshot.files(rules.raw_prefix)
+                if raw_file_role(e, rules.supported_extensions) in ("pending", "symlink")
+            ]
+            found = [(e.path, e.size, e.blob_id) for e in entries]
+            span.set_attribute("fgd.total_files", len(found))
+            self._record_discovery(sync, snapshot, fabric, found)
+        return DONE
+
+    def _record_discovery(
+        self,
+        sync: SyncOperation,
+        snapshot: Snapshot,
+        fabric: Fabric,
+        found: list[tuple[str, int, str]],
+    ) -> None:
 
         def command(s: SyncOperation) -> None:
             if s.state != PENDING:
@@ -207,7 +260,6 @@ class SyncSteps:
                 s.complete_stage("file_ingestion", ingestion_summary(s, {}, {}))
 
         self.app.update_sync(sync.sync_id, command)
-        return DONE
 
     # -- ingestion --------------------------------------------------------------------------
 
@@ -221,7 +273,7 @@ class SyncSteps:
         if seen is not None and (blob_id is None or _has_blob(seen[0], blob_id)):
             return seen
         rules = rules_for(self.config, fabric)
-        snapshot = self.remote_for(fabric).fetch(fabric.branch)
+        snapshot = self._fetch(sync, self.remote_for(fabric), fabric.branch)
         existing = [e.path for e in snapshot.files(rules.raw_prefix)]
         seen = (snapshot, existing, failed_before(self.app, fabric))
         if len(self._seen) > 16:
@@ -230,11 +282,19 @@ class SyncSteps:
         return seen
 
     def _ingest(self, sync: SyncOperation, path: str, blob_id: str | None) -> str:
-        planned = self._plan_file(sync, path, blob_id)
-        if planned is None:
-            return NOOP
-        self._record_files(sync.sync_id, [planned])
+        with self._file_span(sync, path):
+            planned = self._plan_file(sync, path, blob_id)
+            if planned is None:
+                return NOOP
+            self._record_files(sync.sync_id, [planned])
         return DONE
+
+    @contextmanager
+    def _file_span(self, sync: SyncOperation, path: str) -> Iterator[Any]:
+        """One ``sync.file_ingestion`` span per file, in the sync's trace."""
+        with self._span(sync, "file_ingestion") as span:
+            span.set_attribute("fgd.file_path", path)
+            yield span
 
     def ingest_many(self, items: list[tuple[str, str, str | None]]) -> list[str]:
         """Several ``ingest`` calls (a worker's prefetched messages): files of one sync are
@@ -255,11 +315,14 @@ class SyncSteps:
                 continue
             planned: list[tuple[int, _Planned]] = []
             try:
-                for i in indexes:
-                    if (p := self._plan_file(sync, items[i][1], items[i][2])) is not None:
-                        planned.append((i, p))
-                if planned:
-                    self._record_files(sync_id, [p for _, p in planned])
+                with correlated(sync.correlation_id):
+                    for i in indexes:
+                        with self._file_span(sync, items[i][1]):
+                            p = self._plan_file(sync, items[i][1], items[i][2])
+                        if p is not None:
+                            planned.append((i, p))
+                    if planned:
+                        self._record_files(sync_id, [p for _, p in planned])
             except DatabaseError:
                 raise
             except (IllegalTransitionError, FGDError):
@@ -346,20 +409,32 @@ class SyncSteps:
         remote = self.remote_for(fabric)
         summary: dict[str, Any] | None = sync.stage_summaries.get("github_sync")
         if "github_sync" not in sync.stages_completed:
-            if sync.current_stage is None:
-                self.app.update_sync(sync_id, _begin("github_sync"))
-                sync = self.app.get_sync(sync_id)
-            if sync.current_stage != "github_sync" or not sync.is_active:
-                return NOOP
-            summary = self._github_sync(sync, fabric, remote)
-            if summary is None:
-                return NOOP  # cancelled meanwhile
-            sync = self.app.update_sync(sync_id, _complete("github_sync", summary))
+            with self._span(sync, "github_sync"):
+                if sync.current_stage is None:
+                    self.app.update_sync(sync_id, _begin("github_sync"))
+                    sync = self.app.get_sync(sync_id)
+                if sync.current_stage != "github_sync" or not sync.is_active:
+                    return NOOP
+                summary = self._github_sync(sync, fabric, remote)
+                if summary is None:
+                    return NOOP  # cancelled meanwhile
+                sync = self.app.update_sync(sync_id, _complete("github_sync", summary))
         if not sync.is_active or "reconciliation" in sync.stages_completed:
             return NOOP
+        with self._span(sync, "reconciliation"):
+            return self._reconcile(sync, fabric, remote, summary)
+
+    def _reconcile(
+        self,
+        sync: SyncOperation,
+        fabric: Fabric,
+        remote: GitRemote,
+        summary: dict[str, Any] | None,
+    ) -> str:
+        sync_id = sync.sync_id
         verified: dict[str, Any] = {"verified": False, "reason": "nothing pushed"}
         if summary and summary.get("pushed"):
-            head = remote.fetch(fabric.branch).head
+            head = self._fetch(sync, remote, fabric.branch).head
             verified = {"verified": True, "head": head}
             if head != summary.get("commit"):
                 verified["commit"] = summary.get("commit")
@@ -386,7 +461,7 @@ class SyncSteps:
         writes = recorded_writes(self.app, sync_id)
         sync = self._reject_conflicts(sync, writes)
         rules = rules_for(self.config, fabric)
-        base = remote.fetch(fabric.branch)
+        base = self._fetch(sync, remote, fabric.branch)
         policy = self.config.sync.retry_policy
         for attempt in range(1, policy.max_attempts + 1):
             if (pushed := _pushed_by(base, sync_id)) is not None:
@@ -407,15 +482,32 @@ class SyncSteps:
             if not self.app.get_sync(sync_id).is_active:
                 return None  # a cancel before the push changes nothing
             try:
-                remote.push(sha, fabric.branch, base.head)
+                self._push(sync, remote, sha, fabric.branch, base.head)
             except RemoteMovedError as moved:
                 if attempt == policy.max_attempts:
                     raise
                 self.app.record_error(sync_id, moved.code, moved.message, moved.details)
-                base = remote.fetch(fabric.branch)
+                base = self._fetch(sync, remote, fabric.branch)
                 continue
             return {"commit": sha, "pushed": True, "files_changed": len(changes)}
         raise SyncFailedError("push did not succeed", details={})  # pragma: no cover
+
+    def _push(self, sync: SyncOperation, remote: GitRemote, sha: str, branch: str,
+              base_head: str | None) -> None:
+        """Push within the retry policy. A retried push whose earlier attempt did land
+        (the answer was lost) finds the branch at ``sha``: that is success, not a move."""
+        tried: list[int] = []
+
+        def push() -> None:
+            tried.append(1)
+            try:
+                remote.push(sha, branch, base_head)
+            except RemoteMovedError as moved:
+                if len(tried) > 1 and moved.details.get("actual_sha") == sha:
+                    return
+                raise
+
+        self._retrying(sync, push)
 
     def _reject_conflicts(
         self, sync: SyncOperation, writes: dict[str, list[dict[str, Any]]]

@@ -4,8 +4,11 @@ github_sync → reconciliation, each stage recorded as events on the SyncOperati
 What happens to the repository is decided by the pure planner (``gitops.plan``); this module
 only fetches, records, commits and pushes. A sync makes at most one commit, built on the
 base it fetched; if the remote moved before the push, the commit is rebuilt on the new base
-(when the raw files it ingested are still the same) within the retry policy. A sync that is
-cancelled, times out or fails before the push leaves the repository exactly as it was.
+(when the raw files it ingested are still the same) within the retry policy. Fetches and
+pushes that fail transiently (connection failure FGD_4001, rate limited FGD_4003) are tried
+again per ``sync.retry_policy`` (``services.retry``), each retry recorded as a non-fatal
+``sync.error``. A sync that is cancelled, times out or fails before the push leaves the
+repository exactly as it was.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fgd_core.application import FGDApplication
 from fgd_core.config import FGDConfig
@@ -36,6 +39,7 @@ from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
 from fgd_core.gitops.manifest import metadata_changes
 from fgd_core.gitops.plan import FileResult, IngestionRules, RawFile, SyncPlan, plan_sync
 from fgd_core.observability import correlated, stage_span
+from fgd_core.services.retry import call_with_retry, retry_details
 
 AUTHOR = "FGD Sync <fgd-sync@localhost>"
 
@@ -45,6 +49,7 @@ class SyncTakenError(SyncFailedError):
 
 log = logging.getLogger("fgd_core.sync")
 RemoteFactory = Callable[[Fabric], GitRemote]
+T = TypeVar("T")
 
 
 @dataclass
@@ -100,9 +105,12 @@ class SyncRunner:
         remote_factory: RemoteFactory | None = None,
         token: str | None = None,
         cache_root: Path | None = None,
+        *,
+        sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.app, self.config, self.token, self.cache_root = app, config, token, cache_root
         self.remote_factory = remote_factory or self._remote
+        self.sleep = sleep  # how a retry waits (tests may pass a fake)
         self._correlation: dict[str, str] = {}  # sync id → correlation id, while it runs
 
     def _remote(self, fabric: Fabric) -> GitRemote:
@@ -138,7 +146,7 @@ class SyncRunner:
             fabric = self.app.get_fabric(sync.fabric_id)
             remote = self.remote_factory(fabric)
             rules = rules_for(self.config, fabric)
-            snapshot = self._validation(sync_id, remote, fabric, rules)
+            snapshot = self._validation(sync_id, remote, fabric, rules, deadline)
             result.head = snapshot.head
             self._check(sync_id, deadline)
             raw = self._discovery(sync_id, snapshot, rules, only_paths)
@@ -146,7 +154,7 @@ class SyncRunner:
             result.plan = self._ingestion(sync_id, snapshot, raw, rules, fabric)
             self._check(sync_id, deadline)
             self._github_sync(sync_id, remote, fabric, rules, snapshot, raw, result, deadline)
-            self._reconciliation(sync_id, remote, fabric, result)
+            self._reconciliation(sync_id, remote, fabric, result, deadline)
             result.sync = self.app.complete_sync(sync_id)
         except (SyncCancelledError, SyncTakenError):
             # Cancelled by someone else, or a bus worker runs it: nothing more to do here.
@@ -181,6 +189,37 @@ class SyncRunner:
                 details={"timeout_seconds": self.config.sync.timeout_seconds},
             )
 
+    def _retrying(self, sync_id: str, deadline: float, fn: Callable[[], T]) -> T:
+        """``fn`` (a fetch or a push) within the retry policy; each retry is recorded as a
+        non-fatal ``sync.error``, and a sync cancelled meanwhile stops retrying."""
+
+        def on_retry(error: FGDError, attempt: int, delay: float) -> None:
+            self._check(sync_id, deadline)
+            details = retry_details(error, attempt, delay)
+            self.app.record_error(sync_id, error.code, error.message, details)
+
+        return call_with_retry(
+            fn, self.config.sync.retry_policy, sleep=self.sleep, on_retry=on_retry,
+            deadline=deadline,
+        )
+
+    def _push(self, sync_id: str, deadline: float, remote: GitRemote, sha: str, branch: str,
+              base_head: str | None) -> None:
+        """Push within the retry policy. A retried push whose earlier attempt did land
+        (the answer was lost) finds the branch at ``sha``: that is success, not a move."""
+        tried: list[int] = []
+
+        def push() -> None:
+            tried.append(1)
+            try:
+                remote.push(sha, branch, base_head)
+            except RemoteMovedError as moved:
+                if len(tried) > 1 and moved.details.get("actual_sha") == sha:
+                    return
+                raise
+
+        self._retrying(sync_id, deadline, push)
+
     def _stage(self, sync_id: str, stage: str, work: Callable[[], dict[str, Any]]) -> Any:
         correlation_id = self._correlation.get(sync_id, sync_id)
         with correlated(correlation_id), stage_span(stage, sync_id, correlation_id):
@@ -199,12 +238,17 @@ class SyncRunner:
     # -- stages -----------------------------------------------------------------------------
 
     def _validation(
-        self, sync_id: str, remote: GitRemote, fabric: Fabric, rules: IngestionRules
+        self,
+        sync_id: str,
+        remote: GitRemote,
+        fabric: Fabric,
+        rules: IngestionRules,
+        deadline: float,
     ) -> Snapshot:
         fetched: list[Snapshot] = []
 
         def work() -> dict[str, Any]:
-            snapshot = remote.fetch(fabric.branch)
+            snapshot = self._retrying(sync_id, deadline, lambda: remote.fetch(fabric.branch))
             fetched.append(snapshot)
             raw_dir = rules.raw_prefix.rstrip("/")
             if snapshot.head is not None and snapshot.get(raw_dir) is not None:
@@ -319,12 +363,12 @@ class SyncRunner:
                     return {"commit": sha, "pushed": False, "files_changed": len(changes)}
                 self._check(sync_id, deadline)  # a cancel before the push changes nothing
                 try:
-                    remote.push(sha, fabric.branch, base.head)
+                    self._push(sync_id, deadline, remote, sha, fabric.branch, base.head)
                 except RemoteMovedError as moved:
                     if attempt == policy.max_attempts:
                         raise
                     self.app.record_error(sync_id, moved.code, moved.message, moved.details)
-                    base = remote.fetch(fabric.branch)
+                    base = self._retrying(sync_id, deadline, lambda: remote.fetch(fabric.branch))
                     if _raw_changed(base, raw, rules):
                         raise SyncFailedError(
                             "raw files changed while syncing; the next sync will take them",
@@ -340,12 +384,17 @@ class SyncRunner:
         self._stage(sync_id, "github_sync", work)
 
     def _reconciliation(
-        self, sync_id: str, remote: GitRemote, fabric: Fabric, result: SyncResult
+        self,
+        sync_id: str,
+        remote: GitRemote,
+        fabric: Fabric,
+        result: SyncResult,
+        deadline: float,
     ) -> None:
         def work() -> dict[str, Any]:
             if not result.pushed:
                 return {"verified": False, "reason": "nothing pushed"}
-            head = remote.fetch(fabric.branch).head
+            head = self._retrying(sync_id, deadline, lambda: remote.fetch(fabric.branch)).head
             if head != result.commit:
                 # Someone pushed on top already; ours must be in the history, which git
                 # guarantees for a fast-forward we made. Report what we saw.

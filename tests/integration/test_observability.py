@@ -83,3 +83,40 @@ def test_trigger_request_span_links_to_the_sync_trace(tmp_path: Path) -> None:
     assert [link.context.trace_id for link in request_span.links] == [trace_id_for("req-1")]
     stages = [s for s in EXPORTER.get_finished_spans() if s.name.startswith("sync.")]
     assert {s.context.trace_id for s in stages} == {trace_id_for("req-1")}
+
+
+def test_distributed_steps_spans_share_the_syncs_trace(app: FGDApplication,
+                                                       tmp_path: Path) -> None:
+    """The steps the discovery, ingestion and GitHub workers run (here called in-process,
+    each with its own SyncSteps as separate worker processes would have) put every span in
+    the trace derived from the sync's correlation id."""
+    from fgd_core.services.steps import DONE, SyncSteps
+
+    EXPORTER.clear()
+    repo = init_bare(tmp_path / "r.git")
+    vpc = (b"apiVersion: vpc.githedgehog.com/v1beta1\nkind: VPC\nmetadata:\n  name: vpc-%d\n"
+           b"spec:\n  subnets:\n    default:\n      subnet: 10.0.%d.0/24\n"
+           b"      gateway: 10.0.%d.1\n      vlan: %d\n")
+    seed_repo(repo, {f"gitops/raw/v{i}.yaml": vpc % (i, i, i, 1000 + i) for i in (1, 2)})
+    fabric = app.register_fabric("lab", str(repo))
+    config = load_settings(environ={}).fgd
+    sync_id = app.start_sync(fabric.fabric_id, correlation_id="corr-steps").sync_id
+
+    assert SyncSteps(app, config).discover(sync_id) == DONE
+    files = app.get_sync(sync_id).files
+    ingestion = SyncSteps(app, config)
+    for path, record in sorted(files.items()):
+        assert ingestion.ingest(sync_id, path, record["blob_id"]) == DONE
+    assert SyncSteps(app, config).publish(sync_id) == DONE
+    assert app.get_sync(sync_id).state == "completed"
+
+    spans = [s for s in EXPORTER.get_finished_spans() if s.name.startswith("sync.")]
+    assert [s.name for s in spans] == ["sync.validation", "sync.discovery",
+                                       "sync.file_ingestion", "sync.file_ingestion",
+                                       "sync.github_sync", "sync.reconciliation"]
+    assert {s.context.trace_id for s in spans} == {trace_id_for("corr-steps")}
+    assert all(s.attributes["fgd.sync_id"] == sync_id for s in spans)
+    assert all(s.attributes["fgd.correlation_id"] == "corr-steps" for s in spans)
+    assert [s.attributes["fgd.file_path"] for s in spans if s.name == "sync.file_ingestion"] \
+        == sorted(files)
+    assert len({s.context.span_id for s in spans}) == len(spans)
