@@ -20,4 +20,10 @@ def serve(host: str, port: int, log_level: str) -> None:
 
     configure_logging(log_level)
     configure_tracing(os.environ.get("HEDGEHOG_FGD_TRACING", ""))
-    uvicorn.run(create_app(), host=host, port=port, log_level=log_level, log_config=None)
+    uvicorn.run(
+        create_app(embedded_scheduler=True),
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=None,
+    )

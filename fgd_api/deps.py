@@ -3,15 +3,24 @@ their denials, and the audit record of every mutating request."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio.to_thread
 from annotated_types import Ge, Le
 from fastapi import Depends, Path, Request
 from pydantic import BeforeValidator, Strict
 
 from fgd_api.container import Container
-from fgd_core.auth import Principal, authenticate, authorize, record_audit
+from fgd_core.auth import (
+    Principal,
+    authenticate_cached,
+    authorize,
+    cached_principal,
+    key_digest,
+    record_audit,
+)
 from fgd_core.errors import FGDError
 
 # Fabric ids are positive integers (path parameter, documented in the OpenAPI document).
@@ -42,7 +51,8 @@ REPAIR_DIRECTORY = PERM + "repair_fgd_directory"
 FORCE_SYNC = PERM + "force_fgd_sync"
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    # async: a plain function dependency would cost every request a worker-thread hop
     return request.app.state.container  # type: ignore[no-any-return]
 
 
@@ -81,6 +91,15 @@ class Caller:
             )
             raise
 
+    async def require_async(
+        self, permission: str, fabric_id: int | None = None, action: str = ""
+    ) -> None:
+        """``require`` for async endpoints: granted on the event loop (no I/O); a denial is
+        audited in a worker thread (a save), then raised."""
+        if self.principal is not None and self.principal.has_perm(permission, fabric_id):
+            return
+        await anyio.to_thread.run_sync(self.require, permission, fabric_id, action)
+
     def audit(
         self,
         action: str,
@@ -110,7 +129,36 @@ class Caller:
         )
 
 
-def get_caller(request: Request, container: Container = Depends(get_container)) -> Caller:
+async def get_caller(
+    request: Request, container: Container = Depends(get_container)
+) -> Caller:
+    """The caller; the token's principal from the process's short-lived principal cache
+    (``fgd_core.auth.PrincipalCache``: a revocation made elsewhere takes effect within its
+    TTL), else loaded in a worker thread."""
     header = request.headers.get("authorization")
-    principal = authenticate(container.app, header) if header else None
+    principal = await _principal(container.app, header) if header else None
     return Caller(request, container, principal)
+
+
+# Loads in progress, per (event loop, application, key hash): when a cached principal
+# expires under load, the requests that find it missing wait for one load, not one each.
+_LOADING: dict[tuple[int, int, str], asyncio.Future[Principal | None]] = {}
+
+
+async def _principal(app: Any, header: str) -> Principal | None:
+    principal = cached_principal(app, header)
+    if principal is not None:
+        return principal
+    digest = key_digest(header)
+    if digest is None:
+        return None  # malformed: refused without a lookup (as ``authenticate`` does)
+    loop = asyncio.get_running_loop()
+    key = (id(loop), id(app), digest)
+    loading = _LOADING.get(key)
+    if loading is None:
+        loading = asyncio.ensure_future(
+            anyio.to_thread.run_sync(authenticate_cached, app, header)
+        )
+        _LOADING[key] = loading
+        loading.add_done_callback(lambda _: _LOADING.pop(key, None))
+    return await asyncio.shield(loading)

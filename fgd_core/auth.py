@@ -16,6 +16,8 @@ import hmac
 import ipaddress
 import re
 import secrets
+import time
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +47,7 @@ __all__ = [
     "PermissionDeniedError",
     "Principal",
     "authenticate",
+    "authenticate_cached",
     "authorize",
     "create_token",
     "get_token",
@@ -190,16 +193,108 @@ def authenticate(app: FGDApplication, header_or_key: Any) -> Principal | None:
     key = _parse_key(header_or_key)
     if key is None:
         return None
-    digest = hash_key(key)
+    return _authenticate_digest(app, hash_key(key))[0]
+
+
+def _authenticate_digest(
+    app: FGDApplication, digest: str
+) -> tuple[Principal | None, datetime | None]:
+    """(the principal of the token with this key hash, or None; its expiry)."""
     try:
         token: Any = app.repository.get(token_uuid(digest))
     except AggregateNotFoundError:
-        return None
+        return None, None
     if not isinstance(token, Token) or not hmac.compare_digest(token.key_hash, digest):
-        return None
+        return None, None
     if token.revoked or token.is_expired(_now()):
+        return None, None
+    return Principal.of(token), token.expires_at
+
+
+# -- the API's principal cache --------------------------------------------------------------
+
+PRINCIPAL_CACHE_TTL = 2.0  # seconds
+PRINCIPAL_CACHE_SIZE = 4096
+
+
+class PrincipalCache:
+    """Principals of recently authenticated tokens, for one event store, so a busy client
+    is not one aggregate load per request.
+
+    - Keyed by the key's SHA-256 (what the store records); the key itself is never kept.
+    - Only successes are cached; a refused key is looked up again on every request.
+    - An entry lives ``ttl`` seconds at most (``PRINCIPAL_CACHE_TTL``, 2 s), and never past
+      the token's own expiry (checked on every hit).
+    - ``revoke_token`` through the same application object drops the entry at once. A
+      revocation made elsewhere (another process, e.g. ``fgd token revoke``) takes effect
+      here within ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float = PRINCIPAL_CACHE_TTL, size: int = PRINCIPAL_CACHE_SIZE):
+        self.ttl, self.size = ttl, size
+        self._entries: dict[str, tuple[Principal, float, datetime | None]] = {}
+
+    def get(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        principal, deadline, expires_at = entry
+        if time.monotonic() >= deadline or (expires_at is not None and expires_at <= _now()):
+            self._entries.pop(digest, None)
+            return None
+        return principal
+
+    def put(self, digest: str, principal: Principal, expires_at: datetime | None) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[digest] = (principal, time.monotonic() + self.ttl, expires_at)
+
+    def discard(self, digest: str) -> None:
+        self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_CACHES: weakref.WeakKeyDictionary[Any, PrincipalCache] = weakref.WeakKeyDictionary()
+
+
+def principal_cache(app: FGDApplication) -> PrincipalCache:
+    """The principal cache of ``app`` (one per application object)."""
+    cache = _CACHES.get(app)
+    if cache is None:
+        cache = _CACHES.setdefault(app, PrincipalCache())
+    return cache
+
+
+def key_digest(header_or_key: Any) -> str | None:
+    """The SHA-256 of the key in ``Token <key>`` (or a bare key); None if malformed."""
+    key = _parse_key(header_or_key)
+    return None if key is None else hash_key(key)
+
+
+def cached_principal(app: FGDApplication, header_or_key: Any) -> Principal | None:
+    """The cached principal for this key, without touching the store; None if there is
+    none (which says nothing about the key: ask ``authenticate_cached``)."""
+    key = _parse_key(header_or_key)
+    return None if key is None else principal_cache(app).get(hash_key(key))
+
+
+def authenticate_cached(app: FGDApplication, header_or_key: Any) -> Principal | None:
+    """``authenticate`` through the application's ``PrincipalCache``: a valid token is
+    loaded at most once per ``PRINCIPAL_CACHE_TTL`` seconds; see the cache for when a
+    revocation takes effect."""
+    key = _parse_key(header_or_key)
+    if key is None:
         return None
-    return Principal.of(token)
+    digest = hash_key(key)
+    cache = principal_cache(app)
+    principal = cache.get(digest)
+    if principal is None:
+        principal, expires_at = _authenticate_digest(app, digest)
+        if principal is not None:
+            cache.put(digest, principal, expires_at)
+    return principal
 
 
 def require_principal(app: FGDApplication, header_or_key: Any) -> Principal:
@@ -330,7 +425,9 @@ def revoke_token(
         app.save(token)
         return token
 
-    return app._retry(revoke)
+    token = app._retry(revoke)
+    principal_cache(app).discard(token.key_hash)  # effective at once in this process
+    return token
 
 
 def list_tokens(app: FGDApplication) -> list[Token]:

@@ -10,10 +10,14 @@ run at once, in any number of processes, and each event is applied exactly once,
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
@@ -231,6 +235,87 @@ class _CursorStore:
         self.pending.setdefault(self.dialect.placeholders(sql), (table, []))[1].append(params)
 
 
+class AsyncReads:
+    """Single-statement reads of the read model for ``async`` endpoints: psycopg's
+    AsyncConnection in autocommit mode, so a request's query runs on the event loop with no
+    thread hand-off and no transaction (BEGIN/ROLLBACK) around it — under READ COMMITTED a
+    one-statement transaction sees exactly what the statement alone sees.
+
+    A small pool of idle connections, bound to no event loop (each connection is used by
+    one coroutine at a time, whichever loop it runs on). No ping before each use: a pooled
+    connection that turns out to be broken (the server restarted) is discarded and the
+    read — a SELECT, so safe to repeat — is tried once more on a fresh connection; if that
+    fails too, the error is raised (the API answers 503).
+    """
+
+    MAX_IDLE = 16
+    MAX_AGE = 3600.0  # seconds; like the synchronous pool's conn_max_age
+
+    def __init__(self, kwargs: dict[str, Any], connect_timeout: float) -> None:
+        timeout = max(1, int(connect_timeout))
+        self.kwargs = {**kwargs, "autocommit": True, "connect_timeout": timeout}
+        self.idle: deque[tuple[psycopg.AsyncConnection[Any], float]] = deque()
+        self.closed = False
+        self._lock = threading.Lock()
+
+    async def _connect(self) -> tuple[psycopg.AsyncConnection[Any], float]:
+        conn = await psycopg.AsyncConnection.connect(**self.kwargs)
+        return conn, time.monotonic()
+
+    def _release(self, item: tuple[psycopg.AsyncConnection[Any], float]) -> None:
+        conn, born = item
+        keep = (
+            not self.closed
+            and not conn.closed
+            and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            and time.monotonic() - born < self.MAX_AGE
+        )
+        with self._lock:
+            if keep and len(self.idle) < self.MAX_IDLE:
+                self.idle.append(item)
+                return
+        _close(conn)
+
+    async def fetchall(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._lock:
+            item = self.idle.pop() if self.idle else None
+        if item is not None:
+            try:
+                return await self._run(item, sql, params)
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                pass  # a stale pooled connection (already discarded): once more, fresh
+        return await self._run(await self._connect(), sql, params)
+
+    async def _run(
+        self, item: tuple[psycopg.AsyncConnection[Any], float], sql: str, params: Sequence[Any]
+    ) -> list[Any]:
+        conn = item[0]
+        try:
+            cursor = await conn.execute(sql, params, prepare=True)
+            rows = await cursor.fetchall()
+        except BaseException:
+            _close(conn)
+            raise
+        self._release(item)
+        return rows
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            idle, self.idle = list(self.idle), deque()
+        for conn, _ in idle:
+            _close(conn)
+
+
+def _close(conn: Any) -> None:
+    """Close a connection from any thread or loop (AsyncConnection.close awaits nothing)."""
+    try:
+        conn._closed = True
+        conn.pgconn.finish()
+    except Exception:  # already gone
+        pass
+
+
 class PostgresReadModel(ReadModelRecorder, PostgresTrackingRecorder):
     def __init__(
         self,
@@ -243,6 +328,20 @@ class PostgresReadModel(ReadModelRecorder, PostgresTrackingRecorder):
         super().__init__(datastore, tracking_table_name=tracking_table_name, **kwargs)
         self.dialect = PostgresDialect(datastore.schema, events_table_name, tracking_table_name)
         self.sql_create_statements += [Composed([SQL(s)]) for s in self.read_model_ddl()]
+        self._async_reads: AsyncReads | None = None
+
+    async def afetchall(self, template: str, *params: Any) -> list[Any]:
+        """``fetchall`` for async callers (one statement, see ``AsyncReads``)."""
+        reads = self._async_reads
+        if reads is None or reads.closed:
+            pool = self.datastore.pool
+            reads = self._async_reads = AsyncReads(dict(pool.kwargs), pool.timeout)
+        return await reads.fetchall(self.dialect.sql(template), params)
+
+    def close_async_reads(self) -> None:
+        reads, self._async_reads = self._async_reads, None
+        if reads is not None:
+            reads.close()
 
     def create_table(self) -> None:
         # Processes starting together race on the catalog: one at a time (fgd_core's lock).

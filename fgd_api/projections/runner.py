@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import anyio.to_thread
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -81,7 +82,8 @@ class ReadModelProjection(Projection[ReadModelRecorder]):
         # transactions) and let the events already covered pass without a round trip.
         if tracking.notification_id <= self.applied_upto:
             return
-        while self.view.advance():
+        # A short batch means nothing was left when it was read: no extra empty transaction.
+        while self.view.advance(None, BATCH_SIZE) >= BATCH_SIZE:
             pass
         self.applied_upto = max(self.applied_upto, tracking.notification_id)
 
@@ -106,8 +108,8 @@ class Projections:
 
     def catch_up(self, upto: int | None = None) -> int:
         """Apply everything stored (up to ``upto``) now, in batches; returns the position."""
-        while self.view.advance(upto, self.batch_size):
-            pass
+        while self.view.advance(upto, self.batch_size) >= self.batch_size:
+            pass  # a short batch: nothing (up to ``upto``) was left when it was read
         return self.lag_and_position()[1]
 
     def apply(self, items: list[Item]) -> int:
@@ -136,6 +138,9 @@ class Projections:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        closer = getattr(self.view, "close_async_reads", None)
+        if closer is not None:
+            closer()
 
     close = stop
 
@@ -237,6 +242,28 @@ class Projections:
 
     def sync_status(self, sync_id: str) -> dict[str, Any]:
         return queries.sync_status(self.view, sync_id)
+
+    async def sync_status_async(self, sync_id: str) -> dict[str, Any]:
+        """``sync_status`` for async endpoints: on the event loop with PostgreSQL, in a
+        worker thread with SQLite."""
+        if self.is_postgres:
+            return await queries.sync_status_async(self.view, sync_id)
+        return await anyio.to_thread.run_sync(self.sync_status, sync_id)
+
+    async def sync_history_async(
+        self,
+        fabric_id: int,
+        limit: int = 10,
+        offset: int = 0,
+        status: str | None = None,
+        start_date: datetime | str | None = None,
+        end_date: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """``sync_history`` for async endpoints (see ``sync_status_async``)."""
+        args = (fabric_id, limit, offset, status, start_date, end_date)
+        if self.is_postgres:
+            return await queries.sync_history_async(self.view, *args)
+        return await anyio.to_thread.run_sync(self.sync_history, *args)
 
     def sync_history(
         self,

@@ -312,3 +312,19 @@ def test_audit_log_records_mutations_and_denials_and_rebuilds_exactly(
     assert again == log
     forbidden = client.get(f"{API}/audit-log/", headers={"Authorization": f"Token {viewer}"})
     assert forbidden.status_code == 403
+
+
+def test_fgd_serve_runs_scheduled_syncs_in_process(
+    container: Container, repo: Path, tmp_path: Path
+) -> None:
+    """Embedded default: the API process also runs the scheduler, and its syncs."""
+    fabric = container.app.register_fabric("lab", str(repo))  # never synced: due at once
+    with TestClient(create_app(container, embedded_scheduler=True)):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            current = container.app.get_fabric(fabric.fabric_id)
+            if current.last_sync_status:
+                break
+            time.sleep(0.1)
+    sync = container.app.get_sync(current.last_sync_id)
+    assert (sync.trigger, sync.state) == ("scheduled", "completed")
