@@ -15,11 +15,11 @@ from pydantic import BeforeValidator, Strict
 from fgd_api.container import Container
 from fgd_core.auth import (
     Principal,
+    audit_entry,
     authenticate_cached,
     authorize,
     cached_principal,
     key_digest,
-    record_audit,
 )
 from fgd_core.errors import FGDError
 
@@ -110,8 +110,24 @@ class Caller:
         details: dict[str, Any] | None = None,
         error: str = "",
     ) -> int:
-        return record_audit(
-            self.container.app,
+        entry = self.audit_entry(
+            action, fabric_id, success=success, sync_id=sync_id, details=details, error=error
+        )
+        recordings = self.container.app.save(entry)
+        return int(recordings[-1].notification.id)
+
+    def audit_entry(
+        self,
+        action: str,
+        fabric_id: int | None,
+        *,
+        success: bool,
+        sync_id: str | None = None,
+        details: dict[str, Any] | None = None,
+        error: str = "",
+    ) -> Any:
+        """The audit entry of this request, for saving with what it audits."""
+        return audit_entry(
             user=self.principal,
             action=action,
             fabric_id=fabric_id,

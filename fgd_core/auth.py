@@ -517,8 +517,14 @@ def _sync_id(value: Any) -> str | None:
         ) from None
 
 
-def record_audit(
-    app: FGDApplication,
+def record_audit(app: FGDApplication, **entry: Any) -> int:
+    """Record one ``audit.recorded`` event (see ``audit_entry``); returns its position in
+    the event log."""
+    recordings = app.save(audit_entry(**entry))
+    return int(recordings[-1].notification.id)
+
+
+def audit_entry(
     *,
     user: str | Principal | None,
     action: str,
@@ -530,11 +536,9 @@ def record_audit(
     success: bool,
     error_message: str = "",
     correlation_id: str | None = None,
-) -> int:
-    """Record one ``audit.recorded`` event; returns its position in the event log.
-
-    ``details`` and ``error_message`` are scrubbed of secrets before anything is stored.
-    """
+) -> AuditEntry:
+    """An audit entry, not yet saved — for a caller that saves it in the same transaction as
+    what it audits. ``details`` and ``error_message`` are scrubbed of secrets."""
     if isinstance(user, Principal):
         user = user.user
     if user is not None and (not isinstance(user, str) or not user):
@@ -560,5 +564,4 @@ def record_audit(
         success=success,
         error_message=scrub_text(str(error_message or "")),
     )
-    recordings = app.save(entry)
-    return recordings[-1].notification.id
+    return entry

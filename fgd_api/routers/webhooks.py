@@ -108,6 +108,12 @@ async def github_webhook(
     def audit(success: bool, error: str = "", **more: Any) -> None:
         caller.audit(ACTION, None, success=success, error=error, details={**details, **more})
 
+    def audit_with_delivery(result: intake.WebhookResult) -> Any:
+        # Saved in the delivery's own transaction: one commit per accepted delivery.
+        return caller.audit_entry(
+            ACTION, None, success=True, details={**details, **result.audit_details()}
+        )
+
     try:
         body = await read_body(request)
         payload = intake.verify_delivery(
@@ -132,6 +138,7 @@ async def github_webhook(
             payload,
             cid,
             lambda: fabric_settings(container.read_model),
+            audit_with_delivery,
         )
     except Exception as exc:
         with contextlib.suppress(Exception):  # the store may be what failed: keep the cause
@@ -140,5 +147,6 @@ async def github_webhook(
     if result.outcome is not None:
         for item in result.outcome.triggered:
             container.executor.submit(item["sync_id"])
-    await run_in_threadpool(audit, True, **result.audit_details())
+    if result.outcome is None or not result.outcome.audited:
+        await run_in_threadpool(audit, True, **result.audit_details())
     return JSONResponse(result.body(), status_code=result.http_status)

@@ -71,6 +71,7 @@ class Outcome:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     ignored: str | None = None
     duplicate: bool = False
+    audited: bool = False  # its audit entry was saved with the delivery
 
 
 # -- checks (no I/O) ------------------------------------------------------------------------
@@ -196,9 +197,11 @@ def record_delivery(
     payload: dict[str, Any],
     cid: str,
     fabrics: Callable[[], list[Any]],
+    audit: Callable[[Outcome], Any] | None = None,
 ) -> Outcome:
-    """Record the delivery and start its syncs in ONE save: either all of it happened once,
-    or (a redelivery, a lost race) none of it. Mirrors FGDApplication.start_sync per fabric."""
+    """Record the delivery and start its syncs in ONE save — with ``audit(outcome)``'s
+    entry, when given: either all of it happened once, or (a redelivery, a lost race) none
+    of it. Uses FGDApplication.prepare_sync per fabric."""
     repository = payload.get("repository")
     full_name = repository.get("full_name") if isinstance(repository, dict) else None
     for _ in range(RETRIES):
@@ -230,6 +233,9 @@ def record_delivery(
             coalesced=outcome.coalesced,
             ignored=outcome.ignored,
         )
+        if audit is not None:
+            to_save.append(audit(outcome))
+            outcome.audited = True
         try:
             app.save(delivery, *to_save)
         except IntegrityError:
@@ -299,6 +305,7 @@ def handle_delivery(
     payload: dict[str, Any],
     correlation_id: str,
     fabrics: Callable[[], list[Any]],
+    audit: Callable[[WebhookResult], Any] | None = None,
 ) -> WebhookResult:
     """A verified delivery (see ``verify_delivery``): ping → pong, push → recorded once with
     its syncs (started, not run: the caller runs ``outcome.triggered``), anything else
@@ -307,6 +314,12 @@ def handle_delivery(
         return WebhookResult("pong", delivery_id, github_event, payload)
     if github_event != "push":
         return WebhookResult("ignored", delivery_id, github_event, payload)
-    outcome = record_delivery(app, delivery_id, payload, correlation_id, fabrics)
+    def audit_outcome(outcome: Outcome) -> Any:
+        assert audit is not None
+        return audit(WebhookResult("accepted", delivery_id, github_event, payload, outcome))
+
+    outcome = record_delivery(
+        app, delivery_id, payload, correlation_id, fabrics, audit_outcome if audit else None
+    )
     status = "duplicate" if outcome.duplicate else "accepted"
     return WebhookResult(status, delivery_id, github_event, payload, outcome)
