@@ -33,7 +33,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
@@ -67,6 +67,7 @@ from fgd_core.client import (
 )
 from fgd_core.domain.auth import AuditEntry
 from fgd_core.domain.command import CommandReceipt, receipt_uuid
+from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import DatabaseError, FGDError, error_body
 from fgd_core.events.schemas import load_schema
 from fgd_core.services import webhook_intake as intake
@@ -165,6 +166,26 @@ class Refused(Exception):
         self.kind, self.reason, self.fabric_id = kind, reason, fabric_id
 
 
+@dataclass
+class Accepted:
+    """A ``sync.trigger`` that passed every check (authenticated, valid, authorized, with a
+    ``message_id``): what starting its sync needs."""
+
+    cmd: Command
+    principal: Principal
+    fabric_id: int
+    trigger: str
+    options: dict[str, Any]
+    cid: str
+    details: dict[str, Any]
+
+
+def _error_outcome(exc: FGDError) -> dict[str, Any]:
+    return {"status": "error",
+            "error": {"code": exc.code, "message": exc.message,
+                      "details": orjson.loads(orjson.dumps(exc.details, default=str))}}
+
+
 def _compile(name: str) -> Callable[[Any], Any]:
     return fastjsonschema.compile(load_schema(f"commands/{name}.json"))
 
@@ -206,11 +227,124 @@ class CommandIntake:
             raise Refused("unknown_command", f"unknown command {cmd.routing_key[:100]!r} "
                           f"(known: {', '.join(COMMANDS)})")
         except Refused as exc:
-            self._audit(cmd, action, principal, exc.fabric_id, success=False,
-                        error=exc.reason, details={"reason": exc.kind})
-            return Result(dead=exc.reason, kind=exc.kind)
+            return self._refuse(cmd, action, principal, exc)
+
+    def handle_batch(self, cmds: Sequence[Command]) -> list[Result]:
+        """The outcomes of several delivered commands, in delivery order, as if ``handle``
+        had been called on each in turn — with one commit for a run of ``sync.trigger``s.
+
+        Each trigger is authenticated, validated and authorized as in ``handle`` (a refused
+        one is audited and answered with ``dead`` at once). The accepted ones are prepared in
+        delivery order against one in-memory object per fabric (the first starts the sync,
+        the next for the same fabric gets FGD_3001 naming it, as sequential handling would
+        answer), and all their receipts, audit entries, syncs and fabric locks are saved in
+        ONE ``app.save``. If that save conflicts (a ``message_id`` already recorded, a sync
+        started meanwhile by another writer) nothing of it is recorded and the run is handled
+        one command at a time, exactly as ``handle`` does. A ``message_id`` repeated within
+        the batch ends the run before it, so the repeat meets the recorded receipt. Any other
+        command (``webhook.github``, unknown) ends the run and is handled by ``handle``.
+
+        Raises (like ``handle``) on failures worth a retry; runs committed before the failure
+        stay committed, so a redelivery of their commands is answered as a duplicate."""
+        results: list[Result | None] = [None] * len(cmds)
+        principals: dict[Any, Principal | None] = {}  # one token lookup per key and batch
+        run: list[tuple[int, Accepted]] = []
+        message_ids: set[str] = set()
+        for i, cmd in enumerate(cmds):
+            if cmd.routing_key != SYNC_TRIGGER:
+                self._flush(run, results)
+                run, message_ids = [], set()
+                results[i] = self.handle(cmd)
+                continue
+            header = cmd.headers.get(AUTHORIZATION_HEADER)
+            if isinstance(header, str | bytes):
+                if header not in principals:
+                    principals[header] = self._principal(cmd)
+                principal = principals[header]
+            else:
+                principal = self._principal(cmd)
+            try:
+                accepted = self._accept(cmd, principal)
+            except Refused as exc:
+                results[i] = self._refuse(cmd, AUDIT_SYNC, principal, exc)
+                continue
+            if cmd.message_id in message_ids:
+                self._flush(run, results)
+                run, message_ids = [], set()
+            message_ids.add(cmd.message_id or "")
+            run.append((i, accepted))
+        self._flush(run, results)
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
+
+    def _flush(self, run: list[tuple[int, Accepted]], results: list[Result | None]) -> None:
+        """Start the syncs of ``run`` (accepted triggers, no ``message_id`` twice) with ONE
+        save; one at a time (``_start``) if that save conflicts or the run is one command."""
+        if not run:
+            return
+        if len(run) > 1:
+            fabrics: dict[int, Any] = {}  # fabric id → the in-memory Fabric, or its FGDError
+            objs: list[Any] = []
+            outcomes: list[dict[str, Any]] = []
+            for _, accepted in run:
+                outcome, sync = self._prepare(accepted, fabrics)
+                outcomes.append(outcome)
+                objs.append(CommandReceipt(
+                    message_id=accepted.cmd.message_id or "", correlation_id=accepted.cid,
+                    command=SYNC_TRIGGER, user=accepted.principal.user, outcome=outcome,
+                    fabric_id=accepted.fabric_id,
+                ))
+                objs.append(self._audit_entry(accepted.cmd, accepted.principal,
+                                              accepted.fabric_id, outcome, accepted.details,
+                                              accepted.cid))
+                if sync is not None:
+                    objs.append(sync)
+            objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
+            try:
+                self.app.save(*objs)
+            except IntegrityError:
+                log.debug("batch of %d commands conflicted; one at a time", len(run))
+            else:
+                for (i, accepted), outcome in zip(run, outcomes, strict=True):
+                    results[i] = self._answer(accepted, outcome, duplicate=False)
+                return
+        for i, accepted in run:
+            results[i] = self._answer(accepted, *self._start(accepted))
+
+    def _prepare(
+        self, accepted: Accepted, fabrics: dict[int, Any]
+    ) -> tuple[dict[str, Any], SyncOperation | None]:
+        """``app.prepare_sync`` against the batch's own fabric object (loaded once per
+        batch): (outcome, the new sync or None). Nothing is saved."""
+        fabric = fabrics.get(accepted.fabric_id)
+        if fabric is None:
+            try:
+                fabric = self.app.get_fabric(accepted.fabric_id)
+            except DatabaseError:
+                raise
+            except FGDError as exc:
+                fabric = exc
+            fabrics[accepted.fabric_id] = fabric
+        if isinstance(fabric, FGDError):
+            return _error_outcome(fabric), None
+        try:
+            sync = SyncOperation.start(accepted.fabric_id, accepted.trigger, accepted.options,
+                                       accepted.cid)
+            fabric.start_sync(sync.sync_id, sync.correlation_id)
+        except DatabaseError:
+            raise
+        except FGDError as exc:
+            return _error_outcome(exc), None
+        return {"status": "started", "sync_id": sync.sync_id}, sync
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _refuse(
+        self, cmd: Command, action: str, principal: Principal | None, exc: Refused
+    ) -> Result:
+        self._audit(cmd, action, principal, exc.fabric_id, success=False,
+                    error=exc.reason, details={"reason": exc.kind})
+        return Result(dead=exc.reason, kind=exc.kind)
 
     def _principal(self, cmd: Command) -> Principal | None:
         header = cmd.headers.get(AUTHORIZATION_HEADER)
@@ -269,6 +403,11 @@ class CommandIntake:
     # -- sync.trigger -----------------------------------------------------------------------
 
     def _sync_trigger(self, cmd: Command, principal: Principal | None) -> Result:
+        accepted = self._accept(cmd, principal)
+        return self._answer(accepted, *self._start(accepted))
+
+    def _accept(self, cmd: Command, principal: Principal | None) -> Accepted:
+        """The checks before anything is recorded; raises Refused."""
         if principal is None:
             what = "missing" if not cmd.headers.get(AUTHORIZATION_HEADER) else "invalid"
             raise Refused("unauthenticated", f"{what} API token (header authorization: "
@@ -289,9 +428,12 @@ class CommandIntake:
             raise Refused("missing_message_id", "message_id property required (a duplicate "
                           "command is recognised by it)", fabric_id=fabric_id)
         cid = data.get("correlation_id") or cmd.correlation_id or str(uuid4())
-        details: dict[str, Any] = {"trigger": trigger, "options": options}
-        outcome, duplicate = self._start(cmd, fabric_id, trigger, options, cid, principal,
-                                         details)
+        return Accepted(cmd, principal, fabric_id, trigger, options, cid,
+                        {"trigger": trigger, "options": options})
+
+    def _answer(self, accepted: Accepted, outcome: dict[str, Any], duplicate: bool) -> Result:
+        """The reply to a recorded (or, if ``duplicate``, previously recorded) outcome."""
+        cmd, cid = accepted.cmd, accepted.cid
         if outcome["status"] == "started":
             sync_id = outcome["sync_id"]
             if self.submit is not None and not duplicate:
@@ -303,9 +445,9 @@ class CommandIntake:
             reply = error_body(error["code"], error["message"], error["details"], cid)
             kind = error["code"]
         if duplicate:
-            self._audit(cmd, AUDIT_SYNC, principal, fabric_id, success=True,
+            self._audit(cmd, AUDIT_SYNC, accepted.principal, accepted.fabric_id, success=True,
                         sync_id=outcome.get("sync_id"),
-                        details={**details, "status": "duplicate"}, correlation_id=cid)
+                        details={**accepted.details, "status": "duplicate"}, correlation_id=cid)
             reply["duplicate"] = True
             kind = "duplicate"
         return Result(reply=reply, kind=kind)
@@ -341,39 +483,31 @@ class CommandIntake:
             error_message=scrub_text(error["message"][:1000]) if error else "",
         )
 
-    def _start(
-        self,
-        cmd: Command,
-        fabric_id: int,
-        trigger: str,
-        options: dict[str, Any],
-        cid: str,
-        principal: Principal,
-        details: dict[str, Any],
-    ) -> tuple[dict[str, Any], bool]:
+    def _start(self, accepted: Accepted) -> tuple[dict[str, Any], bool]:
         """(outcome, duplicate): start the sync, record the receipt and the audit entry in ONE
         save; an outcome that is an error (FGD_3001 …) is recorded too, so a duplicate gets
         the same answer."""
         app = self.app
+        cmd, principal, fabric_id, cid = (accepted.cmd, accepted.principal, accepted.fabric_id,
+                                          accepted.cid)
         message_id = cmd.message_id or ""
         for _ in range(RETRIES):
             objs: list[Any] = []
             try:
-                sync, fabric = app.prepare_sync(fabric_id, trigger, options, cid)
+                sync, fabric = app.prepare_sync(fabric_id, accepted.trigger, accepted.options,
+                                                cid)
                 outcome: dict[str, Any] = {"status": "started", "sync_id": sync.sync_id}
                 objs = [sync, fabric]
             except DatabaseError:
                 raise
             except FGDError as exc:
-                error_details = orjson.loads(orjson.dumps(exc.details, default=str))
-                outcome = {"status": "error",
-                           "error": {"code": exc.code, "message": exc.message,
-                                     "details": error_details}}
+                outcome = _error_outcome(exc)
             receipt = CommandReceipt(
                 message_id=message_id, correlation_id=cid, command=SYNC_TRIGGER,
                 user=principal.user, outcome=outcome, fabric_id=fabric_id,
             )
-            audit = self._audit_entry(cmd, principal, fabric_id, outcome, details, cid)
+            audit = self._audit_entry(cmd, principal, fabric_id, outcome, accepted.details,
+                                      cid)
             try:
                 app.save(receipt, audit, *objs)
                 return outcome, False
@@ -444,7 +578,17 @@ def dead_letter_headers(cmd: Command, reason: str, kind: str, attempts: int) -> 
 
 
 class CommandConsumer:
-    """Consumes the intake queue on its own connection; run several for throughput."""
+    """Consumes the intake queue on its own connection; run several for throughput.
+
+    Group commit: after a delivery, the consumer drains whatever else the broker has already
+    delivered (up to ``batch_size``, the prefetch count by default; waiting at most
+    ``batch_wait`` seconds for each next frame) and hands the first deliveries among them to
+    ``CommandIntake.handle_batch`` together: one commit for all their outcomes. Only then
+    are replies published, refused commands dead-lettered and every message acked. If the
+    batch raises, nothing of it is acked: every message is requeued and, redelivered, handled
+    on its own (``handle``; a redelivered message is never batched), so one poisonous command
+    cannot hold the others back and is dead-lettered after ``delivery_limit`` deliveries as
+    before. ``batch_size`` 1 (or ``delivery_limit`` 1) handles every command on its own."""
 
     def __init__(
         self,
@@ -456,14 +600,19 @@ class CommandConsumer:
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         name: str = "commands",
         max_backoff: float = 5.0,
+        batch_size: int | None = None,
+        batch_wait: float = 0.002,
     ) -> None:
         self.intake = intake_
         self.connection_factory = connection_factory
         self.queue_name, self.prefetch = queue_name, prefetch
         self.delivery_limit, self.name, self.max_backoff = delivery_limit, name, max_backoff
+        self.batch_size = max(1, min(prefetch, batch_size or prefetch))
+        self.batch_wait = batch_wait
         self.ready = threading.Event()
         self._producer: Producer | None = None
         self._dead_conn: Connection | None = None
+        self._pending: list[Any] = []
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.0
@@ -486,6 +635,7 @@ class CommandConsumer:
             self._dead_conn = None
 
     def _consume(self, stop: threading.Event) -> None:
+        self._pending = []  # deliveries of a closed channel are the broker's again
         with self.connection_factory() as conn:
             conn.ensure_connection(max_retries=1)
             channel = conn.channel()
@@ -497,18 +647,36 @@ class CommandConsumer:
             consumer = Consumer(channel, queues=[queue], on_message=self._on_message,
                                 prefetch_count=self.prefetch, no_ack=False)
             with consumer:
-                log.info("%s consuming %s (prefetch %d)", self.name, self.queue_name,
-                         self.prefetch)
+                log.info("%s consuming %s (prefetch %d, batches of up to %d)", self.name,
+                         self.queue_name, self.prefetch, self.batch_size)
                 self.ready.set()
                 while not stop.is_set():
-                    try:
-                        conn.drain_events(timeout=1.0)
-                    except TimeoutError:
-                        conn.heartbeat_check()
+                    # (publishing a reply may itself read deliveries — py-amqp drains events
+                    # in basic_publish — so a batch can be waiting already)
+                    if not self._pending:
+                        try:
+                            conn.drain_events(timeout=1.0)
+                        except TimeoutError:
+                            conn.heartbeat_check()
+                            continue
+                    # what the broker has already sent joins the batch (a delivery is
+                    # several frames: drain until none comes within batch_wait)
+                    while self._pending and len(self._pending) < self.batch_size:
+                        try:
+                            conn.drain_events(timeout=self.batch_wait)
+                        except TimeoutError:
+                            break
+                    batch, self._pending = self._pending, []
+                    if batch:
+                        self._process(batch)
 
     def _on_message(self, message: Any) -> None:
+        self._pending.append(message)
+
+    @staticmethod
+    def _command(message: Any) -> Command:
         props = message.properties
-        cmd = Command(
+        return Command(
             routing_key=message.delivery_info.get("routing_key") or "",
             body=message.body if isinstance(message.body, bytes) else
             str(message.body).encode("utf-8"),
@@ -518,7 +686,45 @@ class CommandConsumer:
             reply_to=_text(props.get("reply_to")),
             app_id=_text(props.get("app_id")),
         )
-        attempts = int(cmd.headers.get("x-delivery-count") or 0) + 1
+
+    def _process(self, messages: list[Any]) -> None:
+        """Handle ``messages`` in delivery order: runs of first deliveries together, any
+        redelivered one on its own."""
+        run: list[tuple[Any, Command, int]] = []
+        for message in messages:
+            cmd = self._command(message)
+            attempts = int(cmd.headers.get("x-delivery-count") or 0) + 1
+            first = attempts == 1 and not message.delivery_info.get("redelivered")
+            if first and self.batch_size > 1 and self.delivery_limit > 1:
+                run.append((message, cmd, attempts))
+                continue
+            self._handle_run(run)
+            run = []
+            self._handle_one(message, cmd, attempts)
+        self._handle_run(run)
+
+    def _handle_run(self, run: list[tuple[Any, Command, int]]) -> None:
+        if not run:
+            return
+        if len(run) == 1:
+            self._handle_one(*run[0])
+            return
+        try:
+            results = self.intake.handle_batch([cmd for _, cmd, _ in run])
+        except Exception as exc:  # noqa: BLE001 — the consumer never crashes on a message
+            # Nothing is acked: all of them come back, redelivered, and are handled one by
+            # one (whatever a run committed before the failure answers as a duplicate).
+            log.warning("%s: batch of %d commands failed (%s: %s); requeued", self.name,
+                        len(run), type(exc).__name__, str(exc)[:300])
+            time.sleep(0.2)
+            for message, cmd, _ in run:
+                COMMANDS_HANDLED.labels(cmd.routing_key[:50], "retry").inc()
+                message.requeue()
+            return
+        for (message, cmd, attempts), result in zip(run, results, strict=True):
+            self._finish(message, cmd, result, attempts)
+
+    def _handle_one(self, message: Any, cmd: Command, attempts: int) -> None:
         try:
             result = self.intake.handle(cmd)
         except Exception as exc:  # noqa: BLE001 — the consumer never crashes on a message
@@ -537,6 +743,10 @@ class CommandConsumer:
                 COMMANDS_HANDLED.labels(cmd.routing_key[:50], "retry").inc()
                 message.requeue()
             return
+        self._finish(message, cmd, result, attempts)
+
+    def _finish(self, message: Any, cmd: Command, result: Result, attempts: int) -> None:
+        """Dead-letter or answer a command whose outcome is recorded, then ack it."""
         if result.dead is not None:
             log.warning("%s: %s message %s refused (%s); dead-lettered", self.name,
                         cmd.routing_key[:100], cmd.message_id, result.dead)
@@ -586,6 +796,7 @@ def consumers(
 
 __all__ = [
     "INTAKE_QUEUE",
+    "Accepted",
     "Command",
     "CommandConsumer",
     "CommandIntake",
