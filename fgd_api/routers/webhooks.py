@@ -96,6 +96,15 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def recent_fabrics(container: Container) -> intake.RecentFabrics:
+    """One fabric list per container, re-read at most once a second."""
+    cached = container.extras.get("recent_fabrics")
+    if cached is None:
+        cached = intake.RecentFabrics(lambda: fabric_settings(container.read_model))
+        container.extras["recent_fabrics"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
 @router.post("/github/", status_code=202, responses=RESPONSES)
 async def github_webhook(
     request: Request, container: Container = Depends(get_container)
@@ -137,7 +146,7 @@ async def github_webhook(
             delivery_id,
             payload,
             cid,
-            lambda: fabric_settings(container.read_model),
+            recent_fabrics(container),
             audit_with_delivery,
         )
     except Exception as exc:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -183,12 +185,39 @@ def fabric_settings(read_model: Any) -> list[Any]:
     ]
 
 
+class RecentFabrics:
+    """``fabrics()`` at most once per ``ttl`` seconds: a burst of deliveries matches against
+    one read of the fabric list (a fabric registered within the last second may miss a
+    push; GitHub's pushes come long after a fabric is set up)."""
+
+    def __init__(self, fabrics: Callable[[], list[Any]], ttl: float = 1.0) -> None:
+        self.fabrics, self.ttl = fabrics, ttl
+        self.cached: list[Any] = []
+        self.expires = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> list[Any]:
+        with self.lock:
+            now = time.monotonic()
+            if now >= self.expires:
+                self.cached, self.expires = self.fabrics(), now + self.ttl
+            return self.cached
+
+
 def fabric_settings_from_app(app: FGDApplication) -> list[Any]:
     """The same from the aggregates (a process without a read model, e.g. a bus worker)."""
     return [
         SimpleNamespace(fabric_id=f.fabric_id, **{k: getattr(f, k) for k in SETTINGS_USED})
         for f in app.list_fabrics()
     ]
+
+
+def _recorded(app: FGDApplication, delivery_id: str) -> bool:
+    try:
+        app.repository.get(delivery_uuid(delivery_id))
+    except AggregateNotFoundError:
+        return False
+    return True
 
 
 def record_delivery(
@@ -205,11 +234,6 @@ def record_delivery(
     repository = payload.get("repository")
     full_name = repository.get("full_name") if isinstance(repository, dict) else None
     for _ in range(RETRIES):
-        try:
-            app.repository.get(delivery_uuid(delivery_id))
-            return Outcome(duplicate=True)
-        except AggregateNotFoundError:
-            pass
         fabric_ids, outcome = candidates(fabrics(), payload)
         to_save: list[Any] = []
         for fabric_id in fabric_ids:
@@ -239,7 +263,11 @@ def record_delivery(
         try:
             app.save(delivery, *to_save)
         except IntegrityError:
-            continue  # a redelivery or a sync started meanwhile: look again
+            # The delivery's id is taken (a redelivery — the save is the dedup check, so a
+            # new delivery costs no extra read) or a sync started meanwhile: look again.
+            if _recorded(app, delivery_id):
+                return Outcome(duplicate=True)
+            continue
         return outcome
     raise DatabaseError("too much contention: webhook delivery not recorded", details={})
 
