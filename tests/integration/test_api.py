@@ -16,15 +16,11 @@ from fgd_api.container import Container
 from fgd_core.auth import create_token
 from fgd_core.config import load_settings
 from tests.gitserver import init_bare, seed_repo
+from tests.resources import vpc as resource_vpc
 
 API = "/api/plugins/hedgehog"
-VPC = (b"apiVersion: vpc.githedgehog.com/v1beta1\nkind: VPC\nmetadata:\n  name: vpc-%d\n"
-       b"spec:\n  subnets:\n    default:\n      subnet: 10.0.%d.0/24\n      gateway: 10.0.%d.1\n"
-       b"      vlan: %d\n")
-
-
 def vpc(n: int) -> bytes:
-    return VPC % (n, n, n, 1000 + n)
+    return resource_vpc(f"vpc-{n}", n)
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ from fgd_core.services.gitops_ops import GitOpsService
 from fgd_core.services.sync_runner import SyncRunner
 from fgd_core.testing import RecordingEventBus
 from tests.gitserver import git, init_bare, seed_repo
+from tests.resources import vpc
 
-VPC = (b"apiVersion: vpc.githedgehog.com/v1beta1\nkind: VPC\nmetadata:\n  name: vpc-a\n"
-       b"spec:\n  subnets:\n    default:\n      subnet: 10.0.1.0/24\n      gateway: 10.0.1.1\n"
-       b"      vlan: 1001\n")
+VPC = vpc("vpc-a", 1)
 
 
 @pytest.fixture

@@ -16,18 +16,9 @@ from fgd_core.config import FGDConfig, load_settings
 from fgd_core.services.sync_runner import SyncRunner
 from fgd_core.testing import RecordingEventBus
 from tests.gitserver import GitHTTPServer, git, init_bare, seed_repo
+from tests.resources import vpc
 
-VPC = b"""apiVersion: vpc.githedgehog.com/v1beta1
-kind: VPC
-metadata:
-  name: vpc-a
-spec:
-  subnets:
-    default:
-      subnet: 10.0.1.0/24
-      gateway: 10.0.1.1
-      vlan: 1001
-"""
+VPC = vpc("vpc-a", 1)
 MANAGED = "gitops/managed/vpcs/vpc-a.yaml"
 MAX_ATTEMPTS = 3
 

@@ -17,23 +17,9 @@ from fgd_core.replay import history
 from fgd_core.services.sync_runner import SyncRunner
 from fgd_core.testing import RecordingEventBus
 from tests.gitserver import GitHTTPServer, git, init_bare, seed_repo
+from tests.resources import vpc
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hedgehog"
-VPC = b"""apiVersion: vpc.githedgehog.com/v1beta1
-kind: VPC
-metadata:
-  name: %s
-spec:
-  subnets:
-    default:
-      subnet: 10.0.%d.0/24
-      gateway: 10.0.%d.1
-      vlan: %d
-"""
-
-
-def vpc(name: str, n: int) -> bytes:
-    return VPC % (name.encode(), n, n, 1000 + n)
 
 
 def tree(bare: Path) -> list[str]:

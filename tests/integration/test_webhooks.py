@@ -25,24 +25,10 @@ from fgd_core.domain.webhook import delivery_uuid, push_repository_keys, reposit
 from fgd_core.errors import FGDError
 from fgd_core.events.envelope import decode_envelope
 from tests.gitserver import GitHTTPServer, init_bare, seed_repo
+from tests.resources import vpc
 
 SECRET = "It's a Secret to Everybody"  # GitHub's documented example secret
 HOOK = "/api/plugins/hedgehog/webhooks/github/"
-VPC = b"""apiVersion: vpc.githedgehog.com/v1beta1
-kind: VPC
-metadata:
-  name: %s
-spec:
-  subnets:
-    default:
-      subnet: 10.0.%d.0/24
-      gateway: 10.0.%d.1
-      vlan: %d
-"""
-
-
-def vpc(name: str, n: int) -> bytes:
-    return VPC % (name.encode(), n, n, 1000 + n)
 
 
 class StubReadModel:
