@@ -29,6 +29,7 @@ so the spans of every worker process for one sync form one trace.
 from __future__ import annotations
 
 import logging
+import stat
 import threading
 import time
 from collections import defaultdict
@@ -39,6 +40,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+from dulwich.object_store import tree_lookup_path
+from dulwich.objects import Tree
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
@@ -55,7 +58,7 @@ from fgd_core.errors import (
     SyncFailedError,
 )
 from fgd_core.gitops.directory import raw_file_role
-from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
+from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot, _encode, _oid
 from fgd_core.gitops.plan import (
     Archive,
     FileResult,
@@ -107,6 +110,9 @@ class SyncSteps:
         self._remotes: dict[int, GitRemote] = {}
         # sync id → (snapshot, raw listing, failed_before): one fetch per sync per worker.
         self._seen: dict[str, tuple[Snapshot, list[str], dict[str, str]]] = {}
+        # id(snapshot) → (snapshot, its directory cache): Snapshot.get re-reads every tree
+        # from the root on each call, which 10,000 managed paths pay 10,000 times.
+        self._trees: dict[int, tuple[Snapshot, _TreeCache]] = {}
         self._lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -281,6 +287,18 @@ class SyncSteps:
         self._seen[sync.sync_id] = seen
         return seen
 
+    def _tree_cache(self, snapshot: Snapshot) -> _TreeCache:
+        """One directory cache per fetched snapshot (kept while the snapshot is in use)."""
+        with self._lock:
+            hit = self._trees.get(id(snapshot))
+            if hit is not None and hit[0] is snapshot:
+                return hit[1]
+            if len(self._trees) > 16:
+                self._trees.clear()
+            cache = _TreeCache(snapshot)
+            self._trees[id(snapshot)] = (snapshot, cache)
+            return cache
+
     def _ingest(self, sync: SyncOperation, path: str, blob_id: str | None) -> str:
         with self._file_span(sync, path):
             planned = self._plan_file(sync, path, blob_id)
@@ -352,7 +370,7 @@ class SyncSteps:
         content = snapshot.read_blob(blob_id)
         plan = plan_sync(
             {path: RawFile(content, is_symlink=is_symlink)},
-            LazyBlobs(snapshot, rules.managed_prefix),
+            _CachedBlobs(snapshot, rules.managed_prefix, self._tree_cache(snapshot)),
             existing,
             before,
             sync.sync_id,
@@ -467,7 +485,7 @@ class SyncSteps:
             if (pushed := _pushed_by(base, sync_id)) is not None:
                 log.info("sync %s: already pushed as %s; recording it", sync_id, pushed)
                 return {"commit": pushed, "pushed": True, "recovered": True}
-            if _raw_changed(base, sync):
+            if _raw_changed(base, sync, self._tree_cache(base)):
                 raise SyncFailedError(
                     "raw files changed while syncing; the next sync will take them",
                     details={"branch": fabric.branch},
@@ -555,7 +573,8 @@ class SyncSteps:
         """The SyncPlan the embedded planner would have made, from what ingestion recorded:
         actions against ``base`` (which may be newer than what ingestion saw), archive names
         by the planner's own rule, contents from the blob store."""
-        managed = LazyBlobs(base, rules.managed_prefix)
+        trees = self._tree_cache(base)
+        managed = _CachedBlobs(base, rules.managed_prefix, trees)
         taken = {e.path for e in base.files(rules.raw_prefix)} | set(sync.files)
         files: list[FileResult] = []
         pending: list[tuple[dict[str, Any], str, str]] = []  # write, action, raw path
@@ -567,10 +586,10 @@ class SyncSteps:
                 files.append(FileResult(path, rec["status"], content_id, rec["documents_found"]))
                 continue
             for w in recorded.get(path, []):
-                entry = base.get(w["path"])
+                current = trees.blob_id(w["path"])
                 action = (
-                    "create" if entry is None
-                    else "unchanged" if entry.blob_id == w["blob_id"] else "update"
+                    "create" if current is None
+                    else "unchanged" if current == w["blob_id"] else "update"
                 )
                 pending.append((w, action, path))
             archived = _archive_name(path, taken, managed)
@@ -706,15 +725,86 @@ def _has_blob(snapshot: Snapshot, blob_id: str) -> bool:
         return False
 
 
-def _raw_changed(base: Snapshot, sync: SyncOperation) -> bool:
+def _raw_changed(base: Snapshot, sync: SyncOperation, trees: _TreeCache | None = None) -> bool:
     """Did any file this sync archives change (or vanish) on the branch since discovery?"""
+    trees = trees or _TreeCache(base)
     for path, rec in sync.files.items():
         if rec["status"] != "processed":
             continue
-        entry = base.get(path)
-        if entry is None or entry.blob_id != rec.get("blob_id"):
+        current = trees.blob_id(path)
+        if current is None or current != rec.get("blob_id"):
             return True
     return False
+
+
+class _TreeCache:
+    """``Snapshot.get(path).blob_id`` with each directory's tree read and parsed once.
+
+    Same answers as ``Snapshot.get``: None for a missing path or a directory, the object id
+    otherwise (submodules included). Anything unusual on the way (a file where a directory
+    is expected) is left to ``Snapshot.get`` itself."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self._dirs: dict[str, Tree | None] = {}
+        self._lock = threading.Lock()
+
+    def _tree(self, directory: str) -> Tree | None | bool:
+        """The directory's tree; None if it does not exist; False: ask Snapshot.get."""
+        with self._lock:
+            if directory in self._dirs:
+                return self._dirs[directory]
+        snap = self.snapshot
+        store = snap._store
+        tree_id = _oid(snap.tree_id)  # type: ignore[arg-type]
+        try:
+            if directory:
+                mode, tree_id = tree_lookup_path(store.__getitem__, tree_id, _encode(directory))
+                if not stat.S_ISDIR(mode):
+                    return False
+            tree = store[tree_id]
+        except KeyError:
+            tree = None
+        except Exception:  # noqa: BLE001 — not a plain miss: Snapshot.get decides
+            return False
+        if tree is not None and not isinstance(tree, Tree):
+            return False
+        with self._lock:
+            self._dirs[directory] = tree
+        return tree
+
+    def blob_id(self, path: str) -> str | None:
+        snap = self.snapshot
+        if snap.tree_id is None:
+            return None
+        clean = path.strip("/")
+        directory, _, name = clean.rpartition("/")
+        tree = self._tree(directory) if name else False
+        if tree is False:
+            entry = snap.get(path)
+            return None if entry is None else entry.blob_id
+        if tree is None:
+            return None
+        try:
+            mode, sha = tree[_encode(name)]  # type: ignore[union-attr]
+        except KeyError:
+            return None
+        if stat.S_ISDIR(mode):
+            return None
+        return sha.decode()
+
+
+class _CachedBlobs(LazyBlobs):
+    """``LazyBlobs`` whose lookups go through a snapshot's ``_TreeCache``."""
+
+    def __init__(self, snapshot: Snapshot, prefix: str, trees: _TreeCache) -> None:
+        super().__init__(snapshot, prefix)
+        self.trees = trees
+
+    def __getitem__(self, path: str) -> bytes:
+        if not path.startswith(self.prefix) or (blob_id := self.trees.blob_id(path)) is None:
+            raise KeyError(path)
+        return self.snapshot.read_blob(blob_id)
 
 
 def _pushed_by(snapshot: Snapshot, sync_id: str) -> str | None:
