@@ -193,12 +193,11 @@ def _history_filter(
     where: list[str] = ["fabric_id = ?"]
     params: list[Any] = [fabric_id]
     if status:
-        # PostgreSQL: compared as an expression, so the status narrows the fabric's rows
-        # (found through the fabric's index) and is never looked up in the global state
-        # index — whose entries for one status grow with every fabric's history, and which
-        # the planner otherwise ANDs in (measured: 2.7 ms instead of 0.5 ms per page, with
-        # 1,000 syncs per fabric and 100,000 in all). Same rows, same order.
-        where.append("(state || '') = ?" if rm.dialect.name == "postgres" else "state = ?")
+        # Found through ``fgd_sync_fabric_state_started_idx`` (fabric, state, history order):
+        # the count is one index range and the page needs no sort (measured on PostgreSQL,
+        # 1,000 syncs per fabric and 100,000 in all: about half the time of narrowing the
+        # fabric's rows by an expression on the state).
+        where.append("state = ?")
         params.append(status)
     for op, value, field in ((">=", start_date, "start_date"), ("<=", end_date, "end_date")):
         if value is not None:

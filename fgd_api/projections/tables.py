@@ -55,6 +55,12 @@ SYNC = Table(
     unique=(("correlation_id",),),
     indexes=(
         ("fgd_sync_fabric_started_idx", '"fabric_id", "started_at" DESC'),
+        # A fabric's history filtered by status (the common page, ?status=…): the count is
+        # one range of this index, the page a walk of it in the history's order (no sort).
+        (
+            "fgd_sync_fabric_state_started_idx",
+            '"fabric_id", "state", "started_at" DESC, "started_position" DESC',
+        ),
         ("fgd_sync_state_idx", '"state"'),
         ("fgd_sync_correlation_idx", '"correlation_id"'),
     ),
