@@ -40,7 +40,12 @@ class Container:
             from fgd_api.read_model import build_read_model
 
             read_model = build_read_model(app)
-        return cls(settings, app, runner, GitOpsService(runner), executor, read_model)
+        container = cls(settings, app, runner, GitOpsService(runner), executor, read_model)
+        if settings.broker_url:
+            from fgd_api.broker_probe import BrokerProbe
+
+            container.extras["broker_health"] = BrokerProbe(settings.broker_url)
+        return container
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -57,6 +57,10 @@ class TCPProxy:
     def stop(self) -> None:
         """Like a stopped server: connections reset and new ones refused."""
         if self.listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone leaves the
+            # socket listening until accept() returns.
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
             self.listener.close()
             self.listener = None
         self.drop()

@@ -8,6 +8,7 @@ without stopping the server other tests on this machine share.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,4 +79,29 @@ def test_database_outage_is_503_then_the_api_recovers(
             started = client.post(f"{API}/fabrics/1/gitops-sync/", json={}, headers=headers)
             assert started.status_code == 202, started.text
     finally:
+        container.close()
+
+
+def test_health_reports_the_broker_and_its_outage(tmp_path: Path) -> None:
+    """With a broker configured, health checks it: ok, then 503 FGD_5003 while it is cut
+    away, then ok again — the API itself keeps serving (it does not publish)."""
+    broker = os.environ["FGD_TEST_BROKER_URL"]
+    proxy = TCPProxy(("127.0.0.1", 5672)).start()
+    url = broker.replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
+    container = Container.build(load_settings(environ={
+        "HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"),
+        "HEDGEHOG_FGD_BROKER_URL": url}))
+    container.extras["broker_health"].ttl = 0  # no caching in the test
+    try:
+        with TestClient(create_app(container)) as client:
+            ok = client.get(f"{API}/health/")
+            assert ok.status_code == 200 and ok.json()["checks"]["broker"] == {"status": "ok"}
+            proxy.stop()
+            down = client.get(f"{API}/health/")
+            assert down.status_code == 503
+            assert down.json()["checks"]["broker"]["code"] == "FGD_5003"
+            proxy.start()
+            assert client.get(f"{API}/health/").status_code == 200
+    finally:
+        proxy.stop()
         container.close()
