@@ -21,12 +21,11 @@ from typing import Any, TypeVar
 
 from fgd_core.config import RetryPolicy
 from fgd_core.errors import FGDError, FGDErrorCodes
+from fgd_core.gitops.git_repo import RemoteMovedError
 
 log = logging.getLogger("fgd_core.retry")
 T = TypeVar("T")
-RETRYABLE = frozenset(
-    {FGDErrorCodes.GITHUB_CONNECTION_FAILED, FGDErrorCodes.GITHUB_RATE_LIMITED}
-)
+RETRYABLE = frozenset({FGDErrorCodes.GITHUB_CONNECTION_FAILED, FGDErrorCodes.GITHUB_RATE_LIMITED})
 OnRetry = Callable[[FGDError, int, float], Any]
 
 
@@ -100,8 +99,13 @@ def call_with_retry(
                 if attempt > 1:
                     error.details.setdefault("attempts", attempt)
                 raise
-            log.warning("%s (attempt %d of %d); retrying in %.2fs", error, attempt,
-                        policy.max_attempts, delay)
+            log.warning(
+                "%s (attempt %d of %d); retrying in %.2fs",
+                error,
+                attempt,
+                policy.max_attempts,
+                delay,
+            )
             if on_retry is not None:
                 on_retry(error, attempt, delay)
             if delay > 0:
@@ -112,8 +116,12 @@ def call_with_retry(
 def retry_details(error: FGDError, attempt: int, delay: float) -> dict[str, Any]:
     """What a ``sync.error`` for a retried failure carries: the error's details, the
     attempt that failed and the wait before the next one."""
-    return {**error.details, "attempt": attempt, "retry_in_seconds": round(delay, 3),
-            "retrying": True}
+    return {
+        **error.details,
+        "attempt": attempt,
+        "retry_in_seconds": round(delay, 3),
+        "retrying": True,
+    }
 
 
 __all__ = [
@@ -124,3 +132,23 @@ __all__ = [
     "retry_delay",
     "retry_details",
 ]
+
+
+def idempotent_push(
+    remote: Any, sha: str, branch: str, base_head: str | None
+) -> Callable[[], None]:
+    """A push to hand to ``call_with_retry``: a retried push whose earlier attempt did land
+    (its answer was lost) finds the branch at ``sha`` — that is success, not a moved remote."""
+    attempts = 0
+
+    def push() -> None:
+        nonlocal attempts
+        attempts += 1
+        try:
+            remote.push(sha, branch, base_head)
+        except RemoteMovedError as moved:
+            if attempts > 1 and moved.details.get("actual_sha") == sha:
+                return
+            raise
+
+    return push

@@ -73,7 +73,7 @@ from fgd_core.gitops.plan import (
 )
 from fgd_core.observability import correlated, stage_span
 from fgd_core.services.blob_store import BlobStore
-from fgd_core.services.retry import call_with_retry, retry_details
+from fgd_core.services.retry import call_with_retry, idempotent_push, retry_details
 from fgd_core.services.sync_runner import (
     AUTHOR,
     LazyBlobs,
@@ -512,20 +512,8 @@ class SyncSteps:
 
     def _push(self, sync: SyncOperation, remote: GitRemote, sha: str, branch: str,
               base_head: str | None) -> None:
-        """Push within the retry policy. A retried push whose earlier attempt did land
-        (the answer was lost) finds the branch at ``sha``: that is success, not a move."""
-        tried: list[int] = []
-
-        def push() -> None:
-            tried.append(1)
-            try:
-                remote.push(sha, branch, base_head)
-            except RemoteMovedError as moved:
-                if len(tried) > 1 and moved.details.get("actual_sha") == sha:
-                    return
-                raise
-
-        self._retrying(sync, push)
+        """Push within the retry policy."""
+        self._retrying(sync, idempotent_push(remote, sha, branch, base_head))
 
     def _reject_conflicts(
         self, sync: SyncOperation, writes: dict[str, list[dict[str, Any]]]

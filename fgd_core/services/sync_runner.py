@@ -39,7 +39,7 @@ from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
 from fgd_core.gitops.manifest import metadata_changes
 from fgd_core.gitops.plan import FileResult, IngestionRules, RawFile, SyncPlan, plan_sync
 from fgd_core.observability import correlated, stage_span
-from fgd_core.services.retry import call_with_retry, retry_details
+from fgd_core.services.retry import call_with_retry, idempotent_push, retry_details
 
 AUTHOR = "FGD Sync <fgd-sync@localhost>"
 
@@ -205,20 +205,8 @@ class SyncRunner:
 
     def _push(self, sync_id: str, deadline: float, remote: GitRemote, sha: str, branch: str,
               base_head: str | None) -> None:
-        """Push within the retry policy. A retried push whose earlier attempt did land
-        (the answer was lost) finds the branch at ``sha``: that is success, not a move."""
-        tried: list[int] = []
-
-        def push() -> None:
-            tried.append(1)
-            try:
-                remote.push(sha, branch, base_head)
-            except RemoteMovedError as moved:
-                if len(tried) > 1 and moved.details.get("actual_sha") == sha:
-                    return
-                raise
-
-        self._retrying(sync_id, deadline, push)
+        """Push within the retry policy."""
+        self._retrying(sync_id, deadline, idempotent_push(remote, sha, branch, base_head))
 
     def _stage(self, sync_id: str, stage: str, work: Callable[[], dict[str, Any]]) -> Any:
         correlation_id = self._correlation.get(sync_id, sync_id)
