@@ -189,7 +189,7 @@ class FGDApplication(Application[UUID]):
         def record() -> Fabric:
             fabric = self.get_fabric(fabric_id)
             report.setdefault("correlation_id", fabric.correlation_id)
-            recorders[kind](fabric, **report)
+            recorders[kind](fabric, **report)  # type: ignore[operator]  # @event methods
             self.save(fabric)
             return fabric
 
@@ -230,7 +230,7 @@ class FGDApplication(Application[UUID]):
     def get_sync(self, sync_id: str | UUID, version: int | None = None) -> SyncOperation:
         try:
             uuid = sync_id if isinstance(sync_id, UUID) else UUID(str(sync_id))
-            sync = self.repository.get(uuid, version=version)
+            sync: Any = self.repository.get(uuid, version=version)
         except (ValueError, AggregateNotFoundError):
             raise NotFoundError(
                 f"sync {sync_id} not found", details={"sync_id": str(sync_id)}
@@ -272,7 +272,12 @@ class FGDApplication(Application[UUID]):
 
     def discover_files(self, sync_id: str, files: list[tuple[str, int, str | None]]) -> None:
         """Record ``file.discovered`` for each (path, size, blob id) in one save."""
-        self.update_sync(sync_id, lambda s: [s.discover_file(p, n, b) for p, n, b in files])
+
+        def discover(sync: SyncOperation) -> None:
+            for path, size, blob_id in files:
+                sync.discover_file(path, size, blob_id)
+
+        self.update_sync(sync_id, discover)
 
     def process_file(self, sync_id: str, file_path: str, **result: Any) -> SyncOperation:
         return self.update_sync(sync_id, lambda s: s.process_file(file_path, **result))

@@ -148,7 +148,8 @@ def cancel_sync(
     fabric_id = sync_fabric_id(caller, sync_id)
     caller.require(CANCEL_SYNC, fabric_id, "cancel_sync")
     try:
-        sync = caller.container.app.cancel_sync(sync_id, f"cancelled by {caller.principal.user}")
+        user = caller.principal.user if caller.principal else "unknown"
+        sync = caller.container.app.cancel_sync(sync_id, f"cancelled by {user}")
     except FGDError as exc:
         caller.audit("cancel_sync", fabric_id, success=False, sync_id=sync_id, error=exc.message)
         raise
