@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from eventsourcing.persistence import IntegrityError, PersistenceError, Recordin
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from fgd_core.domain.base import fabric_uuid
+from fgd_core.domain.capacity import CAPACITY_ID, SyncCapacity
 from fgd_core.domain.fabric import REGISTRY_ID, Fabric, FabricRegistry, check_settings
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import DatabaseError, NotFoundError, ValidationError
@@ -31,14 +33,47 @@ RETRIES = 20
 Listener = Callable[[list[tuple[int, dict[str, Any]]]], None]
 
 
+@dataclass
+class PreparedSync:
+    """A new sync, its fabric holding the lock and (with a limit) the capacity holding its
+    slot — NOT saved. Unpacks as ``(sync, fabric)``; save ``objects`` in one transaction."""
+
+    sync: SyncOperation
+    fabric: Fabric
+    capacity: SyncCapacity | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.sync, self.fabric))
+
+    @property
+    def objects(self) -> list[Any]:
+        return [self.sync, self.fabric] + ([self.capacity] if self.capacity else [])
+
+
 class FGDApplication(Application[UUID]):
     name = "FGD"
     # A fabric gains two events per sync: without snapshots, loading it (every start)
     # would replay its whole history.
-    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Fabric: 50}
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Fabric: 50, SyncCapacity: 50}
 
-    def __init__(self, env: dict[str, str] | None = None, source: str = "fgd_core") -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        source: str = "fgd_core",
+        max_concurrent_syncs: int | None = None,
+    ) -> None:
+        """``max_concurrent_syncs``: how many syncs may be active at once across every
+        trigger and process sharing the event store (FGD_5004 beyond it); None = unlimited,
+        and the SyncCapacity aggregate is never read or written."""
+        if max_concurrent_syncs is not None and (
+            isinstance(max_concurrent_syncs, bool) or max_concurrent_syncs < 1
+        ):
+            raise ValidationError(
+                "max_concurrent_syncs must be a positive integer",
+                details={"field": "max_concurrent_syncs"},
+            )
         self.source = source
+        self.max_concurrent_syncs = max_concurrent_syncs
         self._listeners: list[Listener] = []
         self._local = threading.local()
         super().__init__(env)
@@ -207,9 +242,9 @@ class FGDApplication(Application[UUID]):
         """Start a sync; FGD_3001 (naming the running sync) if the fabric is already syncing."""
 
         def start() -> SyncOperation:
-            sync, fabric = self.prepare_sync(fabric_id, trigger, options, correlation_id)
-            self.save(sync, fabric)
-            return sync
+            prepared = self.prepare_sync(fabric_id, trigger, options, correlation_id)
+            self.save(*prepared.objects)
+            return prepared.sync
 
         return self._retry(start)
 
@@ -219,13 +254,38 @@ class FGDApplication(Application[UUID]):
         trigger: str = "manual",
         options: dict[str, Any] | None = None,
         correlation_id: str | None = None,
-    ) -> tuple[SyncOperation, Fabric]:
-        """A new sync and its fabric holding the lock, NOT saved: the caller saves both in
-        one transaction (with whatever else must happen exactly once with them)."""
-        fabric = self.get_fabric(fabric_id)
+        *,
+        fabric: Fabric | None = None,
+        capacity: SyncCapacity | None = None,
+    ) -> PreparedSync:
+        """A new sync, its fabric holding the lock and (with a limit) the capacity holding
+        its slot, NOT saved: the caller saves ``.objects`` in one transaction (with whatever
+        else must happen exactly once with them). FGD_3001 if the fabric is syncing, else
+        FGD_5004 if no slot is free; nothing is changed then.
+
+        ``fabric`` / ``capacity``: already loaded objects to start on (several syncs
+        prepared for one save must share them); by default they are loaded."""
+        fabric = fabric if fabric is not None else self.get_fabric(fabric_id)
+        limit = self.max_concurrent_syncs
+        if limit is not None and capacity is None:
+            capacity = self.sync_capacity()
+        if capacity is not None and limit is not None and fabric.running_sync_id is None:
+            capacity.check(limit)  # before the fabric is touched: no half-prepared start
         sync = SyncOperation.start(fabric_id, trigger, options, correlation_id)
         fabric.start_sync(sync.sync_id, sync.correlation_id)
-        return sync, fabric
+        if capacity is not None and limit is not None:
+            capacity.acquire(sync.sync_id, fabric_id, sync.correlation_id, limit)
+        return PreparedSync(sync, fabric, capacity if limit is not None else None)
+
+    def sync_capacity(self) -> SyncCapacity | None:
+        """The slots of ``max_concurrent_syncs`` (None when unlimited; a new, unsaved
+        aggregate before the first slot is taken)."""
+        if self.max_concurrent_syncs is None:
+            return None
+        try:
+            return self.repository.get(CAPACITY_ID)
+        except AggregateNotFoundError:
+            return SyncCapacity()
 
     def get_sync(self, sync_id: str | UUID, version: int | None = None) -> SyncOperation:
         try:
@@ -252,12 +312,18 @@ class FGDApplication(Application[UUID]):
             sync = self.get_sync(sync_id)
             was_active = sync.is_active
             command(sync)
-            fabric = None
+            fabric = capacity = None
             if was_active and not sync.is_active:
-                # The ending and the fabric's unlock are one transaction: no stuck lock.
+                # The ending, the fabric's unlock and the freed slot are one transaction:
+                # no stuck lock, no leaked slot.
                 fabric = self.get_fabric(sync.fabric_id)
                 fabric.finish_sync(sync.sync_id, sync.state, sync.correlation_id)
-            self.save(sync, fabric)
+                capacity = self.sync_capacity()
+                if capacity is not None and not capacity.release(
+                    sync.sync_id, sync.fabric_id, sync.correlation_id
+                ):
+                    capacity = None  # it held no slot: nothing to save
+            self.save(sync, fabric, capacity)
             return sync
 
         return self._retry(run)

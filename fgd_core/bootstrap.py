@@ -17,7 +17,9 @@ from fgd_core.persistence import persistence_env
 def build_app(settings: Settings | None = None, source: str = "fgd_core") -> FGDApplication:
     settings = settings or load_settings()
     env = persistence_env(settings.database_url, settings.sqlite_path)
-    return FGDApplication(env=env, source=source)
+    return FGDApplication(
+        env=env, source=source, max_concurrent_syncs=settings.fgd.sync.max_concurrent_syncs
+    )
 
 
 def build_runner(settings: Settings | None = None, source: str = "fgd_core") -> tuple[Any, Any]:

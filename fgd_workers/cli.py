@@ -118,7 +118,8 @@ def _steps(settings: object, cache_dir: str | None) -> tuple[object, object]:
     # Every message re-reads its sync: keep recent aggregates in memory and only read the
     # events recorded since (fast-forward), instead of replaying a 200-file sync each time.
     env = persistence_env(settings.database_url, settings.sqlite_path)  # type: ignore[attr-defined]
-    app = FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "64"})
+    limit = settings.fgd.sync.max_concurrent_syncs  # type: ignore[attr-defined]
+    app = FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "64"}, max_concurrent_syncs=limit)
     root = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="fgd-git-"))
     steps = SyncSteps(app, settings.fgd,  # type: ignore[attr-defined]
                       token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None,
@@ -229,7 +230,8 @@ def scheduler(name: str, tick: float, queue_prefix: str, metrics_port: int,
     settings = load_settings()
     stop = stop_on_signals()
     env = persistence_env(settings.database_url, settings.sqlite_path)
-    app = FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "256"})
+    app = FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "256"},
+                         max_concurrent_syncs=settings.fgd.sync.max_concurrent_syncs)
     factory = connection_factory(settings.broker_url)
     _serve_metrics(metrics_port, metrics_host, app, factory, [f"{queue_prefix}.discovery"])
     try:

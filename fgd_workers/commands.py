@@ -284,10 +284,11 @@ class CommandIntake:
             return
         if len(run) > 1:
             fabrics: dict[int, Any] = {}  # fabric id → the in-memory Fabric, or its FGDError
+            capacity = self.app.sync_capacity()  # shared by the batch's syncs (None: no limit)
             objs: list[Any] = []
             outcomes: list[dict[str, Any]] = []
             for _, accepted in run:
-                outcome, sync = self._prepare(accepted, fabrics)
+                outcome, sync = self._prepare(accepted, fabrics, capacity)
                 outcomes.append(outcome)
                 objs.append(CommandReceipt(
                     message_id=accepted.cmd.message_id or "", correlation_id=accepted.cid,
@@ -300,6 +301,8 @@ class CommandIntake:
                 if sync is not None:
                     objs.append(sync)
             objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
+            if capacity is not None and any(o["status"] == "started" for o in outcomes):
+                objs.append(capacity)
             try:
                 self.app.save(*objs)
             except IntegrityError:
@@ -312,10 +315,10 @@ class CommandIntake:
             results[i] = self._answer(accepted, *self._start(accepted))
 
     def _prepare(
-        self, accepted: Accepted, fabrics: dict[int, Any]
+        self, accepted: Accepted, fabrics: dict[int, Any], capacity: Any = None
     ) -> tuple[dict[str, Any], SyncOperation | None]:
-        """``app.prepare_sync`` against the batch's own fabric object (loaded once per
-        batch): (outcome, the new sync or None). Nothing is saved."""
+        """``app.prepare_sync`` against the batch's own fabric and capacity objects (loaded
+        once per batch): (outcome, the new sync or None). Nothing is saved."""
         fabric = fabrics.get(accepted.fabric_id)
         if fabric is None:
             try:
@@ -328,9 +331,8 @@ class CommandIntake:
         if isinstance(fabric, FGDError):
             return _error_outcome(fabric), None
         try:
-            sync = SyncOperation.start(accepted.fabric_id, accepted.trigger, accepted.options,
-                                       accepted.cid)
-            fabric.start_sync(sync.sync_id, sync.correlation_id)
+            sync = self.app.prepare_sync(accepted.fabric_id, accepted.trigger, accepted.options,
+                                         accepted.cid, fabric=fabric, capacity=capacity).sync
         except DatabaseError:
             raise
         except FGDError as exc:
@@ -494,10 +496,9 @@ class CommandIntake:
         for _ in range(RETRIES):
             objs: list[Any] = []
             try:
-                sync, fabric = app.prepare_sync(fabric_id, accepted.trigger, accepted.options,
-                                                cid)
-                outcome: dict[str, Any] = {"status": "started", "sync_id": sync.sync_id}
-                objs = [sync, fabric]
+                prepared = app.prepare_sync(fabric_id, accepted.trigger, accepted.options, cid)
+                outcome: dict[str, Any] = {"status": "started", "sync_id": prepared.sync.sync_id}
+                objs = prepared.objects
             except DatabaseError:
                 raise
             except FGDError as exc:

@@ -49,7 +49,12 @@ from fgd_core.application import FGDApplication
 from fgd_core.config import SyncConfig
 from fgd_core.domain.fabric import Fabric
 from fgd_core.domain.webhook import WebhookDelivery
-from fgd_core.errors import FGDError, NotFoundError, SyncAlreadyInProgressError
+from fgd_core.errors import (
+    FGDError,
+    NotFoundError,
+    SyncAlreadyInProgressError,
+    WorkerPoolExhaustedError,
+)
 from fgd_core.events.envelope import decode_envelope
 from fgd_core.metrics import fgd_active_syncs, fgd_queue_depth
 from fgd_workers.bus import DEAD_QUEUE
@@ -290,6 +295,9 @@ class Scheduler:
                 report.skipped.append(
                     {"fabric_id": fabric_id, "trigger": trigger, "reason": "already syncing"}
                 )
+                continue
+            except WorkerPoolExhaustedError:  # another process took the last slot
+                report.deferred.append({"fabric_id": fabric_id, "trigger": trigger})
                 continue
             except FGDError as exc:
                 log.warning("scheduler %s: fabric %s: %s sync not started: %s", self.name,

@@ -12,6 +12,7 @@ derived from ``stage.completed`` / ``file.processed`` (DESIGN.md), never persist
 from __future__ import annotations
 
 from fgd_core.domain.auth import AuditEntry, Token, TokenRegistry
+from fgd_core.domain.capacity import SyncCapacity
 from fgd_core.domain.command import CommandReceipt
 from fgd_core.domain.fabric import Fabric, FabricRegistry
 from fgd_core.domain.sync_operation import SyncOperation
@@ -53,6 +54,9 @@ EVENT_TYPES: dict[type, str] = {
     AuditEntry.Recorded: "audit.recorded",
     WebhookDelivery.Received: "webhook.received",
     CommandReceipt.Received: "command.received",
+    SyncCapacity.Opened: "capacity.opened",
+    SyncCapacity.Acquired: "capacity.acquired",
+    SyncCapacity.Released: "capacity.released",
 }
 
 # WebSocket message types (spec) for the persisted types they are derived from.

@@ -32,7 +32,12 @@ from fgd_core.domain.webhook import (
     touched_paths,
     touches_directory,
 )
-from fgd_core.errors import DatabaseError, FGDErrorCodes, SyncAlreadyInProgressError
+from fgd_core.errors import (
+    DatabaseError,
+    FGDErrorCodes,
+    SyncAlreadyInProgressError,
+    WorkerPoolExhaustedError,
+)
 
 __all__ = [
     "DELIVERY_RE",
@@ -236,16 +241,22 @@ def record_delivery(
     for _ in range(RETRIES):
         fabric_ids, outcome = candidates(fabrics(), payload)
         to_save: list[Any] = []
+        capacity = app.sync_capacity()  # shared: all of this delivery's syncs take slots
         for fabric_id in fabric_ids:
             try:
-                sync, fabric = app.prepare_sync(
-                    fabric_id, "webhook", None, f"github-{delivery_id}-fabric-{fabric_id}"
+                prepared = app.prepare_sync(
+                    fabric_id, "webhook", None, f"github-{delivery_id}-fabric-{fabric_id}",
+                    capacity=capacity,
                 )
-            except SyncAlreadyInProgressError:
-                outcome.coalesced.append(fabric_id)  # the running sync's fetch may miss it
+            except (SyncAlreadyInProgressError, WorkerPoolExhaustedError):
+                # Busy fabric: the running sync's fetch may miss it; no free slot: nothing
+                # ran. Either way the scheduler gives a coalesced fabric one follow-up.
+                outcome.coalesced.append(fabric_id)
                 continue
-            outcome.triggered.append({"fabric_id": fabric_id, "sync_id": sync.sync_id})
-            to_save += [sync, fabric]
+            outcome.triggered.append({"fabric_id": fabric_id, "sync_id": prepared.sync.sync_id})
+            to_save += [prepared.sync, prepared.fabric]
+        if capacity is not None and outcome.triggered:
+            to_save.append(capacity)
         delivery = WebhookDelivery(
             delivery_id=delivery_id,
             correlation_id=cid,
