@@ -53,8 +53,15 @@ def state_transitions(sync: SyncOperation) -> list[dict[str, Any]]:
     return [dict(t) for t in sync.transitions]
 
 
+# Kept on a file record for the distributed conflict check, not part of the spec's shape.
+_INTERNAL_FILE_KEYS = frozenset({"claimed"})
+
+
 def file_records(sync: SyncOperation) -> list[dict[str, Any]]:
-    return [dict(record) for record in sync.files.values()]
+    return [
+        {k: v for k, v in record.items() if k not in _INTERNAL_FILE_KEYS}
+        for record in sync.files.values()
+    ]
 
 
 def fabric_view(fabric: Fabric) -> dict[str, Any]:

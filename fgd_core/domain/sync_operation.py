@@ -314,18 +314,34 @@ class SyncOperation(FGDAggregate):
         self.current_file = file_path
 
     def fail_file(
-        self, file_path: str, documents_found: int, errors: list[dict[str, Any]]
+        self,
+        file_path: str,
+        documents_found: int,
+        errors: list[dict[str, Any]],
+        claimed: list[str] | None = None,
     ) -> None:
+        """``claimed``: managed paths the file's valid documents define — they still count
+        in the cross-file conflict check although the file failed."""
         self._require_file(file_path, "fail a file")
         if not errors:
             raise ValidationError("a failed file needs at least one error")
-        self._file_failed(file_path=file_path, documents_found=documents_found, errors=errors)
+        self._file_failed(
+            file_path=file_path,
+            documents_found=documents_found,
+            errors=errors,
+            claimed=list(claimed or []),
+        )
 
     @event("FileFailed")
     def _file_failed(
-        self, file_path: str, documents_found: int, errors: list[dict[str, Any]]
+        self,
+        file_path: str,
+        documents_found: int,
+        errors: list[dict[str, Any]],
+        claimed: list[str],
     ) -> None:
         record = self.files[file_path]
+        record["claimed"] = claimed
         record.update(
             status="failed",
             documents_found=documents_found,

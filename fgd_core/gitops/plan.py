@@ -100,6 +100,9 @@ class FileResult:
     errors: tuple[IngestError, ...] = ()
     warnings: tuple[str, ...] = ()
     archived_to: str | None = None
+    # Managed paths the file's valid documents define, kept for a FAILED file too: they
+    # still take part in the cross-file conflict check (a distributed sync needs them).
+    claimed: tuple[str, ...] = ()
 
     @property
     def error_message(self) -> str:
@@ -449,6 +452,7 @@ def plan_sync(
                     0,
                     errors=tuple(d.errors),
                     warnings=tuple(d.warnings),
+                    claimed=tuple(c.path for c in d.claims) if d.status == "failed" else (),
                 )
             )
             continue

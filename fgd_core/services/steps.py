@@ -518,19 +518,30 @@ class SyncSteps:
     def _reject_conflicts(
         self, sync: SyncOperation, writes: dict[str, list[dict[str, Any]]]
     ) -> SyncOperation:
-        """Two processed files writing one managed path: neither lands (DESIGN.md)."""
+        """Two files defining one managed path: neither lands (DESIGN.md). A file that
+        failed on its own still counts with the documents it claimed (as in the embedded
+        planner); only processed files are rejected here — the failed one already is."""
         claims: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
         for path, rec in sorted(sync.files.items()):
             if rec["status"] == "processed":
                 for w in writes.get(path, []):
                     claims[w["path"]].append((path, w))
+            elif rec["status"] == "failed":
+                for mpath in dict.fromkeys(rec.get("claimed", [])):
+                    claims[mpath].append((path, {"document_index": None}))
         errors: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for mpath, owners in sorted(claims.items()):
             if len({p for p, _ in owners}) < 2:
                 continue
             for path, w in owners:
+                if sync.files[path]["status"] != "processed":
+                    continue
                 others = ", ".join(
-                    f"document {o['document_index']} of {p}" for p, o in owners if p != path
+                    f"document {o['document_index']} of {p}"
+                    if o["document_index"] is not None
+                    else p
+                    for p, o in owners
+                    if p != path
                 )
                 errors[path].append(
                     {
@@ -683,7 +694,12 @@ def _record(
             writes=writes,
         )
     elif f.status == "failed":
-        sync.fail_file(f.path, f.documents_found, [_problem(e.to_dict()) for e in f.errors])
+        sync.fail_file(
+            f.path,
+            f.documents_found,
+            [_problem(e.to_dict()) for e in f.errors],
+            claimed=list(f.claimed),
+        )
     else:
         sync.skip_file(f.path, "; ".join(f.warnings) or "skipped")
     for warning in f.warnings if f.status != "skipped" else ():

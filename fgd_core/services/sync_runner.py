@@ -410,7 +410,12 @@ def _record(sync: SyncOperation, f: FileResult, processing_time: float) -> None:
             archived_to=f.archived_to,
         )
     elif f.status == "failed":
-        sync.fail_file(f.path, f.documents_found, [_problem(e.to_dict()) for e in f.errors])
+        sync.fail_file(
+            f.path,
+            f.documents_found,
+            [_problem(e.to_dict()) for e in f.errors],
+            claimed=list(f.claimed),
+        )
     else:
         sync.skip_file(f.path, "; ".join(f.warnings) or "skipped")
     for warning in f.warnings if f.status != "skipped" else ():

@@ -237,3 +237,34 @@ def test_a_sync_a_worker_began_is_left_to_it(app: FGDApplication, config: Any, r
     assert result.sync.state == "processing" and result.sync.errors == []
     assert result.sync.current_stage == "validation"
     assert git("rev-parse", "main", cwd=repo).strip() == before
+
+
+def test_distributed_steps_decide_conflicts_like_the_embedded_runner(
+    app: FGDApplication, config: Any, tmp_path: Path
+) -> None:
+    """File A defines vpc-x twice (fails on its own), file B defines vpc-x once: embedded,
+    A's documents still count in the cross-file check, so B fails too. The distributed
+    steps (discover → ingest per file → publish) must decide the same."""
+    from fgd_core.services.steps import DONE, SyncSteps
+
+    files = {"gitops/raw/a.yaml": vpc("vpc-x", 1) + b"---\n" + vpc("vpc-x", 2),
+             "gitops/raw/b.yaml": vpc("vpc-x", 3) + b"---\n" + vpc("vpc-y", 4),
+             "gitops/raw/c.yaml": vpc("vpc-z", 5)}
+    embedded_repo, steps_repo = init_bare(tmp_path / "e.git"), init_bare(tmp_path / "s.git")
+    seed_repo(embedded_repo, files)
+    seed_repo(steps_repo, files)
+    embedded = runner_for(app, config).run(app.register_fabric("e", str(embedded_repo)).fabric_id)
+
+    fabric = app.register_fabric("s", str(steps_repo))
+    sync_id = app.start_sync(fabric.fabric_id).sync_id
+    assert SyncSteps(app, config).discover(sync_id) == DONE
+    for path, record in sorted(app.get_sync(sync_id).files.items()):
+        assert SyncSteps(app, config).ingest(sync_id, path, record["blob_id"]) == DONE
+    assert SyncSteps(app, config).publish(sync_id) == DONE
+
+    distributed = app.get_sync(sync_id)
+    status = {p: f["status"] for p, f in distributed.files.items()}
+    assert status == {p: f["status"] for p, f in embedded.sync.files.items()}
+    assert status == {"gitops/raw/a.yaml": "failed", "gitops/raw/b.yaml": "failed",
+                      "gitops/raw/c.yaml": "processed"}
+    assert tree(steps_repo) == tree(embedded_repo)

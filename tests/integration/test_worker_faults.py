@@ -167,34 +167,27 @@ def random_files(rng: random.Random, twin: Twin, count: int) -> dict[str, bytes]
     """Small random raw files: mostly valid VPCs, now and then a broken document or a VPC
     already defined by another file of the same batch (a cross-file conflict)."""
     out: dict[str, bytes] = {}
-    names: list[str] = []  # names of the earlier files of this batch
+    names: list[str] = []
     for _ in range(count):
         twin.serial += 1
         docs = []
-        mine: list[str] = []
-        picked: list[str] = []  # names of other files used here, each at most once
         for _ in range(rng.randint(1, 3)):
             roll = rng.random()
             if roll < 0.08:
                 docs.append("kind: VPC\nmetadata: [not, a, mapping\n")
                 continue
-            # A duplicate comes from ANOTHER file only. Known gap (issue 4 note): in
-            # distributed mode a file that fails for a within-file duplicate takes no part
-            # in the cross-file conflict check, where the embedded planner counts its
-            # valid documents — so a name repeated inside one file AND used by another
-            # file is decided differently.
-            others = [n for n in names if n not in picked]
-            if roll < 0.14 and others:
-                name = rng.choice(others)
-                picked.append(name)
+            # A name used before — in another file of the batch (a cross-file conflict) or
+            # in this very file (a within-file duplicate, which fails the file; its valid
+            # documents still take part in the cross-file conflict check).
+            if roll < 0.14 and names:
+                name = rng.choice(names)
             else:
                 name = f"{twin.name}-vpc-{twin.serial}-{rng.randrange(10**6)}"
-                mine.append(name)
+                names.append(name)
             n = rng.randrange(65536)
             docs.append(
                 VPC.format(name=name, a=n // 256, b=n % 256, vlan=1000 + rng.randrange(3000))
             )
-        names.extend(mine)
         out[f"gitops/raw/{twin.name}-{twin.serial:03d}.yaml"] = "---\n".join(docs).encode()
     return out
 
