@@ -77,9 +77,11 @@ from fgd_core.services.retry import call_with_retry, idempotent_push, retry_deta
 from fgd_core.services.sync_runner import (
     AUTHOR,
     LazyBlobs,
-    _problem,
     commit_changes,
     commit_message,
+    failed_before,
+    make_remote,
+    record_file,
     rules_for,
 )
 
@@ -105,7 +107,9 @@ class SyncSteps:
     ) -> None:
         self.app, self.config, self.token, self.cache_root = app, config, token, cache_root
         self.blobs = blobs or BlobStore.for_app(app)
-        self.remote_factory = remote_factory or self._remote
+        self.remote_factory = remote_factory or (
+            lambda fabric: make_remote(fabric, config, token, cache_root)
+        )
         self.sleep = sleep  # how a retry waits (tests may pass a fake)
         self._remotes: dict[int, GitRemote] = {}
         # sync id → (snapshot, raw listing, failed_before): one fetch per sync per worker.
@@ -116,16 +120,6 @@ class SyncSteps:
         self._lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------
-
-    def _remote(self, fabric: Fabric) -> GitRemote:
-        cache = self.cache_root / f"fabric-{fabric.fabric_id}" if self.cache_root else None
-        return GitRemote(
-            fabric.repository,
-            token=self.token,
-            connection_timeout=self.config.github.connection_timeout,
-            read_timeout=self.config.github.read_timeout,
-            cache_dir=cache,
-        )
 
     def remote_for(self, fabric: Fabric) -> GitRemote:
         with self._lock:
@@ -404,7 +398,7 @@ class SyncSteps:
                 rec = s.files.get(p.path)
                 if s.current_stage != "file_ingestion" or rec is None or rec["status"] in FILE_DONE:
                     continue  # a duplicate got there first, or the sync moved on / ended
-                _record(s, p.result, p.elapsed, p.writes)
+                record_file(s, p.result, p.elapsed, p.writes)
                 mine[p.path] = p.writes
             if (mine and s.current_stage == "file_ingestion"
                     and all(f["status"] in FILE_DONE for f in s.files.values())):
@@ -633,15 +627,6 @@ class _Planned:
         self.writes, self.before = writes, before
 
 
-def failed_before(app: FGDApplication, fabric: Fabric) -> dict[str, str]:
-    """What ``SyncRunner._failed_before`` reads: the fabric's last sync's failed files."""
-    if fabric.last_sync_id is None:
-        return {}
-    previous = app.get_sync(fabric.last_sync_id)
-    summary = previous.stage_summaries.get("file_ingestion", {})
-    return dict(summary.get("failed_files", {}))
-
-
 def recorded_writes(app: FGDApplication, sync_id: str) -> dict[str, list[dict[str, Any]]]:
     """File path → the ``writes`` its ``file.processed`` event carries (distributed only)."""
     out: dict[str, list[dict[str, Any]]] = {}
@@ -679,31 +664,6 @@ def ingestion_summary(
         "warnings": len(sync.warnings),
         "failed_files": failed,
     }
-
-
-def _record(
-    sync: SyncOperation, f: FileResult, elapsed: float, writes: list[dict[str, Any]]
-) -> None:
-    if f.status == "processed":
-        sync.process_file(
-            f.path,
-            documents_extracted=f.documents_extracted,
-            target_files=list(f.target_files),
-            processing_time=elapsed,
-            archived_to=f.archived_to,
-            writes=writes,
-        )
-    elif f.status == "failed":
-        sync.fail_file(
-            f.path,
-            f.documents_found,
-            [_problem(e.to_dict()) for e in f.errors],
-            claimed=list(f.claimed),
-        )
-    else:
-        sync.skip_file(f.path, "; ".join(f.warnings) or "skipped")
-    for warning in f.warnings if f.status != "skipped" else ():
-        sync.warn(FGDErrorCodes.VALIDATION_FAILED, warning, f.path)
 
 
 def _begin(stage: str) -> Callable[[SyncOperation], None]:

@@ -97,6 +97,30 @@ class LazyBlobs(Mapping[str, bytes]):
         return len(self.snapshot.files(self.prefix))
 
 
+def make_remote(
+    fabric: Fabric, config: FGDConfig, token: str | None, cache_root: Path | None
+) -> GitRemote:
+    """The fabric's git remote with the configured timeouts (and a per-fabric cache)."""
+    cache = cache_root / f"fabric-{fabric.fabric_id}" if cache_root else None
+    return GitRemote(
+        fabric.repository,
+        token=token,
+        connection_timeout=config.github.connection_timeout,
+        read_timeout=config.github.read_timeout,
+        cache_dir=cache,
+    )
+
+
+def failed_before(app: FGDApplication, fabric: Fabric) -> dict[str, str]:
+    """Files that failed on their own in the fabric's last sync (path → content id): the
+    planner skips them while their content is unchanged."""
+    if fabric.last_sync_id is None:
+        return {}
+    previous = app.get_sync(fabric.last_sync_id)
+    summary = previous.stage_summaries.get("file_ingestion", {})
+    return dict(summary.get("failed_files", {}))
+
+
 class SyncRunner:
     def __init__(
         self,
@@ -109,19 +133,11 @@ class SyncRunner:
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.app, self.config, self.token, self.cache_root = app, config, token, cache_root
-        self.remote_factory = remote_factory or self._remote
+        self.remote_factory = remote_factory or (
+            lambda fabric: make_remote(fabric, config, token, cache_root)
+        )
         self.sleep = sleep  # how a retry waits (tests may pass a fake)
         self._correlation: dict[str, str] = {}  # sync id → correlation id, while it runs
-
-    def _remote(self, fabric: Fabric) -> GitRemote:
-        cache = self.cache_root / f"fabric-{fabric.fabric_id}" if self.cache_root else None
-        return GitRemote(
-            fabric.repository,
-            token=self.token,
-            connection_timeout=self.config.github.connection_timeout,
-            read_timeout=self.config.github.read_timeout,
-            cache_dir=cache,
-        )
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -272,13 +288,6 @@ class SyncRunner:
         self._stage(sync_id, "discovery", work)
         return raw
 
-    def _failed_before(self, fabric: Fabric) -> dict[str, str]:
-        if fabric.last_sync_id is None:
-            return {}
-        previous = self.app.get_sync(fabric.last_sync_id)
-        summary = previous.stage_summaries.get("file_ingestion", {})
-        return dict(summary.get("failed_files", {}))
-
     def _plan(
         self,
         sync_id: str,
@@ -303,8 +312,8 @@ class SyncRunner:
 
         def work() -> dict[str, Any]:
             started = time.perf_counter()
-            failed_before = self._failed_before(fabric)
-            plan = self._plan(sync_id, snapshot, raw, rules, failed_before)
+            before = failed_before(self.app, fabric)
+            plan = self._plan(sync_id, snapshot, raw, rules, before)
             plans.append(plan)
             per_file = (time.perf_counter() - started) / max(1, len(plan.files))
             batch = self.config.ingestion.batch_size
@@ -313,7 +322,7 @@ class SyncRunner:
             # A file skipped as "unchanged since it failed" stays failed for the next sync.
             still_failed = {
                 f.path: f.content_id for f in plan.files if f.status == "skipped"
-                and failed_before.get(f.path) == f.content_id
+                and before.get(f.path) == f.content_id
             }
             return {**plan.summary(), "failed_files": {**still_failed, **plan.failures_to_record}}
 
@@ -362,7 +371,7 @@ class SyncRunner:
                             "raw files changed while syncing; the next sync will take them",
                             details={"branch": fabric.branch},
                         ) from None
-                    plan = self._plan(sync_id, base, raw, rules, self._failed_before(fabric))
+                    plan = self._plan(sync_id, base, raw, rules, failed_before(self.app, fabric))
                     result.plan = plan
                     continue
                 result.pushed = True
@@ -395,19 +404,27 @@ class SyncRunner:
 def _recorder(files: tuple[FileResult, ...], processing_time: float) -> Callable[[Any], None]:
     def record(sync: SyncOperation) -> None:
         for f in files:
-            _record(sync, f, processing_time)
+            record_file(sync, f, round(processing_time, 6))
 
     return record
 
 
-def _record(sync: SyncOperation, f: FileResult, processing_time: float) -> None:
+def record_file(
+    sync: SyncOperation,
+    f: FileResult,
+    processing_time: float,
+    writes: list[dict[str, Any]] | None = None,
+) -> None:
+    """Record one planned file's outcome (and its warnings) on the sync. ``writes``: the
+    managed files a distributed ingestion stored (the embedded runner passes none)."""
     if f.status == "processed":
         sync.process_file(
             f.path,
             documents_extracted=f.documents_extracted,
             target_files=list(f.target_files),
-            processing_time=round(processing_time, 6),
+            processing_time=processing_time,
             archived_to=f.archived_to,
+            writes=writes,
         )
     elif f.status == "failed":
         sync.fail_file(
