@@ -1,21 +1,26 @@
 """Bus command intake benchmark (issue 6): commands validated, authorized, deduplicated and
 answered, against a bare kombu consumer that only acks the same number of messages.
 
-Both phases run in this process, on the same broker, in a RabbitMQ virtual host of their own
-(when ``rabbitmqctl`` is available), on PostgreSQL in a fresh schema dropped at the end:
+Both phases use the same broker, in a RabbitMQ virtual host of their own (when ``rabbitmqctl``
+is available), and PostgreSQL in a fresh schema dropped at the end:
 
   bare     N messages (the same command bodies) pre-published to a quorum queue; one kombu
-           consumer (prefetch P) acks each                                 messages/s
+           consumer in this process (prefetch P) acks each; timed from the first delivery to
+           the last                                                        messages/s
   intake   N ``sync.trigger`` commands (unique message_id, a valid token, reply_to) pre-published
-           to ``fgd.commands``; the command consumer (C consumers, prefetch P) parses, validates
-           (JSON Schema), authenticates the token, authorizes, records a CommandReceipt with
-           the outcome in one save, audits, replies and acks. The fabric is already syncing,
-           so every answer is FGD_3001 naming the running sync (a fast answer: nothing to
-           run). Timed from the first delivery until every reply has arrived.  commands/s
+           to ``fgd.commands``; then W processes of ``fgd worker commands`` (the deployable
+           worker, C consumers each, prefetch P) parse, validate (JSON Schema), authenticate
+           the token, authorize, record a CommandReceipt and the audit entry with the outcome
+           (one commit per batch of deliveries), reply and ack. The fabric is already syncing,
+           so every answer is FGD_3001 naming the running sync (nothing to run). This process
+           collects the replies; timed from the first reply to the last.    commands/s
   ratio    intake / bare                                                   target >= 0.3
 
-Usage: python bench/bench_commands.py [--commands 3000] [--concurrency 4] [--prefetch 16]
-                                      [--database-url postgresql://…] [--broker-url amqp://…]
+Each phase also prints the CPU it cost per message: this process, the machine as a whole
+(/proc/stat: broker, database and workers included) and, for the intake, the workers.
+
+Usage: python bench/bench_commands.py [--commands 3000] [--processes 2] [--concurrency 2]
+           [--prefetch 128] [--database-url postgresql://…] [--broker-url amqp://…]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -41,8 +47,7 @@ import contextlib
 from fgd_core.application import FGDApplication  # noqa: E402
 from fgd_core.auth import create_token  # noqa: E402
 from fgd_core.persistence import postgres_env  # noqa: E402
-from fgd_workers.bus import connection_factory  # noqa: E402
-from fgd_workers.commands import CommandIntake, consumers, declare_intake  # noqa: E402
+from fgd_workers.commands import declare_intake  # noqa: E402
 
 DEFAULT_DB = os.environ.get("FGD_BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 DEFAULT_BROKER = os.environ.get("FGD_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -58,12 +63,34 @@ def make_vhost(base: str) -> tuple[str, str | None]:
     return base[: base.index("/", base.index("//") + 2)] + "/" + vhost, vhost
 
 
+class Meter:
+    """Wall time, this process's CPU and the machine's busy CPU between start() and stop()."""
+
+    def start(self) -> None:
+        self.t0, self.p0, self.m0 = time.perf_counter(), time.process_time(), machine_busy()
+
+    def stop(self, n: int) -> str:
+        wall = time.perf_counter() - self.t0
+        proc, busy = time.process_time() - self.p0, machine_busy() - self.m0
+        return (f"this process {proc / n * 1e6:4.0f} us CPU/msg, machine {busy / n * 1e6:4.0f} "
+                f"us CPU/msg ({busy / wall / (os.cpu_count() or 1) * 100:3.0f}% busy)")
+
+
+def machine_busy() -> float:
+    """Seconds of CPU the machine spent not idle (user, nice, system, irq, softirq)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6)) / os.sysconf("SC_CLK_TCK")
+
+
 def bodies(n: int, fabric_id: int) -> list[bytes]:
     return [json.dumps({"fabric_id": fabric_id, "trigger": "manual",
                         "correlation_id": f"bench-{i}"}).encode() for i in range(n)]
 
 
-def bare_rate(broker: str, payloads: list[bytes], prefetch: int) -> float:
+def bare_rate(broker: str, payloads: list[bytes], prefetch: int) -> tuple[float, str]:
     name = f"bench.bare.{uuid.uuid4().hex[:8]}"
     with Connection(broker) as conn:
         channel = conn.channel()
@@ -87,12 +114,15 @@ def bare_rate(broker: str, payloads: list[bytes], prefetch: int) -> float:
             if count[0] == len(payloads):
                 done.set()
 
+        meter = Meter()
+        meter.start()
         with Consumer(channel, queues=[queue], on_message=on_message, prefetch_count=prefetch):
             while not done.is_set():
                 conn.drain_events(timeout=10)
         elapsed = time.perf_counter() - start[0]
+        cpu = meter.stop(len(payloads))
         channel.queue_delete(name)
-    return (len(payloads) - 1) / elapsed
+    return (len(payloads) - 1) / elapsed, cpu
 
 
 def wait_depth(channel: object, name: str, n: int) -> None:
@@ -105,8 +135,20 @@ def wait_depth(channel: object, name: str, n: int) -> None:
     raise RuntimeError(f"{name}: {n} messages never arrived")
 
 
-def intake_rate(broker: str, app: FGDApplication, token: str, payloads: list[bytes],
-                concurrency: int, prefetch: int) -> tuple[float, dict[str, int]]:
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def intake_rate(broker: str, database_url: str, token: str, payloads: list[bytes],
+                processes: int, concurrency: int, prefetch: int
+                ) -> tuple[float, dict[str, int], str]:
+    """Pre-publish the commands, start ``processes`` × ``fgd worker commands`` on the queue and
+    collect every reply: (commands/s from the first reply to the last, reply codes, CPU)."""
     queue_name = f"bench.commands.{uuid.uuid4().hex[:8]}"
     with Connection(broker) as conn:
         channel = conn.channel()
@@ -124,53 +166,60 @@ def intake_rate(broker: str, app: FGDApplication, token: str, payloads: list[byt
         wait_depth(channel, queue_name, len(payloads))
         codes: dict[str, int] = {}
         got = [0]
-        first = [0.0]
+        first, last = [0.0], [0.0]
+        worker_cpu0: list[float] = []
+        meter = Meter()
 
         def on_reply(message: object) -> None:
             body = json.loads(message.body)  # type: ignore[attr-defined]
             code = body["error"]["code"] if "error" in body else body.get("status", "?")
             codes[code] = codes.get(code, 0) + 1
+            if not got[0]:  # the clock starts at the first answer
+                first[0] = time.perf_counter()
+                meter.start()
+                worker_cpu0.extend(proc_cpu(w.pid) for w in workers)
             got[0] += 1
+            last[0] = time.perf_counter()
 
-        intake = CommandIntake(app)
-        workers = consumers(intake, connection_factory(broker), concurrency,
-                            queue_name=queue_name, prefetch=prefetch)
-        # The clock starts at the first delivery a consumer handles (alone or in a batch).
-        def clocked(original: object) -> object:
-            def timed(self: CommandIntake, arg: object) -> object:
-                if not first[0]:
-                    first[0] = time.perf_counter()
-                return original(self, arg)  # type: ignore[operator]
-
-            return timed
-
-        intake.handle = clocked(CommandIntake.handle).__get__(intake)  # type: ignore[attr-defined, method-assign]
-        intake.handle_batch = clocked(  # type: ignore[method-assign]
-            CommandIntake.handle_batch).__get__(intake)  # type: ignore[attr-defined]
-        stop = threading.Event()
-        threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers]
-        with Consumer(channel, queues=[replies], on_message=on_reply, no_ack=True):
-            for t in threads:
-                t.start()
-            deadline = time.monotonic() + 120
-            while got[0] < len(payloads) and time.monotonic() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    conn.drain_events(timeout=1)
-            elapsed = time.perf_counter() - first[0]
-        stop.set()
-        for t in threads:
-            t.join(10)
+        env = {**os.environ, "HEDGEHOG_FGD_DATABASE_URL": database_url,
+               "HEDGEHOG_FGD_BROKER_URL": broker, "HEDGEHOG_FGD_COMMANDS_QUEUE": queue_name}
+        logs = [tempfile.TemporaryFile() for _ in range(processes)]  # noqa: SIM115 — read at the end
+        workers = [subprocess.Popen(
+            [sys.executable, "-m", "fgd_workers.cli_commands", "--concurrency",
+             str(concurrency), "--prefetch", str(prefetch)],
+            env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
+        try:
+            with Consumer(channel, queues=[replies], on_message=on_reply, no_ack=True):
+                deadline = time.monotonic() + 180
+                while got[0] < len(payloads) and time.monotonic() < deadline:
+                    if any(w.poll() is not None for w in workers):
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        conn.drain_events(timeout=1)
+                cpu = meter.stop(len(payloads))
+                workers_cpu = sum(proc_cpu(w.pid) for w in workers) - sum(worker_cpu0)
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(30)
         channel.queue_delete(queue_name)
     if got[0] < len(payloads):
+        for log in logs:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-3000:])
         raise RuntimeError(f"only {got[0]} of {len(payloads)} replies arrived")
-    return (len(payloads) - 1) / elapsed, codes
+    cpu += f", workers {workers_cpu / len(payloads) * 1e6:.0f} us CPU/cmd"
+    return (len(payloads) - 1) / (last[0] - first[0]), codes, cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--commands", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--prefetch", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=2,
+                        help="fgd worker commands processes")
+    parser.add_argument("--concurrency", type=int, default=2, help="consumers per process")
+    parser.add_argument("--prefetch", type=int, default=128)
     parser.add_argument("--database-url", default=DEFAULT_DB)
     parser.add_argument("--broker-url", default=DEFAULT_BROKER)
     args = parser.parse_args()
@@ -179,7 +228,8 @@ def main() -> None:
     schema = f"bench_cmd_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.database_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    app = FGDApplication(env={**postgres_env(f"{args.database_url}?schema={schema}"),
+    database_url = f"{args.database_url}?schema={schema}"
+    app = FGDApplication(env={**postgres_env(database_url),
                               "AGGREGATE_CACHE_MAXSIZE": "64"})
     try:
         fabric = app.register_fabric("bench", "https://github.com/example/fabric.git")
@@ -188,16 +238,18 @@ def main() -> None:
                                 fabrics=[fabric.fabric_id])
         payloads = bodies(args.commands, fabric.fabric_id)
         t0 = time.perf_counter()
-        bare = bare_rate(broker, payloads, args.prefetch)
-        ours, codes = intake_rate(broker, app, token, payloads, args.concurrency, args.prefetch)
+        bare, bare_cpu = bare_rate(broker, payloads, args.prefetch)
+        ours, codes, our_cpu = intake_rate(broker, database_url, token, payloads,
+                                           args.processes, args.concurrency, args.prefetch)
         total = time.perf_counter() - t0
         receipts = sum(1 for n in app.recorder.select_notifications(start=1, limit=10**7)
                        if b'"command.received"' in n.state)
-        print(f"commands: {args.commands}  consumers: {args.concurrency}  prefetch: "
-              f"{args.prefetch}  fabric syncing: {running.sync_id}")
-        print(f"bare kombu consumer (ack only):           {bare:10.0f} msg/s")
-        print(f"command intake (validate/auth/dedup/reply): {ours:8.0f} cmd/s   replies: {codes}"
-              f"   receipts recorded: {receipts}")
+        print(f"commands: {args.commands}  worker processes: {args.processes} × "
+              f"{args.concurrency} consumers, prefetch {args.prefetch}  fabric syncing: "
+              f"{running.sync_id}")
+        print(f"bare kombu consumer (ack only):           {bare:10.0f} msg/s   {bare_cpu}")
+        print(f"command intake (validate/auth/dedup/reply): {ours:8.0f} cmd/s   {our_cpu}")
+        print(f"  replies: {codes}   receipts recorded: {receipts}")
         print(f"ratio intake/bare: {ours / bare:.2f}  (target >= 0.30)   phases took "
               f"{total:.1f} s")
     finally:

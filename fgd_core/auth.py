@@ -11,6 +11,7 @@ and the token's aggregate id is derived from it, so authenticating is one aggreg
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -452,21 +453,34 @@ SECRET_MARKERS = (
     "private_key",
 )
 NOT_SECRET = frozenset({"token_id"})  # an id names a token; it does not authenticate
+# ASCII only (?a): credentials are ASCII, and so scrub_text's lower-case substring pre-check
+# finds every string this can match.
 _AUTH_VALUES = re.compile(
-    r"(?i)\b(?:(token)\s+[0-9a-f]{40}\b|(bearer|basic)\s+[A-Za-z0-9._~+/=-]{16,})"
+    r"(?ai)\b(?:(token)\s+[0-9a-f]{40}\b|(bearer|basic)\s+[A-Za-z0-9._~+/=-]{16,})"
 )
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 
 
+_SECRET_KEY = re.compile("|".join(map(re.escape, SECRET_MARKERS)))
+# The shortest credential _AUTH_VALUES matches ("basic " + 16 characters): a shorter string
+# without "@" holds none, so most audit strings skip both regular expressions.
+_SHORTEST_AUTH_VALUE = 22
+
+
+@functools.lru_cache(maxsize=1024)  # audit details repeat the same few keys
 def _is_secret_key(key: str) -> bool:
     name = key.lower().replace("-", "_")
-    return name not in NOT_SECRET and any(marker in name for marker in SECRET_MARKERS)
+    return name not in NOT_SECRET and _SECRET_KEY.search(name) is not None
 
 
 def scrub_text(text: str) -> str:
     """Credentials inside a string: ``Token <key>``, ``Bearer …``, ``https://user:pw@…``."""
-    text = _AUTH_VALUES.sub(lambda m: f"{m.group(1) or m.group(2)} {REDACTED}", text)
-    return _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
+    has_at = "@" in text
+    if len(text) >= _SHORTEST_AUTH_VALUE:
+        lower = text.lower()  # three substring scans are far cheaper than the (?i) pattern
+        if "token" in lower or "bearer" in lower or "basic" in lower:
+            text = _AUTH_VALUES.sub(lambda m: f"{m.group(1) or m.group(2)} {REDACTED}", text)
+    return _URL_USERINFO.sub(rf"\1{REDACTED}@", text) if has_at else text
 
 
 def scrub(value: Any) -> Any:

@@ -49,7 +49,7 @@ from fgd_core.application import FGDApplication
 from fgd_core.auth import (
     FGDPermissions,
     Principal,
-    authenticate,
+    authenticate_cached,
     authorize,
     record_audit,
     scrub,
@@ -350,7 +350,9 @@ class CommandIntake:
 
     def _principal(self, cmd: Command) -> Principal | None:
         header = cmd.headers.get(AUTHORIZATION_HEADER)
-        return authenticate(self.app, header) if header else None
+        # The API's principal cache: a token is loaded at most once per 2 s (a revocation
+        # made in another process takes effect within that, as over HTTP).
+        return authenticate_cached(self.app, header) if header else None
 
     def _audit(
         self,
@@ -723,7 +725,10 @@ class CommandConsumer:
                 message.requeue()
             return
         for (message, cmd, attempts), result in zip(run, results, strict=True):
-            self._finish(message, cmd, result, attempts)
+            self._finish(message, cmd, result, attempts, ack=False)
+        # One ack for the run: every delivery up to its last is answered (anything delivered
+        # meanwhile has a higher tag; the deliveries before it were settled in order).
+        run[-1][0].ack(multiple=True)
 
     def _handle_one(self, message: Any, cmd: Command, attempts: int) -> None:
         try:
@@ -746,8 +751,11 @@ class CommandConsumer:
             return
         self._finish(message, cmd, result, attempts)
 
-    def _finish(self, message: Any, cmd: Command, result: Result, attempts: int) -> None:
-        """Dead-letter or answer a command whose outcome is recorded, then ack it."""
+    def _finish(
+        self, message: Any, cmd: Command, result: Result, attempts: int, *, ack: bool = True
+    ) -> None:
+        """Dead-letter or answer a command whose outcome is recorded, then ack it (unless
+        the caller acks a run at once)."""
         if result.dead is not None:
             log.warning("%s: %s message %s refused (%s); dead-lettered", self.name,
                         cmd.routing_key[:100], cmd.message_id, result.dead)
@@ -757,7 +765,8 @@ class CommandConsumer:
             if cmd.reply_to and result.reply is not None:
                 self._reply(cmd, result.reply)
             COMMANDS_HANDLED.labels(cmd.routing_key[:50], str(result.kind)[:30]).inc()
-        message.ack()
+        if ack:
+            message.ack()
 
     def _reply(self, cmd: Command, reply: dict[str, Any]) -> None:
         assert self._producer is not None

@@ -142,12 +142,16 @@ class Fabric(FGDAggregate):
 
     # -- the sync lock ----------------------------------------------------------------------
 
-    def start_sync(self, sync_id: str, correlation_id: str) -> None:
+    def check_idle(self) -> None:
+        """FGD_3001 naming the running sync, if there is one."""
         if self.running_sync_id is not None:
             raise SyncAlreadyInProgressError(
                 f"fabric {self.fabric_id} is already syncing ({self.running_sync_id})",
                 details={"fabric_id": self.fabric_id, "sync_id": self.running_sync_id},
             )
+
+    def start_sync(self, sync_id: str, correlation_id: str) -> None:
+        self.check_idle()
         self._sync_started(sync_id=sync_id, correlation_id=correlation_id)
 
     @event("SyncStarted")

@@ -297,11 +297,11 @@ def test_a_crash_after_the_batch_commit_is_answered_as_duplicates_on_redelivery(
     with consuming(spy, bus) as consumer:
         finish = consumer._finish
 
-        def crashing(*args: Any) -> Any:
+        def crashing(*args: Any, **kwargs: Any) -> Any:
             if not crashed[0]:  # the batch is committed; no reply, no ack yet
                 crashed[0] = True
                 raise ConnectionError("connection lost before the acks")
-            return finish(*args)
+            return finish(*args, **kwargs)
 
         consumer._finish = crashing  # type: ignore[method-assign, assignment]
         replies = bus.wait_replies(3)
