@@ -10,10 +10,11 @@ is available), and PostgreSQL in a fresh schema dropped at the end:
   intake   N ``sync.trigger`` commands (unique message_id, a valid token, reply_to) pre-published
            to ``fgd.commands``; then W processes of ``fgd worker commands`` (the deployable
            worker, C consumers each, prefetch P) parse, validate (JSON Schema), authenticate
-           the token, authorize, record a CommandReceipt and the audit entry with the outcome
-           (one commit per batch of deliveries), reply and ack. The fabric is already syncing,
-           so every answer is FGD_3001 naming the running sync (nothing to run). This process
-           collects the replies; timed from the first reply to the last.    commands/s
+           the token, authorize, record the command's receipt (its audit entry, with the
+           outcome; one commit per batch of deliveries), reply and ack. The fabric is already
+           syncing, so every answer is FGD_3001 naming the running sync (nothing to run).
+           This process collects the replies; timed from the first reply to the last.
+                                                                           commands/s
   ratio    intake / bare                                                   target >= 0.3
 
 Each phase also prints the CPU it cost per message: this process, the machine as a whole
@@ -243,7 +244,7 @@ def main() -> None:
                                            args.processes, args.concurrency, args.prefetch)
         total = time.perf_counter() - t0
         receipts = sum(1 for n in app.recorder.select_notifications(start=1, limit=10**7)
-                       if b'"command.received"' in n.state)
+                       if b'"bus_trigger_sync"' in n.state and b'"outcome"' in n.state)
         print(f"commands: {args.commands}  worker processes: {args.processes} × "
               f"{args.concurrency} consumers, prefetch {args.prefetch}  fabric syncing: "
               f"{running.sync_id}")

@@ -19,9 +19,10 @@ action, republished (with publisher confirms) to ``fgd.dlx`` with header ``x-fgd
 reply: a refused command is not answered. A handler that raises (database down …) is
 requeued until its delivery count reaches the limit, then dead-lettered the same way.
 
-Exactly once: a ``sync.trigger``'s outcome is saved with a CommandReceipt whose id derives
-from the ``message_id``, in the same transaction as the sync; a duplicate conflicts and is
-answered with the original outcome. A ``webhook.github`` delivery id counts once across HTTP
+Exactly once: a ``sync.trigger``'s audit entry is its receipt (``fgd_core.domain.command``):
+its id derives from the ``message_id``, its details keep the outcome, and it is saved in the
+same transaction as the sync; a duplicate conflicts and is answered with the original
+outcome. A ``webhook.github`` delivery id counts once across HTTP
 and the bus (the WebhookDelivery aggregate).
 """
 
@@ -66,7 +67,7 @@ from fgd_core.client import (
     declare_command_exchanges,
 )
 from fgd_core.domain.auth import AuditEntry
-from fgd_core.domain.command import CommandReceipt, receipt_uuid
+from fgd_core.domain.command import receipt_uuid, recorded_outcome
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import DatabaseError, FGDError, error_body
 from fgd_core.events.schemas import load_schema
@@ -237,7 +238,7 @@ class CommandIntake:
         one is audited and answered with ``dead`` at once). The accepted ones are prepared in
         delivery order against one in-memory object per fabric (the first starts the sync,
         the next for the same fabric gets FGD_3001 naming it, as sequential handling would
-        answer), and all their receipts, audit entries, syncs and fabric locks are saved in
+        answer), and all their receipts (audit entries), syncs and fabric locks are saved in
         ONE ``app.save``. If that save conflicts (a ``message_id`` already recorded, a sync
         started meanwhile by another writer) nothing of it is recorded and the run is handled
         one command at a time, exactly as ``handle`` does. A ``message_id`` repeated within
@@ -290,14 +291,7 @@ class CommandIntake:
             for _, accepted in run:
                 outcome, sync = self._prepare(accepted, fabrics, capacity)
                 outcomes.append(outcome)
-                objs.append(CommandReceipt(
-                    message_id=accepted.cmd.message_id or "", correlation_id=accepted.cid,
-                    command=SYNC_TRIGGER, user=accepted.principal.user, outcome=outcome,
-                    fabric_id=accepted.fabric_id,
-                ))
-                objs.append(self._audit_entry(accepted.cmd, accepted.principal,
-                                              accepted.fabric_id, outcome, accepted.details,
-                                              accepted.cid))
+                objs.append(self._receipt(accepted, outcome))
                 if sync is not None:
                     objs.append(sync)
             objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
@@ -456,70 +450,55 @@ class CommandIntake:
             kind = "duplicate"
         return Result(reply=reply, kind=kind)
 
-    def _audit_entry(
-        self,
-        cmd: Command,
-        principal: Principal,
-        fabric_id: int,
-        outcome: dict[str, Any],
-        details: dict[str, Any],
-        cid: str,
-    ) -> AuditEntry:
-        """The audit entry of a trigger, built here (record_audit's rules) so that it is saved
-        in the same transaction as the receipt and the sync: one commit per command."""
-        error = outcome.get("error")
-        if error:
-            details = {"code": error["code"], **details, **error["details"]}
-        data = orjson.loads(orjson.dumps({
+    def _receipt(self, accepted: Accepted, outcome: dict[str, Any]) -> AuditEntry:
+        """The audit entry of an accepted trigger, which is its receipt: its id derives from
+        the ``message_id`` and its details keep ``outcome`` (record_audit's rules otherwise).
+        Saved in the same transaction as the sync: one commit, one event per command."""
+        cmd, error = accepted.cmd, outcome.get("error")
+        details = orjson.loads(orjson.dumps({
+            **({"code": error["code"]} if error else {}),  # as the REST API's entries have it
             "via": "amqp", "command": cmd.routing_key[:100],
-            "message_id": (cmd.message_id or "")[:200], **details,
+            "message_id": (cmd.message_id or "")[:200], **accepted.details, "outcome": outcome,
         }, default=str))
-        return AuditEntry(
-            fabric_id=fabric_id,
-            correlation_id=cid,
-            user=principal.user[:150],
+        return AuditEntry.at(
+            receipt_uuid(cmd.message_id or ""),
+            fabric_id=accepted.fabric_id,
+            correlation_id=accepted.cid,
+            user=accepted.principal.user[:150],
             action=AUDIT_SYNC,
             ip_address=None,
             user_agent=f"{USER_AGENT} {cmd.app_id}"[:500] if cmd.app_id else USER_AGENT,
             sync_id=outcome.get("sync_id"),
-            details=scrub(data),
+            details=scrub(details),
             success=outcome["status"] == "started",
             error_message=scrub_text(error["message"][:1000]) if error else "",
         )
 
     def _start(self, accepted: Accepted) -> tuple[dict[str, Any], bool]:
-        """(outcome, duplicate): start the sync, record the receipt and the audit entry in ONE
-        save; an outcome that is an error (FGD_3001 …) is recorded too, so a duplicate gets
-        the same answer."""
+        """(outcome, duplicate): start the sync and record the receipt in ONE save; an outcome
+        that is an error (FGD_3001 …) is recorded too, so a duplicate gets the same answer."""
         app = self.app
-        cmd, principal, fabric_id, cid = (accepted.cmd, accepted.principal, accepted.fabric_id,
-                                          accepted.cid)
-        message_id = cmd.message_id or ""
         for _ in range(RETRIES):
             objs: list[Any] = []
             try:
-                prepared = app.prepare_sync(fabric_id, accepted.trigger, accepted.options, cid)
+                prepared = app.prepare_sync(accepted.fabric_id, accepted.trigger,
+                                            accepted.options, accepted.cid)
                 outcome: dict[str, Any] = {"status": "started", "sync_id": prepared.sync.sync_id}
                 objs = prepared.objects
             except DatabaseError:
                 raise
             except FGDError as exc:
                 outcome = _error_outcome(exc)
-            receipt = CommandReceipt(
-                message_id=message_id, correlation_id=cid, command=SYNC_TRIGGER,
-                user=principal.user, outcome=outcome, fabric_id=fabric_id,
-            )
-            audit = self._audit_entry(cmd, principal, fabric_id, outcome, accepted.details,
-                                      cid)
             try:
-                app.save(receipt, audit, *objs)
+                app.save(self._receipt(accepted, outcome), *objs)
                 return outcome, False
             except IntegrityError:
                 try:
-                    original: Any = app.repository.get(receipt_uuid(message_id))
+                    original: Any = app.repository.get(receipt_uuid(accepted.cmd.message_id
+                                                                    or ""))
                 except AggregateNotFoundError:
                     continue  # lost a race on the fabric's lock: look again
-                return dict(original.outcome), True
+                return recorded_outcome(original), True
         raise DatabaseError("too much contention: command not recorded", details={})
 
     # -- webhook.github ---------------------------------------------------------------------

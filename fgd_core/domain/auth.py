@@ -151,6 +151,12 @@ class AuditEntry(FGDAggregate):
     def create_id(*_: Any, **__: Any) -> UUID:
         return uuid4()
 
+    @classmethod
+    def at(cls, entry_id: UUID, **fields: Any) -> AuditEntry:
+        """An entry with a given id instead of a random one: a bus command's receipt, whose
+        id derives from its message_id so that it can be recorded only once."""
+        return cls._create(cls.Recorded, id=entry_id, **fields)  # type: ignore[attr-defined]
+
     @event("Recorded")
     def __init__(
         self,

@@ -319,8 +319,9 @@ def test_the_same_command_twice_starts_one_sync_and_gets_the_same_answer(
     assert second.get("duplicate") is True and "duplicate" not in first
     wait_final(app, first["sync_id"], consumer)
     assert len(started(app)) == 1
-    receipts = [e for e in envelopes(app) if e["event_type"] == "command.received"]
-    assert len(receipts) == 1 and receipts[0]["payload"]["message_id"] == message_id
+    receipts = [a for a in audits(app, "bus_trigger_sync") if "outcome" in a["details"]]
+    assert len(receipts) == 1 and receipts[0]["details"]["message_id"] == message_id
+    assert receipts[0]["details"]["outcome"] == {"status": "started", "sync_id": first["sync_id"]}
 
     # a new command while a sync runs is answered with FGD_3001 naming it
     running = app.start_sync(fabric_id, "manual").sync_id
@@ -478,15 +479,30 @@ def test_a_delivery_counts_once_whether_http_or_the_bus_saw_it_first(
         container.close()
 
 
-def test_receipt_events_validate_and_round_trip(app: FGDApplication, fabric_id: int) -> None:
-    """The CommandReceipt is an ordinary persisted event (schema, replay)."""
-    from fgd_core.domain.command import CommandReceipt, receipt_uuid
+def test_a_receipt_is_the_commands_audit_entry_at_an_id_from_its_message_id(
+    app: FGDApplication, fabric_id: int, tokens: dict[str, str]
+) -> None:
+    """One event per accepted command: its audit entry, stored under receipt_uuid(message_id),
+    validated and replayed like any other, holding the outcome (and never the token)."""
+    from fgd_core.domain.auth import AuditEntry
+    from fgd_core.domain.command import receipt_uuid, recorded_outcome
+    from fgd_workers.commands import Command, CommandIntake
 
-    sync, fabric = app.prepare_sync(fabric_id, "manual", None, "cid-1")
-    receipt = CommandReceipt(message_id="m-1", correlation_id="cid-1", command="sync.trigger",
-                             user="ci", outcome={"status": "started", "sync_id": sync.sync_id},
-                             fabric_id=fabric_id)
-    app.save(receipt, sync, fabric)
-    again: Any = app.repository.get(receipt_uuid("m-1"))
-    assert again.outcome == {"status": "started", "sync_id": sync.sync_id}
-    assert orjson.loads(orjson.dumps(envelopes(app)[-1]))["fabric_id"] in (fabric_id, 0)
+    intake = CommandIntake(app)
+    header = {"authorization": f"Token {tokens['trigger']}"}
+    cmd = Command("sync.trigger", orjson.dumps({"fabric_id": fabric_id}), header, "m-1", "cid-1")
+    result = intake.handle(cmd)
+    assert result.reply is not None and result.reply["status"] == "started"
+    before = len(envelopes(app))
+    again = intake.handle(cmd)
+    assert again.reply == {**result.reply, "duplicate": True}
+    receipt: Any = app.repository.get(receipt_uuid("m-1"))
+    assert isinstance(receipt, AuditEntry) and receipt.action == "bus_trigger_sync"
+    assert recorded_outcome(receipt) == {"status": "started", "sync_id": result.reply["sync_id"]}
+    assert receipt.success and receipt.sync_id == result.reply["sync_id"]
+    # the duplicate was audited as such (a plain entry), and started nothing
+    [duplicate] = envelopes(app)[before:]
+    assert duplicate["event_type"] == "audit.recorded"
+    assert duplicate["payload"]["details"]["status"] == "duplicate"
+    assert len(started(app)) == 1
+    assert tokens["trigger"] not in json.dumps(envelopes(app))

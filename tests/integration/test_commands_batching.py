@@ -150,7 +150,8 @@ def consuming(intake: CommandIntake, bus: Bus, **kwargs: Any) -> Iterator[Comman
 
 
 def receipts(app: FGDApplication) -> list[dict[str, Any]]:  # noqa: F811
-    return [e["payload"] for e in envelopes(app) if e["event_type"] == "command.received"]
+    """The details of each receipt: an accepted command's audit entry, with its outcome."""
+    return [a["details"] for a in audits(app, "bus_trigger_sync") if "outcome" in a["details"]]
 
 
 def audits_by_correlation_id(app: FGDApplication, action: str) -> dict[str, Any]:  # noqa: F811
