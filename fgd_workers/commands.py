@@ -1,4 +1,4 @@
-"""Bus commands: other systems trigger syncs and relay GitHub deliveries through RabbitMQ.
+"""Bus commands on RabbitMQ: other systems trigger syncs and relay GitHub deliveries.
 
 Topology (``asyncapi.yaml`` is the contract):
 
@@ -8,9 +8,8 @@ Topology (``asyncapi.yaml`` is the contract):
 * ``fgd.commands.intake`` — durable quorum queue bound to both commands and to the alternate
   exchange, dead-lettering to ``fgd.dlx`` after ``x-delivery-limit`` deliveries.
 
-Each command is turned into the same fgd_core call the REST API makes (``start_sync``'s
-``prepare_sync`` + one save; ``webhook_intake``), so the outcome is identical. A command is
-acked only after its outcome is committed and its reply (if ``reply_to``) published.
+What a command does is ``fgd_workers.command_intake`` (no AMQP there). A command is acked only
+after its outcome is committed and its reply (if ``reply_to``) published.
 
 Refused — an unknown command, a body that is not JSON or breaks its schema, no/invalid
 token, a permission missing, no ``message_id``, a bad GitHub signature: audited as a denied
@@ -18,77 +17,46 @@ action, republished (with publisher confirms) to ``fgd.dlx`` with header ``x-fgd
 (and the token redacted), counted in ``fgd_commands_dead_lettered_total``, then acked. No
 reply: a refused command is not answered. A handler that raises (database down …) is
 requeued until its delivery count reaches the limit, then dead-lettered the same way.
-
-Exactly once: a ``sync.trigger``'s audit entry is its receipt (``fgd_core.domain.command``):
-its id derives from the ``message_id``, its details keep the outcome, and it is saved in the
-same transaction as the sync; a duplicate conflicts and is answered with the original
-outcome. A ``webhook.github`` delivery id counts once across HTTP
-and the bus (the WebhookDelivery aggregate).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-from uuid import uuid4
 
-import fastjsonschema
 import orjson
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 from kombu import Connection, Consumer, Producer, Queue, binding
 from prometheus_client import Counter
 
-from fgd_core.application import FGDApplication
-from fgd_core.auth import (
-    FGDPermissions,
-    Principal,
-    authenticate_cached,
-    authorize,
-    record_audit,
-    scrub,
-    scrub_text,
-)
 from fgd_core.client import (
     AUTHORIZATION_HEADER,
     COMMANDS,
     COMMANDS_EXCHANGE,
     REASON_HEADER,
-    SYNC_TRIGGER,
     UNROUTED_EXCHANGE,
-    WEBHOOK_GITHUB,
     declare_command_exchanges,
 )
-from fgd_core.domain.auth import AuditEntry
-from fgd_core.domain.command import receipt_uuid, recorded_outcome
-from fgd_core.domain.sync_operation import SyncOperation
-from fgd_core.errors import DatabaseError, FGDError, error_body
-from fgd_core.events.schemas import load_schema
-from fgd_core.services import webhook_intake as intake
 from fgd_workers.bus import (
     DEAD_LETTER_EXCHANGE,
     DEFAULT_DELIVERY_LIMIT,
     ConnectionFactory,
     declare_topology,
 )
+from fgd_workers.command_intake import (
+    Accepted,
+    Command,
+    CommandIntake,
+    Refused,
+    Result,
+)
 
 log = logging.getLogger("fgd_workers.commands")
 
 INTAKE_QUEUE = "fgd.commands.intake"
-RETRIES = 20
-AUDIT_SYNC = "bus_trigger_sync"
-AUDIT_WEBHOOK = "github_webhook"  # the HTTP endpoint's action: one audit trail per delivery
-AUDIT_UNKNOWN = "bus_command"
-USER_AGENT = "amqp"
 REDACTED = "[REDACTED]"
-DEFAULT_OPTIONS = {"force_refresh": False, "validate_only": False, "include_github_sync": True}
 
 COMMANDS_HANDLED = Counter(
     "fgd_commands_total", "Bus commands handled", ["command", "outcome"]
@@ -97,9 +65,6 @@ COMMANDS_DEAD = Counter(
     "fgd_commands_dead_lettered_total", "Bus commands refused and dead-lettered",
     ["command", "reason"],
 )
-
-Submit = Callable[[str], Any]
-
 
 # -- topology -------------------------------------------------------------------------------
 
@@ -132,406 +97,6 @@ def declare_intake(
     bound = intake_queue(name, delivery_limit)(channel)
     bound.declare()
     return bound
-
-
-# -- command handling (no AMQP) -------------------------------------------------------------
-
-
-@dataclass
-class Command:
-    """One delivered command: what the consumer needs of the AMQP message."""
-
-    routing_key: str
-    body: bytes
-    headers: dict[str, Any] = field(default_factory=dict)
-    message_id: str | None = None
-    correlation_id: str | None = None
-    reply_to: str | None = None
-    app_id: str | None = None
-
-
-@dataclass
-class Result:
-    """The reply to publish (if the command has ``reply_to``), or why to dead-letter."""
-
-    reply: dict[str, Any] | None = None
-    dead: str | None = None  # the reason (header x-fgd-reason)
-    kind: str = "ok"  # metric label
-
-
-class Refused(Exception):
-    """A command that must be dead-lettered (after its denial is audited)."""
-
-    def __init__(self, kind: str, reason: str, *, fabric_id: int | None = None) -> None:
-        super().__init__(reason)
-        self.kind, self.reason, self.fabric_id = kind, reason, fabric_id
-
-
-@dataclass
-class Accepted:
-    """A ``sync.trigger`` that passed every check (authenticated, valid, authorized, with a
-    ``message_id``): what starting its sync needs."""
-
-    cmd: Command
-    principal: Principal
-    fabric_id: int
-    trigger: str
-    options: dict[str, Any]
-    cid: str
-    details: dict[str, Any]
-
-
-def _error_outcome(exc: FGDError) -> dict[str, Any]:
-    return {"status": "error",
-            "error": {"code": exc.code, "message": exc.message,
-                      "details": orjson.loads(orjson.dumps(exc.details, default=str))}}
-
-
-def _compile(name: str) -> Callable[[Any], Any]:
-    return fastjsonschema.compile(load_schema(f"commands/{name}.json"))
-
-
-class CommandIntake:
-    """Validates, authorizes, deduplicates and executes commands against ``app``.
-
-    ``submit(sync_id)`` is called for each sync a command started (embedded mode runs it
-    here; in distributed mode the discovery worker picks ``sync.started`` up from the bus and
-    ``submit`` is None). ``fabrics`` lists fabric settings for webhook matching."""
-
-    def __init__(
-        self,
-        app: FGDApplication,
-        webhook_secret: Any = None,
-        *,
-        submit: Submit | None = None,
-        fabrics: Callable[[], list[Any]] | None = None,
-    ) -> None:
-        self.app = app
-        self.webhook_secret = webhook_secret
-        self.submit = submit
-        self.fabrics = fabrics or (lambda: intake.fabric_settings_from_app(app))
-        self.validators = {name: _compile(name) for name in COMMANDS}
-
-    # -- entry point ------------------------------------------------------------------------
-
-    def handle(self, cmd: Command) -> Result:
-        """The outcome of one command; raises only for failures worth a retry (database)."""
-        principal = self._principal(cmd)
-        action = {SYNC_TRIGGER: AUDIT_SYNC, WEBHOOK_GITHUB: AUDIT_WEBHOOK}.get(
-            cmd.routing_key, AUDIT_UNKNOWN
-        )
-        try:
-            if cmd.routing_key == SYNC_TRIGGER:
-                return self._sync_trigger(cmd, principal)
-            if cmd.routing_key == WEBHOOK_GITHUB:
-                return self._webhook(cmd)
-            raise Refused("unknown_command", f"unknown command {cmd.routing_key[:100]!r} "
-                          f"(known: {', '.join(COMMANDS)})")
-        except Refused as exc:
-            return self._refuse(cmd, action, principal, exc)
-
-    def handle_batch(self, cmds: Sequence[Command]) -> list[Result]:
-        """The outcomes of several delivered commands, in delivery order, as if ``handle``
-        had been called on each in turn — with one commit for a run of ``sync.trigger``s.
-
-        Each trigger is authenticated, validated and authorized as in ``handle`` (a refused
-        one is audited and answered with ``dead`` at once). The accepted ones are prepared in
-        delivery order against one in-memory object per fabric (the first starts the sync,
-        the next for the same fabric gets FGD_3001 naming it, as sequential handling would
-        answer), and all their receipts (audit entries), syncs and fabric locks are saved in
-        ONE ``app.save``. If that save conflicts (a ``message_id`` already recorded, a sync
-        started meanwhile by another writer) nothing of it is recorded and the run is handled
-        one command at a time, exactly as ``handle`` does. A ``message_id`` repeated within
-        the batch ends the run before it, so the repeat meets the recorded receipt. Any other
-        command (``webhook.github``, unknown) ends the run and is handled by ``handle``.
-
-        Raises (like ``handle``) on failures worth a retry; runs committed before the failure
-        stay committed, so a redelivery of their commands is answered as a duplicate."""
-        results: list[Result | None] = [None] * len(cmds)
-        principals: dict[Any, Principal | None] = {}  # one token lookup per key and batch
-        run: list[tuple[int, Accepted]] = []
-        message_ids: set[str] = set()
-        for i, cmd in enumerate(cmds):
-            if cmd.routing_key != SYNC_TRIGGER:
-                self._flush(run, results)
-                run, message_ids = [], set()
-                results[i] = self.handle(cmd)
-                continue
-            header = cmd.headers.get(AUTHORIZATION_HEADER)
-            if isinstance(header, str | bytes):
-                if header not in principals:
-                    principals[header] = self._principal(cmd)
-                principal = principals[header]
-            else:
-                principal = self._principal(cmd)
-            try:
-                accepted = self._accept(cmd, principal)
-            except Refused as exc:
-                results[i] = self._refuse(cmd, AUDIT_SYNC, principal, exc)
-                continue
-            if cmd.message_id in message_ids:
-                self._flush(run, results)
-                run, message_ids = [], set()
-            message_ids.add(cmd.message_id or "")
-            run.append((i, accepted))
-        self._flush(run, results)
-        assert all(r is not None for r in results)
-        return results  # type: ignore[return-value]
-
-    def _flush(self, run: list[tuple[int, Accepted]], results: list[Result | None]) -> None:
-        """Start the syncs of ``run`` (accepted triggers, no ``message_id`` twice) with ONE
-        save; one at a time (``_start``) if that save conflicts or the run is one command."""
-        if not run:
-            return
-        if len(run) > 1:
-            fabrics: dict[int, Any] = {}  # fabric id → the in-memory Fabric, or its FGDError
-            capacity = self.app.sync_capacity()  # shared by the batch's syncs (None: no limit)
-            objs: list[Any] = []
-            outcomes: list[dict[str, Any]] = []
-            for _, accepted in run:
-                outcome, sync = self._prepare(accepted, fabrics, capacity)
-                outcomes.append(outcome)
-                objs.append(self._receipt(accepted, outcome))
-                if sync is not None:
-                    objs.append(sync)
-            objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
-            if capacity is not None and any(o["status"] == "started" for o in outcomes):
-                objs.append(capacity)
-            try:
-                self.app.save(*objs)
-            except IntegrityError:
-                log.debug("batch of %d commands conflicted; one at a time", len(run))
-            else:
-                for (i, accepted), outcome in zip(run, outcomes, strict=True):
-                    results[i] = self._answer(accepted, outcome, duplicate=False)
-                return
-        for i, accepted in run:
-            results[i] = self._answer(accepted, *self._start(accepted))
-
-    def _prepare(
-        self, accepted: Accepted, fabrics: dict[int, Any], capacity: Any = None
-    ) -> tuple[dict[str, Any], SyncOperation | None]:
-        """``app.prepare_sync`` against the batch's own fabric and capacity objects (loaded
-        once per batch): (outcome, the new sync or None). Nothing is saved."""
-        fabric = fabrics.get(accepted.fabric_id)
-        if fabric is None:
-            try:
-                fabric = self.app.get_fabric(accepted.fabric_id)
-            except DatabaseError:
-                raise
-            except FGDError as exc:
-                fabric = exc
-            fabrics[accepted.fabric_id] = fabric
-        if isinstance(fabric, FGDError):
-            return _error_outcome(fabric), None
-        try:
-            sync = self.app.prepare_sync(accepted.fabric_id, accepted.trigger, accepted.options,
-                                         accepted.cid, fabric=fabric, capacity=capacity).sync
-        except DatabaseError:
-            raise
-        except FGDError as exc:
-            return _error_outcome(exc), None
-        return {"status": "started", "sync_id": sync.sync_id}, sync
-
-    # -- helpers ----------------------------------------------------------------------------
-
-    def _refuse(
-        self, cmd: Command, action: str, principal: Principal | None, exc: Refused
-    ) -> Result:
-        self._audit(cmd, action, principal, exc.fabric_id, success=False,
-                    error=exc.reason, details={"reason": exc.kind})
-        return Result(dead=exc.reason, kind=exc.kind)
-
-    def _principal(self, cmd: Command) -> Principal | None:
-        header = cmd.headers.get(AUTHORIZATION_HEADER)
-        # The API's principal cache: a token is loaded at most once per 2 s (a revocation
-        # made in another process takes effect within that, as over HTTP).
-        return authenticate_cached(self.app, header) if header else None
-
-    def _audit(
-        self,
-        cmd: Command,
-        action: str,
-        principal: Principal | None,
-        fabric_id: int | None,
-        *,
-        success: bool,
-        error: str = "",
-        sync_id: str | None = None,
-        details: dict[str, Any] | None = None,
-        correlation_id: str | None = None,
-    ) -> None:
-        record_audit(
-            self.app,
-            user=principal,
-            action=action,
-            fabric_id=fabric_id,
-            ip_address=None,
-            user_agent=f"{USER_AGENT} {cmd.app_id}"[:500] if cmd.app_id else USER_AGENT,
-            sync_id=sync_id,
-            details={
-                "via": "amqp",
-                "command": cmd.routing_key[:100],
-                "message_id": (cmd.message_id or "")[:200],
-                **(details or {}),
-            },
-            success=success,
-            error_message=error[:1000],
-            correlation_id=correlation_id or cmd.correlation_id,
-        )
-
-    def _parse(self, cmd: Command) -> dict[str, Any]:
-        try:
-            data = orjson.loads(cmd.body)
-        except orjson.JSONDecodeError as exc:
-            raise Refused("not_json", f"body is not JSON: {exc}"[:300]) from None
-        try:
-            self.validators[cmd.routing_key](data)
-        except fastjsonschema.JsonSchemaValueException as exc:
-            fabric_id = data.get("fabric_id") if isinstance(data, dict) else None
-            if not isinstance(fabric_id, int) or isinstance(fabric_id, bool) or fabric_id < 0:
-                fabric_id = None
-            raise Refused(
-                "schema",
-                f"body does not match schemas/commands/{cmd.routing_key}.json: {exc.message}",
-                fabric_id=fabric_id,
-            ) from None
-        return data  # type: ignore[no-any-return]
-
-    # -- sync.trigger -----------------------------------------------------------------------
-
-    def _sync_trigger(self, cmd: Command, principal: Principal | None) -> Result:
-        accepted = self._accept(cmd, principal)
-        return self._answer(accepted, *self._start(accepted))
-
-    def _accept(self, cmd: Command, principal: Principal | None) -> Accepted:
-        """The checks before anything is recorded; raises Refused."""
-        if principal is None:
-            what = "missing" if not cmd.headers.get(AUTHORIZATION_HEADER) else "invalid"
-            raise Refused("unauthenticated", f"{what} API token (header authorization: "
-                          "Token <key>)")
-        data = self._parse(cmd)
-        fabric_id: int = data["fabric_id"]
-        trigger: str = data.get("trigger", "manual")
-        options = {**DEFAULT_OPTIONS, **data.get("options", {})}
-        try:
-            authorize(principal, FGDPermissions.TRIGGER_SYNC, fabric_id)
-            if options["force_refresh"]:
-                authorize(principal, FGDPermissions.FORCE_SYNC, fabric_id)
-        except FGDError as exc:
-            permission = exc.details.get("permission", FGDPermissions.TRIGGER_SYNC)
-            raise Refused("forbidden", f"permission denied: {permission} on fabric "
-                          f"{fabric_id}", fabric_id=fabric_id) from None
-        if not cmd.message_id:
-            raise Refused("missing_message_id", "message_id property required (a duplicate "
-                          "command is recognised by it)", fabric_id=fabric_id)
-        cid = data.get("correlation_id") or cmd.correlation_id or str(uuid4())
-        return Accepted(cmd, principal, fabric_id, trigger, options, cid,
-                        {"trigger": trigger, "options": options})
-
-    def _answer(self, accepted: Accepted, outcome: dict[str, Any], duplicate: bool) -> Result:
-        """The reply to a recorded (or, if ``duplicate``, previously recorded) outcome."""
-        cmd, cid = accepted.cmd, accepted.cid
-        if outcome["status"] == "started":
-            sync_id = outcome["sync_id"]
-            if self.submit is not None and not duplicate:
-                self.submit(sync_id)
-            reply: dict[str, Any] = {"sync_id": sync_id, "status": "started"}
-            kind = "started"
-        else:
-            error = outcome["error"]
-            reply = error_body(error["code"], error["message"], error["details"], cid)
-            kind = error["code"]
-        if duplicate:
-            self._audit(cmd, AUDIT_SYNC, accepted.principal, accepted.fabric_id, success=True,
-                        sync_id=outcome.get("sync_id"),
-                        details={**accepted.details, "status": "duplicate"}, correlation_id=cid)
-            reply["duplicate"] = True
-            kind = "duplicate"
-        return Result(reply=reply, kind=kind)
-
-    def _receipt(self, accepted: Accepted, outcome: dict[str, Any]) -> AuditEntry:
-        """The audit entry of an accepted trigger, which is its receipt: its id derives from
-        the ``message_id`` and its details keep ``outcome`` (record_audit's rules otherwise).
-        Saved in the same transaction as the sync: one commit, one event per command."""
-        cmd, error = accepted.cmd, outcome.get("error")
-        details = orjson.loads(orjson.dumps({
-            **({"code": error["code"]} if error else {}),  # as the REST API's entries have it
-            "via": "amqp", "command": cmd.routing_key[:100],
-            "message_id": (cmd.message_id or "")[:200], **accepted.details, "outcome": outcome,
-        }, default=str))
-        return AuditEntry.at(
-            receipt_uuid(cmd.message_id or ""),
-            fabric_id=accepted.fabric_id,
-            correlation_id=accepted.cid,
-            user=accepted.principal.user[:150],
-            action=AUDIT_SYNC,
-            ip_address=None,
-            user_agent=f"{USER_AGENT} {cmd.app_id}"[:500] if cmd.app_id else USER_AGENT,
-            sync_id=outcome.get("sync_id"),
-            details=scrub(details),
-            success=outcome["status"] == "started",
-            error_message=scrub_text(error["message"][:1000]) if error else "",
-        )
-
-    def _start(self, accepted: Accepted) -> tuple[dict[str, Any], bool]:
-        """(outcome, duplicate): start the sync and record the receipt in ONE save; an outcome
-        that is an error (FGD_3001 …) is recorded too, so a duplicate gets the same answer."""
-        app = self.app
-        for _ in range(RETRIES):
-            objs: list[Any] = []
-            try:
-                prepared = app.prepare_sync(accepted.fabric_id, accepted.trigger,
-                                            accepted.options, accepted.cid)
-                outcome: dict[str, Any] = {"status": "started", "sync_id": prepared.sync.sync_id}
-                objs = prepared.objects
-            except DatabaseError:
-                raise
-            except FGDError as exc:
-                outcome = _error_outcome(exc)
-            try:
-                app.save(self._receipt(accepted, outcome), *objs)
-                return outcome, False
-            except IntegrityError:
-                try:
-                    original: Any = app.repository.get(receipt_uuid(accepted.cmd.message_id
-                                                                    or ""))
-                except AggregateNotFoundError:
-                    continue  # lost a race on the fabric's lock: look again
-                return recorded_outcome(original), True
-        raise DatabaseError("too much contention: command not recorded", details={})
-
-    # -- webhook.github ---------------------------------------------------------------------
-
-    def _webhook(self, cmd: Command) -> Result:
-        data = self._parse(cmd)
-        delivery_id: str = data["delivery_id"]
-        github_event: str = data["event"][:100]
-        if "body" in data:
-            raw = data["body"].encode("utf-8", "surrogatepass")
-        else:
-            try:
-                raw = base64.b64decode(data["body_base64"], validate=True)
-            except (binascii.Error, ValueError):
-                raise Refused("schema", "body_base64 is not valid base64") from None
-        audit_details = {"event": github_event, "delivery": delivery_id}
-        try:
-            payload = intake.verify_delivery(self.webhook_secret, raw, data["signature"],
-                                             delivery_id)
-        except intake.WebhookRejected as exc:
-            kind = "signature" if exc.status == 401 else "invalid_delivery"
-            self._audit(cmd, AUDIT_WEBHOOK, None, None, success=False, error=exc.message,
-                        details={**audit_details, "reason": kind})
-            return Result(dead=exc.message, kind=kind)
-        cid = cmd.correlation_id or f"github-{delivery_id}"
-        result = intake.handle_delivery(self.app, github_event, delivery_id, payload, cid,
-                                        self.fabrics)
-        if result.outcome is not None and self.submit is not None:
-            for item in result.outcome.triggered:
-                self.submit(item["sync_id"])
-        self._audit(cmd, AUDIT_WEBHOOK, None, None, success=True,
-                    details={**audit_details, **result.audit_details()}, correlation_id=cid)
-        return Result(reply=result.body(), kind=result.status)
 
 
 # -- the AMQP consumer ----------------------------------------------------------------------
@@ -578,7 +143,7 @@ class CommandConsumer:
         connection_factory: ConnectionFactory,
         *,
         queue_name: str = INTAKE_QUEUE,
-        prefetch: int = 16,
+        prefetch: int = 64,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         name: str = "commands",
         max_backoff: float = 5.0,
@@ -784,6 +349,7 @@ def consumers(
 
 
 __all__ = [
+    "COMMANDS",
     "INTAKE_QUEUE",
     "Accepted",
     "Command",
