@@ -81,10 +81,17 @@ class Result:
     kind: str = "ok"  # metric label
 
 
+# Why a command is refused: header x-fgd-reason-code of its dead letter (asyncapi.yaml).
+REFUSAL_REASONS = ("unknown_command", "not_json", "schema", "unauthenticated", "forbidden",
+                   "missing_message_id", "signature", "invalid_delivery")
+
+
 class Refused(Exception):
     """A command that must be dead-lettered (after its denial is audited)."""
 
     def __init__(self, kind: str, reason: str, *, fabric_id: int | None = None) -> None:
+        if kind not in REFUSAL_REASONS:
+            raise ValueError(f"undocumented refusal reason {kind!r}")
         super().__init__(reason)
         self.kind, self.reason, self.fabric_id = kind, reason, fabric_id
 
@@ -458,6 +465,7 @@ class CommandIntake:
 
 __all__ = [
     "AUDIT_SYNC",
+    "REFUSAL_REASONS",
     "AUDIT_WEBHOOK",
     "Accepted",
     "Command",

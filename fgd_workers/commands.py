@@ -46,6 +46,7 @@ from fgd_workers.bus import (
     declare_topology,
 )
 from fgd_workers.command_intake import (
+    REFUSAL_REASONS,
     Accepted,
     Command,
     CommandIntake,
@@ -57,6 +58,8 @@ log = logging.getLogger("fgd_workers.commands")
 
 INTAKE_QUEUE = "fgd.commands.intake"
 REDACTED = "[REDACTED]"
+POISON = "poison"  # failed delivery-limit times
+DEAD_LETTER_REASONS = (*REFUSAL_REASONS, POISON)
 
 COMMANDS_HANDLED = Counter(
     "fgd_commands_total", "Bus commands handled", ["command", "outcome"]
@@ -282,7 +285,7 @@ class CommandConsumer:
             if attempts >= self.delivery_limit:
                 log.error("%s: %s failed %d times (%s); dead-lettered", self.name,
                           cmd.routing_key, attempts, reason)
-                self._dead_letter(cmd, f"failed {attempts} times: {reason}", "poison",
+                self._dead_letter(cmd, f"failed {attempts} times: {reason}", POISON,
                                   attempts)
                 COMMANDS_HANDLED.labels(cmd.routing_key[:50], "dead").inc()
                 message.ack()
@@ -350,6 +353,7 @@ def consumers(
 
 __all__ = [
     "COMMANDS",
+    "DEAD_LETTER_REASONS",
     "INTAKE_QUEUE",
     "Accepted",
     "Command",

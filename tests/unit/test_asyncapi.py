@@ -151,3 +151,34 @@ def test_command_schemas_accept_the_documented_shapes() -> None:
     assert reply.is_valid({"error": {"code": "FGD_3001", "message": "busy", "details": {},
                                      "timestamp": "2026-01-01T00:00:00Z",
                                      "correlation_id": "c"}})
+
+
+def test_the_committed_document_is_what_the_generator_writes() -> None:
+    """asyncapi.yaml is generated from EVENT_TYPES, COMMANDS, the schemas and the dead-letter
+    reasons; a new event type or command changes it (python -m fgd_workers.asyncapi)."""
+    from fgd_workers import asyncapi
+
+    assert DOC_PATH.read_text(encoding="utf-8") == asyncapi.render(), (
+        "asyncapi.yaml is out of date: run python -m fgd_workers.asyncapi")
+    assert asyncapi.main(["--check"]) == 0
+
+
+def test_the_generator_check_fails_on_a_stale_document(tmp_path: Path) -> None:
+    from fgd_workers import asyncapi
+
+    stale = tmp_path / "asyncapi.yaml"
+    stale.write_text(asyncapi.render().replace("audit.recorded", "audit.gone"))
+    assert asyncapi.main(["--check", "--output", str(stale)]) == 1
+    assert asyncapi.main(["--output", str(stale)]) == 0
+    assert asyncapi.main(["--check", "--output", str(stale)]) == 0
+
+
+def test_every_dead_letter_reason_is_documented(doc: dict[str, Any]) -> None:
+    from fgd_workers.command_intake import Refused
+    from fgd_workers.commands import DEAD_LETTER_REASONS
+
+    documented = doc["components"]["schemas"]["DeadLetterHeaders"]["properties"][
+        "x-fgd-reason-code"]["enum"]
+    assert documented == list(DEAD_LETTER_REASONS)
+    with pytest.raises(ValueError, match="undocumented"):
+        Refused("made_up", "no such reason")
