@@ -506,3 +506,21 @@ def test_a_receipt_is_the_commands_audit_entry_at_an_id_from_its_message_id(
     assert duplicate["payload"]["details"]["status"] == "duplicate"
     assert len(started(app)) == 1
     assert tokens["trigger"] not in json.dumps(envelopes(app))
+
+
+def test_a_token_pasted_into_a_message_id_is_not_stored_and_still_deduplicates(
+    app: FGDApplication, fabric_id: int, tokens: dict[str, str]
+) -> None:
+    from fgd_workers.commands import Command, CommandIntake
+
+    intake = CommandIntake(app)
+    key = tokens["trigger"]
+    header = {"authorization": f"Token {key}"}
+    cmd = Command("sync.trigger", orjson.dumps({"fabric_id": fabric_id}), header,
+                  f"oops Token {key}", "cid-2")
+    first, second = intake.handle(cmd), intake.handle(cmd)
+    assert first.reply is not None and first.reply["status"] == "started"
+    assert second.reply == {**first.reply, "duplicate": True}
+    assert len(started(app)) == 1
+    stored = json.dumps(envelopes(app))
+    assert key not in stored and "oops Token [REDACTED]" in stored
