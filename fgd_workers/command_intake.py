@@ -214,7 +214,9 @@ class CommandIntake:
             return
         if len(run) > 1:
             fabrics: dict[int, Any] = {}  # fabric id → the in-memory Fabric, or its FGDError
-            capacity = self.app.sync_capacity()  # shared by the batch's syncs (None: no limit)
+            # the capacity shared by the batch's syncs, loaded only once a start is possible
+            # (a batch for busy fabrics, the common refusal, costs no read of it)
+            capacity: list[Any] = []
             objs: list[Any] = []
             outcomes: list[dict[str, Any]] = []
             for _, accepted in run:
@@ -224,8 +226,9 @@ class CommandIntake:
                 if sync is not None:
                     objs.append(sync)
             objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
-            if capacity is not None and any(o["status"] == "started" for o in outcomes):
-                objs.append(capacity)
+            if capacity and capacity[0] is not None and any(
+                    o["status"] == "started" for o in outcomes):
+                objs.append(capacity[0])
             try:
                 self.app.save(*objs)
             except IntegrityError:
@@ -238,10 +241,11 @@ class CommandIntake:
             results[i] = self._answer(accepted, *self._start(accepted))
 
     def _prepare(
-        self, accepted: Accepted, fabrics: dict[int, Any], capacity: Any = None
+        self, accepted: Accepted, fabrics: dict[int, Any], capacity: list[Any]
     ) -> tuple[dict[str, Any], SyncOperation | None]:
         """``app.prepare_sync`` against the batch's own fabric and capacity objects (loaded
-        once per batch): (outcome, the new sync or None). Nothing is saved."""
+        at most once per batch; ``capacity`` holds it once loaded): (outcome, the new sync or
+        None). Nothing is saved."""
         fabric = fabrics.get(accepted.fabric_id)
         if fabric is None:
             try:
@@ -254,8 +258,11 @@ class CommandIntake:
         if isinstance(fabric, FGDError):
             return _error_outcome(fabric), None
         try:
+            fabric.check_idle()
+            if not capacity:
+                capacity.append(self.app.sync_capacity())  # None: no limit
             sync = self.app.prepare_sync(accepted.fabric_id, accepted.trigger, accepted.options,
-                                         accepted.cid, fabric=fabric, capacity=capacity).sync
+                                         accepted.cid, fabric=fabric, capacity=capacity[0]).sync
         except DatabaseError:
             raise
         except FGDError as exc:
