@@ -11,11 +11,15 @@ and no start-up order is needed.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kombu import Connection, Exchange, Queue, binding
+
+log = logging.getLogger("fgd_workers")
 
 BROKER_URL_ENV = "HEDGEHOG_FGD_BROKER_URL"
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
@@ -115,3 +119,27 @@ def declare_work_queue(
     bound = queue(channel)
     bound.declare()
     return bound
+
+
+def consume_forever(
+    consume: Callable[[threading.Event], None],
+    stop: threading.Event,
+    name: str,
+    max_backoff: float,
+    on_error: Callable[[], None] | None = None,
+) -> None:
+    """Run ``consume(stop)`` until ``stop`` is set, reconnecting after any failure (broker
+    gone, channel closed, …) with exponential backoff up to ``max_backoff`` seconds; a run
+    that returns normally resets the backoff. ``on_error`` cleans up after a failure."""
+    backoff = 0.0
+    while not stop.is_set():
+        try:
+            consume(stop)
+            backoff = 0.0
+        except Exception as exc:  # noqa: BLE001 — a consumer outlives its connections
+            backoff = min(max_backoff, backoff * 2 or 0.2)
+            log.warning("%s: %s: %s; reconnecting in %.1fs", name, type(exc).__name__, exc,
+                        backoff)
+            if on_error is not None:
+                on_error()
+            stop.wait(backoff)

@@ -43,6 +43,7 @@ from fgd_workers.bus import (
     DEAD_LETTER_EXCHANGE,
     DEFAULT_DELIVERY_LIMIT,
     ConnectionFactory,
+    consume_forever,
     declare_topology,
 )
 from fgd_workers.command_intake import (
@@ -165,17 +166,8 @@ class CommandConsumer:
         self._pending: list[Any] = []
 
     def run(self, stop: threading.Event) -> None:
-        backoff = 0.0
-        while not stop.is_set():
-            try:
-                self._consume(stop)
-                backoff = 0.0
-            except Exception as exc:  # broker gone, channel closed, …: reconnect
-                backoff = min(self.max_backoff, backoff * 2 or 0.2)
-                log.warning("%s: %s: %s; reconnecting in %.1fs", self.name,
-                            type(exc).__name__, exc, backoff)
-                self._close_dead_conn()
-                stop.wait(backoff)
+        consume_forever(self._consume, stop, self.name, self.max_backoff,
+                        on_error=self._close_dead_conn)
         self._close_dead_conn()
 
     def _close_dead_conn(self) -> None:

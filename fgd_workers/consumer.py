@@ -30,6 +30,7 @@ from fgd_workers.bus import (
     DEAD_LETTER_EXCHANGE,
     DEFAULT_DELIVERY_LIMIT,
     ConnectionFactory,
+    consume_forever,
     declare_work_queue,
 )
 
@@ -83,21 +84,7 @@ class QueueWorker:
         self._pending: list[tuple[Any, dict[str, Any]]] = []
 
     def run(self, stop: threading.Event) -> None:
-        backoff = 0.0
-        while not stop.is_set():
-            try:
-                self._consume(stop)
-                backoff = 0.0
-            except Exception as exc:  # broker gone, channel closed, …: reconnect
-                backoff = min(self.max_backoff, backoff * 2 or 0.2)
-                log.warning(
-                    "worker %s: %s: %s; reconnecting in %.1fs",
-                    self.name,
-                    type(exc).__name__,
-                    exc,
-                    backoff,
-                )
-                stop.wait(backoff)
+        consume_forever(self._consume, stop, f"worker {self.name}", self.max_backoff)
 
     def _consume(self, stop: threading.Event) -> None:
         with self.connection_factory() as conn:
