@@ -333,7 +333,7 @@ class FGDClient:
                     except Exception:  # noqa: BLE001 — not ours to yield: leave it to fgd.dead
                         message.reject(requeue=False)
                         continue
-                    event_id = envelope.get("event_id")
+                    event_id = str(envelope.get("event_id"))
                     wanted = fabric_id is None or envelope.get("fabric_id") == fabric_id
                     if not wanted or event_id in seen:
                         message.ack()

@@ -9,8 +9,15 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from fgd_core.application import FGDApplication
+    from fgd_core.config import Settings
+    from fgd_core.services.steps import SyncSteps
 
 log = logging.getLogger("fgd_workers")
 
@@ -106,7 +113,7 @@ _cache_option = click.option(
     "per fabric) [default: a temporary directory of this process].")
 
 
-def _steps(settings: object, cache_dir: str | None) -> tuple[object, object]:
+def _steps(settings: Settings, cache_dir: str | None) -> tuple[FGDApplication, SyncSteps]:
     import os
     import tempfile
     from pathlib import Path
@@ -117,11 +124,11 @@ def _steps(settings: object, cache_dir: str | None) -> tuple[object, object]:
 
     # Every message re-reads its sync: keep recent aggregates in memory and only read the
     # events recorded since (fast-forward), instead of replaying a 200-file sync each time.
-    env = persistence_env(settings.database_url, settings.sqlite_path)  # type: ignore[attr-defined]
-    limit = settings.fgd.sync.max_concurrent_syncs  # type: ignore[attr-defined]
+    env = persistence_env(settings.database_url, settings.sqlite_path)
+    limit = settings.fgd.sync.max_concurrent_syncs
     app = FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "64"}, max_concurrent_syncs=limit)
     root = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="fgd-git-"))
-    steps = SyncSteps(app, settings.fgd,  # type: ignore[attr-defined]
+    steps = SyncSteps(app, settings.fgd,
                       token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None,
                       cache_root=root)
     return app, steps
@@ -143,7 +150,7 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
     builders = {"discovery": lambda: discovery_worker(steps, factory, queue_prefix),
                 "ingestion": lambda: ingestion_worker(steps, factory, queue_prefix, prefetch),
                 "github": lambda: github_worker(steps, factory, queue_prefix)}
-    targets = [builders[k]().run for k in kinds]
+    targets: list[Callable[[threading.Event], None]] = [builders[k]().run for k in kinds]
     if with_relay:
         from fgd_workers.relay import Relay
 
@@ -151,7 +158,7 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
     if with_scheduler:
         from fgd_workers.scheduler import Scheduler
 
-        targets.append(Scheduler(app, settings.fgd.sync, interval=tick,  # type: ignore[arg-type]
+        targets.append(Scheduler(app, settings.fgd.sync, interval=tick,
                                  connection_factory=factory, queue_prefix=queue_prefix).run)
     _serve_metrics(metrics_port, metrics_host, app, factory,
                    [f"{queue_prefix}.{k}" for k in kinds])

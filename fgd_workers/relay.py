@@ -190,7 +190,8 @@ class _PostgresCoordinator:
         datastore = recorder.datastore
         self.name = name
         self.schema = datastore.schema
-        self.kwargs = {k: v for k, v in datastore.pool.kwargs.items() if k != "row_factory"}
+        pool_kwargs: Any = datastore.pool.kwargs  # a dict (psycopg_pool allows a callable)
+        self.kwargs = {k: v for k, v in pool_kwargs.items() if k != "row_factory"}
         self.channel = recorder.channel_name
         self.key = _lock_key(f"fgd_relay:{self.schema}.{recorder.events_table_name}:{name}")
         self.table = SQL("{}.{}").format(Identifier(self.schema), Identifier(POSITION_TABLE))

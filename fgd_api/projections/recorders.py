@@ -163,7 +163,7 @@ class _CursorStore:
             payload = env.get("payload")
             sync_id = payload.get("sync_id") if isinstance(payload, dict) else None
             canonical = as_uuid(sync_id) if isinstance(sync_id, str) else None
-            if canonical is not None:
+            if canonical is not None and isinstance(sync_id, str) and isinstance(payload, dict):
                 syncs.setdefault(canonical, []).append(sync_id)
                 path = payload.get("file_path")
                 if isinstance(path, str):

@@ -26,6 +26,10 @@ class BlobStore:
     def __init__(self, recorder: Any) -> None:
         self.datastore = recorder.datastore
         self.postgres = isinstance(recorder, PostgresApplicationRecorder)
+        # psycopg's composed SQL on PostgreSQL, plain strings on SQLite
+        self._create: list[Any]
+        self._insert: Any
+        self._select: Any
         if self.postgres:
             table = SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(TABLE))
             self._create = [

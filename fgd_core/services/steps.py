@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from dulwich.object_store import tree_lookup_path
@@ -159,7 +159,7 @@ class SyncSteps:
         not a deep copy of it. Writes go through ``update_sync``, which works on a copy."""
         try:
             uuid = UUID(str(sync_id))
-            sync = self.app.repository.get(uuid, deepcopy_from_cache=False)
+            sync: Any = self.app.repository.get(uuid, deepcopy_from_cache=False)
         except ValueError:
             return None
         except AggregateNotFoundError:
@@ -631,7 +631,7 @@ def recorded_writes(app: FGDApplication, sync_id: str) -> dict[str, list[dict[st
     """File path → the ``writes`` its ``file.processed`` event carries (distributed only)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for event in app.repository.event_store.get(UUID(sync_id)):
-        if isinstance(event, SyncOperation.FileProcessedWithWrites):
+        if isinstance(event, SyncOperation.FileProcessedWithWrites):  # type: ignore[attr-defined]
             out[event.file_path] = list(event.writes)
     return out
 
@@ -683,8 +683,9 @@ def _complete(stage: str, summary: dict[str, Any]) -> Callable[[SyncOperation], 
 
 
 def _has_blob(snapshot: Snapshot, blob_id: str) -> bool:
+    store: Any = snapshot._store  # dulwich's stores take hex ids as bytes
     try:
-        return blob_id.encode() in snapshot._store
+        return blob_id.encode() in store
     except Exception:  # noqa: BLE001 — a store that cannot answer: fetch again
         return False
 
@@ -713,7 +714,7 @@ class _TreeCache:
         self._dirs: dict[str, Tree | None] = {}
         self._lock = threading.Lock()
 
-    def _tree(self, directory: str) -> Tree | None | bool:
+    def _tree(self, directory: str) -> Tree | None | Literal[False]:
         """The directory's tree; None if it does not exist; False: ask Snapshot.get."""
         with self._lock:
             if directory in self._dirs:
@@ -750,7 +751,7 @@ class _TreeCache:
         if tree is None:
             return None
         try:
-            mode, sha = tree[_encode(name)]  # type: ignore[union-attr]
+            mode, sha = tree[_encode(name)]
         except KeyError:
             return None
         if stat.S_ISDIR(mode):
@@ -775,7 +776,7 @@ def _pushed_by(snapshot: Snapshot, sync_id: str) -> str | None:
     """The commit on the branch (first parents, recent first) that this sync pushed."""
     marker = f"FGD-Sync-Id: {sync_id}".encode()
     sha = snapshot.head
-    store = snapshot._store
+    store: Any = snapshot._store
     for _ in range(PUSHED_LOOKBACK):
         if sha is None:
             return None
