@@ -23,7 +23,7 @@ from fgd_core.domain.base import fabric_uuid
 from fgd_core.domain.capacity import CAPACITY_ID, SyncCapacity
 from fgd_core.domain.fabric import REGISTRY_ID, Fabric, FabricRegistry, check_settings
 from fgd_core.domain.sync_operation import SyncOperation
-from fgd_core.errors import DatabaseError, NotFoundError, ValidationError
+from fgd_core.errors import DatabaseError, InternalError, NotFoundError, ValidationError
 from fgd_core.events.envelope import EnvelopeMapper
 from fgd_core.persistence import SCHEMA_LOCK
 from fgd_core.signals import send_signals
@@ -399,6 +399,23 @@ class FGDApplication(Application[UUID]):
         self, sync_id: str, code: str, message: str, details: dict[str, Any] | None = None
     ) -> SyncOperation:
         return self.update_sync(sync_id, lambda s: s.fail(code, message, details))
+
+    def give_up_sync(self, sync_id: str, reason: str, file_path: str | None = None) -> bool:
+        """A message about this sync failed on every delivery (a worker gave up on it, or the
+        broker dead-lettered it): record why as an error and fail the sync (FGD_5001), unless
+        it has ended already. Idempotent; True if this call ended the sync."""
+        message = f"worker gave up on a message: {reason}"[:500]
+
+        def command(s: SyncOperation) -> None:
+            if s.is_active:
+                s.record_error(InternalError.code, message, {"file_path": file_path})
+                s.fail(InternalError.code, message, {"stage": s.current_stage})
+
+        try:
+            return self.get_sync(sync_id).is_active and not self.update_sync(
+                sync_id, command).is_active
+        except NotFoundError:
+            return False
 
     def cancel_sync(self, sync_id: str, reason: str = "cancelled by request") -> SyncOperation:
         return self.update_sync(sync_id, lambda s: s.cancel(reason))

@@ -156,10 +156,12 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
 
         targets.append(Relay(app, factory).run)
     if with_scheduler:
+        from fgd_workers.dead_watch import DeadLetterWatcher
         from fgd_workers.scheduler import Scheduler
 
         targets.append(Scheduler(app, settings.fgd.sync, interval=tick,
                                  connection_factory=factory, queue_prefix=queue_prefix).run)
+        targets.append(DeadLetterWatcher(app, factory).run)
     _serve_metrics(metrics_port, metrics_host, app, factory,
                    [f"{queue_prefix}.{k}" for k in kinds])
     threads = [threading.Thread(target=t, args=(stop,), daemon=True) for t in targets[1:]]
@@ -227,11 +229,13 @@ _tick_option = click.option(
 @_metrics_host_option
 def scheduler(name: str, tick: float, queue_prefix: str, metrics_port: int,
               metrics_host: str) -> None:
-    """Scheduled syncs, sync timeouts (FGD_3002), max_concurrent_syncs, webhook follow-ups."""
+    """Scheduled syncs, sync timeouts (FGD_3002), max_concurrent_syncs, webhook follow-ups;
+    syncs whose message the broker dead-lettered are failed at once (fgd_workers.dead_watch)."""
     from fgd_core.application import FGDApplication
     from fgd_core.config import load_settings
     from fgd_core.persistence import persistence_env
     from fgd_workers.bus import connection_factory
+    from fgd_workers.dead_watch import DeadLetterWatcher
     from fgd_workers.scheduler import Scheduler
 
     settings = load_settings()
@@ -244,8 +248,12 @@ def scheduler(name: str, tick: float, queue_prefix: str, metrics_port: int,
     try:
         runner = Scheduler(app, settings.fgd.sync, name=name, interval=tick,
                            connection_factory=factory, queue_prefix=queue_prefix)
+        watch = threading.Thread(target=DeadLetterWatcher(app, factory).run, args=(stop,),
+                                 daemon=True, name="dead-letter-watch")
+        watch.start()
         log.info("scheduler %s started (tick %.1fs)", name, tick)
         runner.run(stop)
+        watch.join(timeout=10)
     finally:
         app.close()
     log.info("scheduler %s stopped", name)

@@ -200,15 +200,7 @@ class SyncSteps:
         sync = self._load(sync_id)
         if sync is None or not sync.is_active:
             return
-        message = f"worker gave up on a message: {reason}"[:500]
-
-        def command(s: SyncOperation) -> None:
-            if not s.is_active:
-                return
-            s.record_error(InternalError.code, message, {"file_path": file_path})
-            s.fail(InternalError.code, message, {"stage": s.current_stage})
-
-        self.app.update_sync(sync_id, command)
+        self.app.give_up_sync(sync_id, reason, file_path)
 
     # -- discovery --------------------------------------------------------------------------
 
