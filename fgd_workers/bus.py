@@ -11,10 +11,11 @@ and no start-up order is needed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from kombu import Connection, Exchange, Queue, binding
@@ -143,3 +144,50 @@ def consume_forever(
             if on_error is not None:
                 on_error()
             stop.wait(backoff)
+
+
+class BusyHeartbeat:
+    """AMQP heartbeats for a connection whose consuming thread is busy in a handler.
+
+    The consuming thread sends heartbeats only between messages (``heartbeat_check`` in its
+    drain loop). A handler that takes long — a git fetch, a retry waiting out a rate limit
+    for up to ``retry_policy.max_delay`` — would let the broker close the connection after
+    two missed heartbeats, and the message would be handled twice. While ``busy()`` is
+    entered, a helper thread sends a heartbeat frame every ``interval`` seconds (py-amqp's
+    frame writer is locked, so this write cannot interleave with the handler's own). It only
+    sends: the broker's heartbeats are read when the consuming thread drains again."""
+
+    def __init__(self, conn: Connection, interval: float | None = None) -> None:
+        self.conn = conn
+        negotiated = getattr(conn.connection, "heartbeat", None)  # connected by now
+        beat = float(negotiated or conn.heartbeat or HEARTBEAT_SECONDS)
+        self.interval = interval if interval is not None else max(0.2, beat / 3)
+        self._busy = threading.Event()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="amqp-busy-heartbeat")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            if not self._busy.wait(0.5):
+                continue
+            if self._closed.wait(self.interval) or not self._busy.is_set():
+                continue
+            try:
+                self.conn.connection.send_heartbeat()
+            except Exception:  # noqa: BLE001 — a dead connection: the consumer will notice
+                log.debug("heartbeat not sent", exc_info=True)
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        self._busy.set()
+        try:
+            yield
+        finally:
+            self._busy.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._busy.set()  # wake the thread so that it sees the close
+        self._thread.join(timeout=5)

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kombu import Consumer, Producer
@@ -29,6 +29,7 @@ from fgd_core.events.envelope import decode_envelope
 from fgd_workers.bus import (
     DEAD_LETTER_EXCHANGE,
     DEFAULT_DELIVERY_LIMIT,
+    BusyHeartbeat,
     ConnectionFactory,
     consume_forever,
     declare_work_queue,
@@ -82,13 +83,13 @@ class QueueWorker:
         # handled together (e.g. recorded in one save) and acked after that one commit.
         self.batch_handler = batch_handler if prefetch > 1 else None
         self._pending: list[tuple[Any, dict[str, Any]]] = []
+        self._beat: BusyHeartbeat | None = None
 
     def run(self, stop: threading.Event) -> None:
         consume_forever(self._consume, stop, f"worker {self.name}", self.max_backoff)
 
     def _consume(self, stop: threading.Event) -> None:
-        with self.connection_factory() as conn:
-            conn.ensure_connection(max_retries=1)
+        with self.connection_factory() as conn, self._heartbeats(conn):
             channel = conn.channel()
             queue = declare_work_queue(
                 channel, self.queue_name, self.routing_keys, delivery_limit=self.delivery_limit
@@ -117,6 +118,19 @@ class QueueWorker:
                     if self.batch_handler is not None and self._pending:
                         self._run_batch(conn)
 
+    @contextlib.contextmanager
+    def _heartbeats(self, conn: Any) -> Iterator[None]:
+        conn.ensure_connection(max_retries=1)
+        self._beat = BusyHeartbeat(conn)
+        try:
+            yield
+        finally:
+            self._beat.close()
+            self._beat = None
+
+    def _busy(self) -> contextlib.AbstractContextManager[None]:
+        return self._beat.busy() if self._beat is not None else contextlib.nullcontext()
+
     def _run_batch(self, conn: Any) -> None:
         """Take what else is already here (up to the prefetch), then handle it at once."""
         while len(self._pending) < self.prefetch:
@@ -129,7 +143,8 @@ class QueueWorker:
             time.sleep(self.delay)
         if len(batch) > 1:
             try:
-                outcomes = self.batch_handler([e for _, e in batch])  # type: ignore[misc]
+                with self._busy():
+                    outcomes = self.batch_handler([e for _, e in batch])  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001 — one by one, with per-message retries
                 log.warning(
                     "worker %s: batch of %d failed (%s: %s); one by one",
@@ -164,7 +179,8 @@ class QueueWorker:
 
     def _handle(self, message: Any, envelope: dict[str, Any]) -> None:
         try:
-            outcome = self.handler(envelope)
+            with self._busy():
+                outcome = self.handler(envelope)
         except Exception as exc:  # noqa: BLE001
             headers = message.headers or {}
             attempts = int(headers.get("x-delivery-count") or 0) + 1
