@@ -572,7 +572,7 @@ def audit_entry(
         user=user[:150] if user else None,
         action=action.strip(),
         ip_address=_ip(ip_address),
-        user_agent=str(user_agent or "")[:500],
+        user_agent=scrub_text(str(user_agent or ""))[:500],
         sync_id=_sync_id(sync_id),
         details=_json_details(details),
         success=success,

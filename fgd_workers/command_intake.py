@@ -391,11 +391,20 @@ class CommandIntake:
         the ``message_id`` and its details keep ``outcome`` (record_audit's rules otherwise).
         Saved in the same transaction as the sync: one commit, one event per command."""
         cmd, error = accepted.cmd, outcome.get("error")
-        details = orjson.loads(orjson.dumps({
+        # Scrubbed where a client's text can be: the message_id and app_id, and the error
+        # (whose details may echo input). The trigger and options passed the command's
+        # schema (an enum, booleans); the rest is ours. Everything here is JSON already.
+        if error:
+            error = {**error, "message": scrub_text(error["message"][:1000]),
+                     "details": scrub(error["details"])}
+            outcome = {**outcome, "error": error}
+        details = {
             **({"code": error["code"]} if error else {}),  # as the REST API's entries have it
-            "via": "amqp", "command": cmd.routing_key[:100],
-            "message_id": (cmd.message_id or "")[:200], **accepted.details, "outcome": outcome,
-        }, default=str))
+            "via": "amqp", "command": SYNC_TRIGGER,
+            "message_id": scrub_text((cmd.message_id or "")[:200]),
+            "trigger": accepted.trigger, "options": dict(accepted.options), "outcome": outcome,
+        }
+        user_agent = f"{USER_AGENT} {scrub_text(cmd.app_id)}" if cmd.app_id else USER_AGENT
         return AuditEntry.at(
             receipt_uuid(cmd.message_id or ""),
             fabric_id=accepted.fabric_id,
@@ -403,11 +412,11 @@ class CommandIntake:
             user=accepted.principal.user[:150],
             action=AUDIT_SYNC,
             ip_address=None,
-            user_agent=f"{USER_AGENT} {cmd.app_id}"[:500] if cmd.app_id else USER_AGENT,
+            user_agent=user_agent[:500],
             sync_id=outcome.get("sync_id"),
-            details=scrub(details),
+            details=details,
             success=outcome["status"] == "started",
-            error_message=scrub_text(error["message"][:1000]) if error else "",
+            error_message=error["message"] if error else "",
         )
 
     def _start(self, accepted: Accepted) -> tuple[dict[str, Any], bool]:

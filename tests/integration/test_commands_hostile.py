@@ -90,7 +90,7 @@ def test_no_command_crashes_the_intake_or_stores_more_than_it_should(
             st.just(""), st.text(max_size=40)),
         correlation_id=st.one_of(st.none(), st.text(max_size=40)),
         reply_to=st.none(),
-        app_id=st.one_of(st.none(), st.text(max_size=20)),
+        app_id=st.one_of(st.none(), st.text(max_size=20), st.just(f"Token {trigger_key}")),
     )
 
     def stored() -> list[dict[str, Any]]:
