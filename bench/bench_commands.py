@@ -20,7 +20,7 @@ is available), and PostgreSQL in a fresh schema dropped at the end:
 Each phase also prints the CPU it cost per message: this process, the machine as a whole
 (/proc/stat: broker, database and workers included) and, for the intake, the workers.
 
-Usage: python bench/bench_commands.py [--commands 3000] [--processes 2] [--concurrency 2]
+Usage: python bench/bench_commands.py [--commands 10000] [--processes 2] [--concurrency 1]
            [--prefetch 128] [--database-url postgresql://…] [--broker-url amqp://…]
 """
 
@@ -216,10 +216,10 @@ def intake_rate(broker: str, database_url: str, token: str, payloads: list[bytes
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--commands", type=int, default=3000)
+    parser.add_argument("--commands", type=int, default=10000)
     parser.add_argument("--processes", type=int, default=2,
                         help="fgd worker commands processes")
-    parser.add_argument("--concurrency", type=int, default=2, help="consumers per process")
+    parser.add_argument("--concurrency", type=int, default=1, help="consumers per process")
     parser.add_argument("--prefetch", type=int, default=128)
     parser.add_argument("--database-url", default=DEFAULT_DB)
     parser.add_argument("--broker-url", default=DEFAULT_BROKER)

@@ -18,10 +18,11 @@ log = logging.getLogger("fgd_workers")
 @click.option("--queue", "queue_name", envvar="HEDGEHOG_FGD_COMMANDS_QUEUE",
               default="fgd.commands.intake", show_default=True,
               help="The intake queue (durable quorum queue bound to fgd.commands).")
-@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64),
-              help="Consumers (threads, one connection each) on the queue. For more "
-              "throughput run more processes: one process is CPU-bound (bench/).")
-@click.option("--prefetch", default=64, show_default=True, type=click.IntRange(1, 1000),
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Consumers (threads, one connection each) on the queue. More threads in "
+              "one process contend for the interpreter and answer fewer commands: for more "
+              "throughput run more processes (bench/bench_commands.py).")
+@click.option("--prefetch", default=128, show_default=True, type=click.IntRange(1, 1000),
               help="Unacked commands each consumer holds; also the largest batch it "
               "records in one commit.")
 @click.option("--delivery-limit", default=5, show_default=True, type=click.IntRange(1, 100),

@@ -147,7 +147,7 @@ class CommandConsumer:
         connection_factory: ConnectionFactory,
         *,
         queue_name: str = INTAKE_QUEUE,
-        prefetch: int = 64,
+        prefetch: int = 128,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         name: str = "commands",
         max_backoff: float = 5.0,
