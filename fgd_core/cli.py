@@ -136,10 +136,11 @@ def config_schema(write: str | None) -> None:
 
 # Command groups that live in modules of their own.
 from fgd_core.cli_auth import token  # noqa: E402
+from fgd_core.cli_bus import bus  # noqa: E402
 from fgd_core.cli_gitops import directory, files, process  # noqa: E402
 from fgd_core.cli_sync import example_repo, sync  # noqa: E402
 
-for command in (sync, example_repo, directory, files, process, token):
+for command in (sync, example_repo, directory, files, process, token, bus):
     main.add_command(command)
 
 

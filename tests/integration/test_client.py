@@ -61,6 +61,19 @@ def intake(app: FGDApplication, broker: str) -> Iterator[None]:  # noqa: F811
     bus.close()
 
 
+def wait_for_queue(broker_url: str, queue: str, timeout: float = 15) -> None:
+    """Until ``queue`` exists: an events() iteration has declared and bound it."""
+    deadline = time.monotonic() + timeout
+    with Connection(broker_url) as conn:
+        while True:
+            try:
+                conn.channel().queue_declare(queue, passive=True)
+                return
+            except Exception:  # noqa: BLE001 — not there yet (the channel is closed)
+                assert time.monotonic() < deadline, f"{queue} was never declared"
+                time.sleep(0.05)
+
+
 def test_trigger_sync_starts_one_and_answers_busy_and_duplicates(
     app: FGDApplication, fabric_id: int, keys: dict[str, str], broker: str,  # noqa: F811
     intake: None,
@@ -130,17 +143,9 @@ def test_events_yields_the_wanted_types_of_one_fabric_once_each_and_skips_junk(
 
     thread = threading.Thread(target=follow, daemon=True)
     thread.start()
+    wait_for_queue(broker, queue)
     with Connection(broker) as conn:
         channel = conn.channel()
-        deadline = time.monotonic() + 15
-        while True:  # the iterator has declared and bound its queue
-            try:
-                channel.queue_declare(queue, passive=True)
-                break
-            except Exception:  # noqa: BLE001 — not there yet
-                assert time.monotonic() < deadline, "events() never declared its queue"
-                channel = conn.channel()
-                time.sleep(0.05)
         mine = app.start_sync(fabric_id, "manual", correlation_id="mine")
         app.start_sync(other, "manual", correlation_id="theirs")
         app.cancel_sync(mine.sync_id)
