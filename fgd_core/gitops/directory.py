@@ -73,7 +73,9 @@ DEFAULT_REQUIRED_SUBDIRS = ("vpcs", "connections", "switches")
 DEFAULT_EXTENSIONS = (".yaml", ".yml")
 GITKEEP = ".gitkeep"
 README = "README.md"
-SAMPLE_NAME = "example-vpc.yaml"
+# Samples are never ingested: initializing a directory must not put a VPC on the fabric.
+SAMPLE_SUFFIX = ".sample"
+SAMPLE_NAME = "example-vpc.yaml" + SAMPLE_SUFFIX
 
 ISSUES: Mapping[str, str] = {
     "missing_gitops_dir": "the GitOps directory does not exist",
@@ -133,14 +135,14 @@ the file stays here and the sync reports each error (document index, line, code)
 
 Rules: `apiVersion` `vpc.githedgehog.com/v1beta1` or `wiring.githedgehog.com/v1beta1`,
 `metadata.name` lowercase letters, digits, `-` and `.`, namespace `default`.
-This README, `.gitkeep` and `*.archived` files are never ingested. Do not edit `managed/`
-by hand: the next sync of the same resource overwrites it.
+This README, `.gitkeep`, `*.archived` and `*.sample` files are never ingested. Do not edit
+`managed/` by hand: the next sync of the same resource overwrites it.
 """
 
 SAMPLE_TEXT = """\
-# Example created by FGD Sync (initialize with create_samples). The next sync ingests it
-# into managed/vpcs/example-vpc.yaml and renames this file to example-vpc.yaml.archived.
-# Delete this file before syncing if you do not want this VPC on your fabric.
+# Example created by FGD Sync (initialize with create_samples). Files ending in .sample are
+# never ingested: to add a VPC like this one to your fabric, copy it to a name ending in
+# .yaml (e.g. my-vpc.yaml), change the name, subnet and VLAN, and sync.
 apiVersion: vpc.githedgehog.com/v1beta1
 kind: VPC
 metadata:
@@ -216,14 +218,15 @@ def snapshot_time(snapshot: Snapshot) -> str | None:
 def raw_file_role(entry: FileEntry, supported_extensions: Iterable[str]) -> str:
     """What a file under raw/ is: ``pending``, ``expected``, ``symlink`` or ``unsupported``.
 
-    ``expected`` files (README.md, .gitkeep, *.archived) are never ingested nor issues.
+    ``expected`` files (README.md, .gitkeep, *.archived, *.sample) are never ingested nor
+    issues.
     """
     name = entry.path.rsplit("/", 1)[-1]
     if entry.is_symlink:
         return "symlink"
     if not entry.is_regular:
         return "unsupported"  # a submodule
-    if name == GITKEEP or name.lower() == README.lower():
+    if name == GITKEEP or name.lower() == README.lower() or name.endswith(SAMPLE_SUFFIX):
         return "expected"
     if entry.path.endswith(ARCHIVE_SUFFIX):
         return "expected"

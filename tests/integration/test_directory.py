@@ -315,7 +315,7 @@ def test_initialize_empty_repo_then_validate(empty: Repo) -> None:
             "/gitops/.hnp/manifest.yaml",
             "/gitops/.hnp/provenance.json",
             "/gitops/raw/README.md",
-            "/gitops/raw/example-vpc.yaml",
+            "/gitops/raw/example-vpc.yaml.sample",
         ],
     }
     snap = empty.apply(changes, "initialize")  # a root commit: the branch did not exist
@@ -323,7 +323,7 @@ def test_initialize_empty_repo_then_validate(empty: Repo) -> None:
         "gitops/.hnp/manifest.yaml",
         "gitops/.hnp/provenance.json",
         "gitops/raw/README.md",
-        "gitops/raw/example-vpc.yaml",
+        "gitops/raw/example-vpc.yaml.sample",
         "gitops/managed/vpcs/.gitkeep",
         "gitops/managed/connections/.gitkeep",
         "gitops/managed/switches/.gitkeep",
@@ -333,14 +333,14 @@ def test_initialize_empty_repo_then_validate(empty: Repo) -> None:
     assert empty.show("gitops/.hnp/provenance.json") == b"{}\n"
     report = validate_directory(snap, "gitops")
     assert report["valid"] is True and report["issues"] == []
-    assert report["structure"]["raw"] == {"exists": True, "file_count": 2, "pending_files": 1}
-    # The sample is one valid VPC, and the sync would ingest it (README.md is skipped).
+    # The sample is one valid VPC, but nothing is pending: a sample is never ingested.
+    assert report["structure"]["raw"]["pending_files"] == 0
     [doc] = load_documents(SAMPLE_TEXT.encode())
     assert validate_resource(doc.data).name == "example-vpc"
     listed = list_files(snap, "gitops", directory="raw")
-    assert [(f["path"], f["valid"], f["resource_count"]) for f in listed["files"]] == [
-        ("/gitops/raw/README.md", True, 0),
-        ("/gitops/raw/example-vpc.yaml", True, 1),
+    assert [(f["path"], f["resource_count"]) for f in listed["files"]] == [
+        ("/gitops/raw/README.md", 0),
+        ("/gitops/raw/example-vpc.yaml.sample", 0),
     ]
 
 
@@ -674,7 +674,8 @@ def test_list_empty_repo(empty: Repo) -> None:
 
 
 def test_initialize_sync_resync(empty: Repo) -> None:
-    """Initialize, sync the sample, sync again: the second sync makes no commit."""
+    """Initialize (the sample is not ingested), copy the sample to a .yaml file as its header
+    says, sync it, sync again: the second sync makes no commit."""
     rules = IngestionRules()
     snap = empty.apply(initialize_changes(empty.snap(), "gitops", 7, "lab")[0])
 
@@ -695,12 +696,15 @@ def test_initialize_sync_resync(empty: Repo) -> None:
         )
         return changes
 
+    assert sync(snap, "s0") == {}  # only the sample and the README: nothing to ingest
+    snap = empty.apply({"gitops/raw/my-vpc.yaml": SAMPLE_TEXT.encode()}, "add a vpc")
     first = sync(snap, "s1")
     snap = empty.apply(first, "sync s1")
     tree = empty.tree()
     assert "gitops/managed/vpcs/example-vpc.yaml" in tree
-    assert "gitops/raw/example-vpc.yaml.archived" in tree
+    assert "gitops/raw/my-vpc.yaml.archived" in tree
     assert "gitops/raw/README.md" in tree  # skipped by the sync, never archived
+    assert "gitops/raw/example-vpc.yaml.sample" in tree  # likewise
     assert b'"sync_id": "s1"' in empty.show("gitops/.hnp/provenance.json")
     report = validate_directory(snap, "gitops")
     assert report["valid"] and report["structure"]["metadata"]["last_updated"] == (
