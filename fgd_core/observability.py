@@ -20,6 +20,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from fgd_core.redact import scrub_text
+
 correlation_id_var: ContextVar[str | None] = ContextVar("fgd_correlation_id", default=None)
 tracer = trace.get_tracer("fgd")
 
@@ -75,7 +77,11 @@ def stage_span(stage: str, sync_id: str, correlation_id: str) -> Iterator[Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, correlation_id, extras."""
+    """One JSON object per line: time, level, logger, message, correlation_id, extras.
+
+    The message and any traceback go through ``scrub_text``: an access log line of a
+    WebSocket opened with ``?token=<key>``, or an error quoting a URL with credentials,
+    never writes the secret."""
 
     RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -85,13 +91,13 @@ class JsonFormatter(logging.Formatter):
                 "+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": scrub_text(record.getMessage()),
             "correlation_id": getattr(record, "correlation_id", None)
             or correlation_id_var.get(),
         }
         entry.update({k: v for k, v in vars(record).items() if k not in self.RESERVED})
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = scrub_text(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 

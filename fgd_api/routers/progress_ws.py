@@ -15,7 +15,8 @@ timed-out sync ends with ``sync.failed`` whose ``data.state`` is ``cancelled`` /
 it, and the opening snapshot carries what it said (state, trigger).
 
 Authentication is the REST API's: ``Authorization: Token <key>`` or ``?token=<key>`` (browsers
-cannot set headers on a WebSocket), and ``netbox_hedgehog.view_fgd_sync`` on the sync's fabric.
+cannot set headers on a WebSocket; the JSON log formatter redacts it from access log lines),
+and ``netbox_hedgehog.view_fgd_sync`` on the sync's fabric.
 The connection is accepted first so the refusal reaches the client as a close code: 4401 no
 valid token, 4404 unknown sync, 4403 no permission.
 """
