@@ -216,3 +216,12 @@ class ConfigurationError(ValidationError):
     """A bad fgd_config.yaml or HEDGEHOG_FGD_* variable; details name the key."""
 
     code = FGDErrorCodes.VALIDATION_FAILED
+
+
+def is_store_outage(exc: BaseException) -> bool:
+    """True if ``exc`` says the event store could not be reached (connection refused or lost,
+    no pooled connection in time) — not that the request was wrong. A consumer waits for the
+    store then, instead of counting the failure against the message."""
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    return isinstance(exc, DatabaseError | InterfaceError | OperationalError)

@@ -16,11 +16,12 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from kombu import Connection, Exchange, Queue, binding
 
 log = logging.getLogger("fgd_workers")
+T = TypeVar("T")
 
 BROKER_URL_ENV = "HEDGEHOG_FGD_BROKER_URL"
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
@@ -191,3 +192,25 @@ class BusyHeartbeat:
         self._closed.set()
         self._busy.set()  # wake the thread so that it sees the close
         self._thread.join(timeout=5)
+
+
+def until_store_answers(call: Callable[[], T], stop: threading.Event, name: str,
+                        max_backoff: float = 5.0) -> T:
+    """``call()``, again and again while the event store is unreachable (``is_store_outage``),
+    with backoff up to ``max_backoff`` seconds — until it answers or ``stop`` is set (then the
+    last error is raised). An outage is not the message's fault: retried here, in place and
+    unacked, it does not use up the message's delivery limit and become poison. Any other
+    error is raised at once."""
+    from fgd_core.errors import is_store_outage
+
+    delay = 0.2
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_store_outage(exc) or stop.is_set():
+                raise
+            log.warning("%s: event store unreachable (%s: %s); trying again in %.1fs", name,
+                        type(exc).__name__, str(exc)[:200], delay)
+            stop.wait(delay)
+            delay = min(max_backoff, delay * 2)

@@ -42,9 +42,11 @@ from fgd_core.client import (
 from fgd_workers.bus import (
     DEAD_LETTER_EXCHANGE,
     DEFAULT_DELIVERY_LIMIT,
+    BusyHeartbeat,
     ConnectionFactory,
     consume_forever,
     declare_topology,
+    until_store_answers,
 )
 from fgd_workers.command_intake import (
     REFUSAL_REASONS,
@@ -164,8 +166,10 @@ class CommandConsumer:
         self._channel: Any = None
         self._dead_conn: Connection | None = None
         self._pending: list[Any] = []
+        self._stop = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         consume_forever(self._consume, stop, self.name, self.max_backoff,
                         on_error=self._close_dead_conn)
         self._close_dead_conn()
@@ -180,36 +184,44 @@ class CommandConsumer:
         self._pending = []  # deliveries of a closed channel are the broker's again
         with self.connection_factory() as conn:
             conn.ensure_connection(max_retries=1)
-            channel = conn.channel()
-            queue = declare_intake(channel, self.queue_name, self.delivery_limit)
-            self._channel = channel
-            # Dead letters are published with confirms, on a connection of their own (a
-            # confirm wait on the consuming connection would dispatch deliveries re-entrantly).
-            self._dead_conn = conn.clone(transport_options={"confirm_publish": True})
-            consumer = Consumer(channel, queues=[queue], on_message=self._on_message,
-                                prefetch_count=self.prefetch, no_ack=False)
-            with consumer:
-                log.info("%s consuming %s (prefetch %d, batches of up to %d)", self.name,
-                         self.queue_name, self.prefetch, self.batch_size)
-                self.ready.set()
-                while not stop.is_set():
-                    # (publishing a reply may itself read deliveries — py-amqp drains events
-                    # in basic_publish — so a batch can be waiting already)
-                    if not self._pending:
-                        try:
-                            conn.drain_events(timeout=1.0)
-                        except TimeoutError:
-                            conn.heartbeat_check()
-                            continue
-                    # what the broker has already sent joins the batch (a delivery is
-                    # several frames: drain until none comes within batch_wait)
-                    while self._pending and len(self._pending) < self.batch_size:
-                        try:
-                            conn.drain_events(timeout=self.batch_wait)
-                        except TimeoutError:
-                            break
-                    batch, self._pending = self._pending, []
-                    if batch:
+            beat = BusyHeartbeat(conn)  # while a batch waits for the store, say we are alive
+            try:
+                self._consume_on(conn, beat, stop)
+            finally:
+                beat.close()
+
+    def _consume_on(self, conn: Connection, beat: BusyHeartbeat, stop: threading.Event) -> None:
+        channel = conn.channel()
+        queue = declare_intake(channel, self.queue_name, self.delivery_limit)
+        self._channel = channel
+        # Dead letters are published with confirms, on a connection of their own (a
+        # confirm wait on the consuming connection would dispatch deliveries re-entrantly).
+        self._dead_conn = conn.clone(transport_options={"confirm_publish": True})
+        consumer = Consumer(channel, queues=[queue], on_message=self._on_message,
+                            prefetch_count=self.prefetch, no_ack=False)
+        with consumer:
+            log.info("%s consuming %s (prefetch %d, batches of up to %d)", self.name,
+                     self.queue_name, self.prefetch, self.batch_size)
+            self.ready.set()
+            while not stop.is_set():
+                # (publishing a reply may itself read deliveries — py-amqp drains events
+                # in basic_publish — so a batch can be waiting already)
+                if not self._pending:
+                    try:
+                        conn.drain_events(timeout=1.0)
+                    except TimeoutError:
+                        conn.heartbeat_check()
+                        continue
+                # what the broker has already sent joins the batch (a delivery is
+                # several frames: drain until none comes within batch_wait)
+                while self._pending and len(self._pending) < self.batch_size:
+                    try:
+                        conn.drain_events(timeout=self.batch_wait)
+                    except TimeoutError:
+                        break
+                batch, self._pending = self._pending, []
+                if batch:
+                    with beat.busy():
                         self._process(batch)
 
     def _on_message(self, message: Any) -> None:
@@ -252,7 +264,9 @@ class CommandConsumer:
             self._handle_one(*run[0])
             return
         try:
-            results = self.intake.handle_batch([cmd for _, cmd, _ in run])
+            results = until_store_answers(
+                lambda: self.intake.handle_batch([cmd for _, cmd, _ in run]), self._stop,
+                self.name, self.max_backoff)
         except Exception as exc:  # noqa: BLE001 — the consumer never crashes on a message
             # Nothing is acked: all of them come back, redelivered, and are handled one by
             # one (whatever a run committed before the failure answers as a duplicate).
@@ -271,7 +285,8 @@ class CommandConsumer:
 
     def _handle_one(self, message: Any, cmd: Command, attempts: int) -> None:
         try:
-            result = self.intake.handle(cmd)
+            result = until_store_answers(lambda: self.intake.handle(cmd), self._stop, self.name,
+                                         self.max_backoff)
         except Exception as exc:  # noqa: BLE001 — the consumer never crashes on a message
             reason = f"{type(exc).__name__}: {exc}"[:500]
             if attempts >= self.delivery_limit:

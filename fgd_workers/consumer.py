@@ -1,13 +1,16 @@
 """The consume loop every worker shares: one durable quorum queue, a handler, ack after commit.
 
 A message is acked only after its handler returned, i.e. after the handler's result was
-saved in the event store. A handler that raises gets the message back (requeued, after a
-short pause) until its delivery count reaches the queue's limit; then ``on_poison`` records
-the reason on the sync and the message is rejected without requeue, which dead-letters it
-to ``fgd.dlx`` (kept in ``fgd.dead``). A body that is not a valid envelope is dead-lettered
-at once. A dead letter carries why: the worker republishes it to ``fgd.dlx`` with the headers
-``x-fgd-reason``, ``x-fgd-worker`` and ``x-fgd-queue`` (on the consuming channel, so it
-precedes the ack), and falls back to a plain reject (the broker's ``x-death``) if it cannot.
+saved in the event store. While the event store is unreachable the handler is retried in
+place (``until_store_answers``; the message stays unacked and keeps its delivery count, and
+heartbeats keep the connection). A handler that raises anything else gets the message back
+(requeued, after a short pause) until its delivery count reaches the queue's limit; then
+``on_poison`` records the reason on the sync and the message is rejected without requeue,
+which dead-letters it to ``fgd.dlx`` (kept in ``fgd.dead``). A body that is not a valid
+envelope is dead-lettered at once. A dead letter carries why: the worker republishes it to
+``fgd.dlx`` with the headers ``x-fgd-reason``, ``x-fgd-worker`` and ``x-fgd-queue`` (on the
+consuming channel, so it precedes the ack), and falls back to a plain reject (the broker's
+``x-death``) if it cannot.
 Broker loss: reconnect with backoff; unacked messages come back and the idempotent steps
 make them no-ops.
 """
@@ -20,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from kombu import Consumer, Producer
 from prometheus_client import Counter
@@ -33,9 +36,11 @@ from fgd_workers.bus import (
     ConnectionFactory,
     consume_forever,
     declare_work_queue,
+    until_store_answers,
 )
 
 log = logging.getLogger("fgd_workers.consumer")
+T = TypeVar("T")
 
 QUEUE_PREFIX_ENV = "HEDGEHOG_FGD_QUEUE_PREFIX"
 DEFAULT_QUEUE_PREFIX = "fgd"
@@ -84,8 +89,10 @@ class QueueWorker:
         self.batch_handler = batch_handler if prefetch > 1 else None
         self._pending: list[tuple[Any, dict[str, Any]]] = []
         self._beat: BusyHeartbeat | None = None
+        self._stop = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         consume_forever(self._consume, stop, f"worker {self.name}", self.max_backoff)
 
     def _consume(self, stop: threading.Event) -> None:
@@ -131,6 +138,9 @@ class QueueWorker:
     def _busy(self) -> contextlib.AbstractContextManager[None]:
         return self._beat.busy() if self._beat is not None else contextlib.nullcontext()
 
+    def _until_store_answers(self, call: Callable[[], T]) -> T:
+        return until_store_answers(call, self._stop, f"worker {self.name}", self.max_backoff)
+
     def _run_batch(self, conn: Any) -> None:
         """Take what else is already here (up to the prefetch), then handle it at once."""
         while len(self._pending) < self.prefetch:
@@ -144,7 +154,8 @@ class QueueWorker:
         if len(batch) > 1:
             try:
                 with self._busy():
-                    outcomes = self.batch_handler([e for _, e in batch])  # type: ignore[misc]
+                    outcomes = self._until_store_answers(
+                        lambda: self.batch_handler([e for _, e in batch]))  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001 — one by one, with per-message retries
                 log.warning(
                     "worker %s: batch of %d failed (%s: %s); one by one",
@@ -180,7 +191,7 @@ class QueueWorker:
     def _handle(self, message: Any, envelope: dict[str, Any]) -> None:
         try:
             with self._busy():
-                outcome = self.handler(envelope)
+                outcome = self._until_store_answers(lambda: self.handler(envelope))
         except Exception as exc:  # noqa: BLE001
             headers = message.headers or {}
             attempts = int(headers.get("x-delivery-count") or 0) + 1
