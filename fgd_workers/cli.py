@@ -7,6 +7,7 @@ Registered with ``fgd`` through the ``fgd.commands`` entry point
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -136,7 +137,8 @@ def _steps(settings: Settings, cache_dir: str | None) -> tuple[FGDApplication, S
 
 def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: str | None,
                  with_relay: bool, metrics_port: int = 0, metrics_host: str = "127.0.0.1",
-                 with_scheduler: bool = False, tick: float = 5.0) -> None:
+                 with_scheduler: bool = False, tick: float = 5.0,
+                 with_commands: bool = False) -> None:
     from fgd_core.config import load_settings
     from fgd_workers.bus import connection_factory
     from fgd_workers.discovery import discovery_worker
@@ -162,6 +164,12 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
         targets.append(Scheduler(app, settings.fgd.sync, interval=tick,
                                  connection_factory=factory, queue_prefix=queue_prefix).run)
         targets.append(DeadLetterWatcher(app, factory).run)
+    if with_commands:  # bus intake; the syncs it starts go to the workers above via the bus
+        from fgd_workers.commands import INTAKE_QUEUE, CommandConsumer, CommandIntake
+
+        intake = CommandIntake(app, settings.fgd.github.webhook_secret)
+        queue = os.environ.get("HEDGEHOG_FGD_COMMANDS_QUEUE") or INTAKE_QUEUE
+        targets.append(CommandConsumer(intake, factory, queue_name=queue).run)
     _serve_metrics(metrics_port, metrics_host, app, factory,
                    [f"{queue_prefix}.{k}" for k in kinds])
     threads = [threading.Thread(target=t, args=(stop,), daemon=True) for t in targets[1:]]
@@ -267,10 +275,11 @@ def scheduler(name: str, tick: float, queue_prefix: str, metrics_port: int,
 @_metrics_host_option
 def all_workers(queue_prefix: str, cache_dir: str | None, tick: float, metrics_port: int,
                 metrics_host: str) -> None:
-    """Relay, scheduler and every worker in one process (threads), for small installs."""
+    """Relay, scheduler, bus intake and every worker in one process (threads), for small
+    installs."""
     _run_workers(["discovery", "ingestion", "github"], queue_prefix, 2, cache_dir,
                  with_relay=True, metrics_port=metrics_port, metrics_host=metrics_host,
-                 with_scheduler=True, tick=tick)
+                 with_scheduler=True, tick=tick, with_commands=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

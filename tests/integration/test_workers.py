@@ -7,6 +7,7 @@ The expected result is what the embedded SyncRunner makes of the same repository
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -58,6 +59,7 @@ class Cluster:
             "HEDGEHOG_FGD_DATABASE_URL": self.database_url,
             "HEDGEHOG_FGD_BROKER_URL": BROKER,
             "HEDGEHOG_FGD_QUEUE_PREFIX": self.prefix,
+            "HEDGEHOG_FGD_COMMANDS_QUEUE": f"{self.prefix}.commands",
             "HEDGEHOG_FGD_TEST_HANDLER_DELAY": str(delay),
         }
         log = (self.tmp / f"{kind}-{len(self.procs)}.log").open("wb")
@@ -100,7 +102,7 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
         with Connection(BROKER) as conn:
-            for kind in QUEUES:
+            for kind in (*QUEUES, "commands"):
                 conn.default_channel.queue_delete(f"{self.prefix}.{kind}")
 
     def logs(self) -> str:
@@ -240,6 +242,47 @@ def test_a_sync_across_processes_ends_like_the_embedded_one(
     status = {p: f["status"] for p, f in again.files.items()}
     assert {p for p, s in status.items() if s == "failed"} == set(rejected)
     assert {s for p, s in status.items() if p not in rejected} == {"skipped"}
+
+
+def test_worker_all_runs_the_sync_a_bus_command_asks_for(
+    app: FGDApplication, cluster: Cluster, repo: Path, expected: Any
+) -> None:
+    """``fgd worker all`` (small installs) includes the bus intake: a plain-kombu
+    sync.trigger is answered and its sync ends as the embedded runner's would."""
+    import json
+
+    from kombu import Consumer, Producer, Queue
+
+    from fgd_core.auth import create_token
+    from fgd_workers.commands import declare_intake
+
+    # not scheduled (the scheduler of `all` would start a sync of a never-synced fabric)
+    fabric = app.register_fabric("lab", str(repo), sync_enabled=False)
+    key, _ = create_token(app, "ci", permissions=["trigger_fgd_sync"],
+                          fabrics=[fabric.fabric_id])
+    got: list[Any] = []
+    with Connection(BROKER) as conn:
+        channel = conn.channel()
+        declare_intake(channel, f"{cluster.prefix}.commands")  # before anything is published
+        cluster.wait_ready(cluster.start("all"))
+        replies = Queue(f"reply.{uuid.uuid4().hex}", exclusive=True, auto_delete=True)(channel)
+        replies.declare()
+        Consumer(channel, queues=[replies], no_ack=True, on_message=got.append).consume()
+        Producer(channel).publish(
+            json.dumps({"fabric_id": fabric.fabric_id}).encode(), exchange="fgd.commands",
+            routing_key="sync.trigger", headers={"authorization": f"Token {key}"},
+            message_id=str(uuid.uuid4()), correlation_id="all-1", reply_to=replies.name,
+            serializer=None, content_type="application/json")
+        deadline = time.monotonic() + 30
+        while not got:
+            assert time.monotonic() < deadline, cluster.logs()
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=1)
+    reply = json.loads(got[0].body)
+    assert reply.get("status") == "started", reply
+    done = wait_final(app, reply["sync_id"], cluster)
+    assert done.correlation_id == "all-1"
+    assert_like_embedded(app, done, repo, expected)
 
 
 def test_every_message_delivered_twice_changes_nothing(
