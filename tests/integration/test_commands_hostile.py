@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fgd_core.application import FGDApplication
@@ -147,3 +147,78 @@ def test_no_command_crashes_the_intake_or_stores_more_than_it_should(
         verify(cmd)
 
     check()
+
+
+def test_validly_signed_garbage_deliveries_are_answered_or_refused_never_crash(
+    app: FGDApplication,
+) -> None:
+    """webhook.github commands whose signature is right but whose delivery is anything at
+    all — push payloads with wrong or missing fields, other events, non-objects: each is
+    answered (accepted, duplicate, ignored, pong) or refused (invalid_delivery, schema), the
+    consumer never raises, and nothing but audit entries, the delivery and its syncs is
+    stored."""
+    import hashlib
+    import hmac
+
+    secret = "It's a Secret to Everybody"
+    app.register_fabric("lab", "https://github.com/hedgehog/fabric.git",
+                        auto_sync_on_change=True)
+    intake = CommandIntake(app, secret)
+    push_like = st.fixed_dictionaries(
+        {"ref": st.one_of(st.just("refs/heads/main"), st.text(max_size=20), json_values)},
+        optional={
+            "repository": st.one_of(
+                st.fixed_dictionaries({"clone_url": st.one_of(
+                    st.just("https://github.com/hedgehog/fabric.git"), json_values)}),
+                json_values),
+            "commits": st.one_of(st.lists(st.fixed_dictionaries({}, optional={
+                "added": st.one_of(st.lists(st.text(max_size=30), max_size=3), json_values),
+                "modified": json_values}), max_size=3), json_values),
+            "deleted": json_values,
+            "after": json_values,
+        })
+    bodies = st.one_of(push_like.map(lambda v: json.dumps(v).encode()),
+                       json_values.map(orjson.dumps), st.binary(max_size=50))
+    deliveries = st.builds(
+        lambda event, delivery, raw: (event, delivery, raw),
+        st.sampled_from(["push", "push", "push", "ping", "issues", "", "PUSH"]),
+        st.one_of(st.uuids().map(str), st.sampled_from(["d-1", "d-2"]), st.text(max_size=80)),
+        bodies,
+    )
+    kinds: set[str] = set()
+
+    @settings(max_examples=120, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.too_slow])
+    @given(deliveries)
+    @example(("push", "6f1c1b6e-0000-4000-8000-000000000001", b"[]"))  # not an object
+    @example(("ping", "6f1c1b6e-0000-4000-8000-000000000002", b"{}"))
+    @example(("push", "6f1c1b6e-0000-4000-8000-000000000003", json.dumps({
+        "ref": "refs/heads/main", "after": "a" * 40,
+        "repository": {"clone_url": "https://github.com/hedgehog/fabric.git"},
+        "commits": [{"added": ["gitops/raw/x.yaml"]}]}).encode()))  # starts a sync
+    def check(delivery: tuple[str, str, bytes]) -> None:
+        event, delivery_id, raw = delivery
+        signature = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+        body = {"event": event, "delivery_id": delivery_id, "signature": signature}
+        try:
+            body["body"] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            import base64
+
+            body["body_base64"] = base64.b64encode(raw).decode()
+        before = app.recorder.max_notification_id() or 0
+        result = intake.handle(Command("webhook.github", orjson.dumps(body), {}, "m"))
+        kinds.add(result.kind)
+        new = [orjson.loads(n.state)["event_type"] for n in
+               app.recorder.select_notifications(start=before + 1, limit=1000)]
+        if result.dead is not None:
+            assert result.kind in REFUSAL_REASONS and new == ["audit.recorded"]
+        else:
+            assert result.reply is not None
+            assert result.kind in ("accepted", "duplicate", "ignored", "pong"), result
+            assert set(new) <= {"audit.recorded", "webhook.received", "sync.started",
+                                "fabric.syncing", "capacity.acquired"}, new
+
+    check()
+    assert {"invalid_delivery", "accepted", "pong"} <= kinds, kinds
