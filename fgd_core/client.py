@@ -26,7 +26,7 @@ import base64
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import Any
 from uuid import uuid4
 
@@ -287,7 +287,7 @@ class FGDClient:
         *,
         timeout: float | None = None,
         validate: bool = True,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Generator[dict[str, Any], None, None]:
         """Envelopes published on ``fgd.events``, in order of arrival, validated against
         ``schemas/``. ``event_types`` are routing keys (``sync.completed``, or AMQP topic
         patterns such as ``sync.*``); ``fabric_id`` keeps that fabric's events only.
@@ -296,9 +296,11 @@ class FGDClient:
         while nobody iterates are not kept). ``queue="name"``: a durable quorum queue of that
         name — it keeps events between runs; delete it when done. A message is acked when the
         next one is asked for (at-least-once); repeats of an ``event_id`` already yielded by
-        this iterator are skipped. ``timeout``: stop after that many idle seconds."""
-        from fgd_core.events.envelope import decode_envelope
+        this iterator are skipped. ``timeout``: stop after that many idle seconds.
 
+        The queue is declared and consumed when ``events`` is called, so events published
+        between the call and the first ``next()`` are kept; close the iterator (or the
+        client) to let the queue go."""
         keys = list(event_types or ["#"])
         bindings = [binding(EVENTS_EXCHANGE, routing_key=k) for k in keys]
         if queue is None:
@@ -311,38 +313,55 @@ class FGDClient:
         channel = self.connection.channel()
         EVENTS_EXCHANGE(channel).declare()
         pending: list[Any] = []
-        seen: OrderedDict[str, None] = OrderedDict()
         consumer = Consumer(channel, queues=[q], on_message=pending.append, no_ack=False,
                             prefetch_count=100)
+        # Declared and consuming now, not at the first next(): what is published after this
+        # call (e.g. by a trigger_sync made before iterating) is not missed.
+        consumer.consume()
+        return self._follow(channel, consumer, pending, fabric_id, timeout, validate)
+
+    def _follow(
+        self,
+        channel: Any,
+        consumer: Consumer,
+        pending: list[Any],
+        fabric_id: int | None,
+        timeout: float | None,
+        validate: bool,
+    ) -> Generator[dict[str, Any], None, None]:
+        from fgd_core.events.envelope import decode_envelope
+
+        seen: OrderedDict[str, None] = OrderedDict()
         try:
-            with consumer:
-                idle_since = time.monotonic()
-                while True:
-                    if not pending:
-                        try:
-                            self.connection.drain_events(timeout=1.0)
-                        except TimeoutError:
-                            if timeout is not None and time.monotonic() - idle_since > timeout:
-                                return
-                        continue
-                    idle_since = time.monotonic()
-                    message = pending.pop(0)
+            idle_since = time.monotonic()
+            while True:
+                if not pending:
                     try:
-                        envelope = (decode_envelope(message.body) if validate
-                                    else orjson.loads(message.body))
-                    except Exception:  # noqa: BLE001 — not ours to yield: leave it to fgd.dead
-                        message.reject(requeue=False)
-                        continue
-                    event_id = str(envelope.get("event_id"))
-                    wanted = fabric_id is None or envelope.get("fabric_id") == fabric_id
-                    if not wanted or event_id in seen:
-                        message.ack()
-                        continue
-                    seen[event_id] = None
-                    if len(seen) > 10_000:
-                        seen.popitem(last=False)
-                    yield envelope
+                        self.connection.drain_events(timeout=1.0)
+                    except TimeoutError:
+                        if timeout is not None and time.monotonic() - idle_since > timeout:
+                            return
+                    continue
+                idle_since = time.monotonic()
+                message = pending.pop(0)
+                try:
+                    envelope = (decode_envelope(message.body) if validate
+                                else orjson.loads(message.body))
+                except Exception:  # noqa: BLE001 — not ours to yield: leave it to fgd.dead
+                    message.reject(requeue=False)
+                    continue
+                event_id = str(envelope.get("event_id"))
+                wanted = fabric_id is None or envelope.get("fabric_id") == fabric_id
+                if not wanted or event_id in seen:
                     message.ack()
+                    continue
+                seen[event_id] = None
+                if len(seen) > 10_000:
+                    seen.popitem(last=False)
+                yield envelope
+                message.ack()
         finally:
+            with contextlib.suppress(Exception):
+                consumer.cancel()
             with contextlib.suppress(Exception):
                 channel.close()

@@ -174,3 +174,23 @@ def test_events_yields_the_wanted_types_of_one_fabric_once_each_and_skips_junk(
     assert [e["event_type"] for e in got] == ["sync.started", "sync.cancelled"]
     with Connection(broker) as conn:
         conn.channel().queue_delete(queue)
+
+
+def test_events_made_before_a_trigger_sees_that_syncs_events(
+    app: FGDApplication, fabric_id: int, keys: dict[str, str], broker: str,  # noqa: F811
+    intake: None,
+) -> None:
+    """The documented flow: ask for the events, trigger, then iterate — nothing is missed,
+    because the queue exists from the events() call on."""
+    with FGDClient(broker, token=keys["trigger"]) as fgd:
+        started_events = fgd.events(["sync.started"], fabric_id=fabric_id, timeout=5)
+        reply = fgd.trigger_sync(fabric_id, correlation_id="flow-1")
+        relay = Relay(app, connection_factory(broker))
+        try:
+            assert relay.run_once() > 0
+        finally:
+            relay.close()
+        first = next(started_events)
+        started_events.close()
+    assert first["payload"]["sync_id"] == reply["sync_id"]
+    assert first["correlation_id"] == "flow-1"
