@@ -3,8 +3,9 @@
     from fgd_core.client import FGDClient
 
     with FGDClient("amqp://user:pw@rabbit:5672//", token="0123…") as fgd:
+        ended = fgd.events(["sync.completed", "sync.failed"], fabric_id=3)  # from now on
         reply = fgd.trigger_sync(3)                  # {"sync_id": "…", "status": "started"}
-        for envelope in fgd.events(["sync.completed", "sync.failed"], fabric_id=3):
+        for envelope in ended:
             print(envelope["event_type"], envelope["payload"]["sync_id"])
             break
 
