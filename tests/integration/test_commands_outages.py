@@ -6,6 +6,7 @@ message is not requeued, so it keeps its delivery count and cannot become poison
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -162,3 +163,63 @@ def test_a_worker_waits_for_the_store_without_redelivery(broker: str) -> None:  
         assert channel.queue_declare("test.flaky", passive=True)[1] == 0
     assert len(calls) == 7  # six outages waited out, then handled once, and acked
     assert dead_count(broker) == 0
+
+
+class Slow(CommandIntake):
+    """The intake, pausing after each batch is recorded (before its replies and ack)."""
+
+    def handle_batch(self, cmds: Any) -> Any:
+        results = super().handle_batch(cmds)
+        time.sleep(0.15)
+        return results
+
+
+def test_commands_survive_the_broker_cut_away_mid_stream(
+    app: FGDApplication, broker: str, caplog: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    """The consumer's connection to RabbitMQ is reset while it works through a stream of
+    commands (a TCP proxy in front of the real broker): it reconnects, and every command is
+    answered — the ones recorded before the cut but not yet acked come back and are answered
+    as the duplicates they are. Exactly one sync starts; nothing is dead-lettered."""
+    fabric_id = int(app.register_fabric("lab", "https://github.com/example/f.git").fabric_id)
+    key, _ = create_token(app, "ci", permissions=["trigger_fgd_sync"], fabrics=[fabric_id])
+    proxy = TCPProxy(("127.0.0.1", 5672)).start()
+    proxied = broker.replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
+    assert proxied != broker
+    publisher = Bus(broker)  # publishes and collects replies directly, not through the proxy
+    consumer_bus = Bus.__new__(Bus)
+    consumer_bus.url, consumer_bus.queue = proxied, publisher.queue
+    try:
+        with consuming(Slow(app), consumer_bus, prefetch=8):
+            cids = [publisher.publish({"fabric_id": fabric_id}, token=key) for _ in range(40)]
+            deadline = time.monotonic() + 30
+            while len(publisher.replies) < 10:
+                assert time.monotonic() < deadline, publisher.replies
+                with contextlib.suppress(TimeoutError):
+                    publisher.conn.drain_events(timeout=0.05)
+            # … into the next batch's pause: recorded, neither answered nor acked
+            time.sleep(0.07)
+            answered_before = len(publisher.replies)
+            proxy.drop()  # mid-stream: connections reset, reconnecting works
+            deadline = time.monotonic() + 60
+            while {c for c, _ in publisher.replies} != set(cids):
+                assert time.monotonic() < deadline, len(publisher.replies)
+                with contextlib.suppress(TimeoutError):
+                    publisher.conn.drain_events(timeout=0.2)
+            publisher.settle(1.0)
+        assert answered_before < len(cids)  # the cut came mid-stream …
+        assert "reconnecting" in caplog.text  # … and the consumer felt it
+        answers: dict[str, list[dict[str, Any]]] = {}
+        for cid, reply in publisher.replies:
+            answers.setdefault(cid, []).append(reply)
+        firsts = [rs[0] for rs in answers.values()]
+        assert sum(r.get("status") == "started" for r in firsts) == 1
+        assert all(r.get("status") == "started" or r["error"]["code"] == "FGD_3001"
+                   for rs in answers.values() for r in rs)
+        # a command answered twice was recorded once: the second answer says duplicate
+        assert all(all(r.get("duplicate") for r in rs[1:]) for rs in answers.values())
+        assert len(started(app)) == 1
+        assert dead_count(broker) == 0 and publisher.depth() == 0
+    finally:
+        proxy.stop()
+        publisher.close()
