@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid5
 
-from fgd_core.domain.base import ID_NAMESPACE
+from eventsourcing.domain import event
+
+from fgd_core.domain.base import ID_NAMESPACE, FGDAggregate
 
 COMMAND_NAMESPACE = uuid5(ID_NAMESPACE, "bus-command")
 
@@ -24,5 +26,36 @@ def receipt_uuid(message_id: str) -> UUID:
 
 
 def recorded_outcome(entry: Any) -> dict[str, Any]:
-    """The outcome a receipt (an accepted command's audit entry) recorded."""
+    """The outcome a receipt recorded: an accepted command's audit entry, or a legacy
+    ``CommandReceipt`` (same id for the same ``message_id``)."""
+    if isinstance(entry, CommandReceipt):
+        return dict(entry.outcome)
     return dict(entry.details["outcome"])
+
+
+class CommandReceipt(FGDAggregate):
+    """LEGACY — no longer recorded. Earlier versions saved one ``command.received`` event per
+    accepted command beside its audit entry. The class, its event type and its schema stay so
+    that a store written by them still replays, and so that such a receipt still answers a
+    duplicate of its command."""
+
+    @staticmethod
+    def create_id(message_id: str, **_: Any) -> UUID:
+        return receipt_uuid(message_id)
+
+    @event("Received")
+    def __init__(
+        self,
+        message_id: str,
+        correlation_id: str,
+        command: str,
+        user: str | None,
+        outcome: dict[str, Any],
+        fabric_id: int = 0,
+    ) -> None:
+        self.fabric_id = fabric_id
+        self.correlation_id = correlation_id
+        self.message_id = message_id
+        self.command = command
+        self.user = user
+        self.outcome = dict(outcome)

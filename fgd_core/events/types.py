@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from fgd_core.domain.auth import AuditEntry, Token, TokenRegistry
 from fgd_core.domain.capacity import SyncCapacity
+from fgd_core.domain.command import CommandReceipt
 from fgd_core.domain.fabric import Fabric, FabricRegistry
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.domain.webhook import WebhookDelivery
@@ -52,6 +53,7 @@ EVENT_TYPES: dict[type, str] = {
     TokenRegistry.Added: "tokenregistry.added",
     AuditEntry.Recorded: "audit.recorded",
     WebhookDelivery.Received: "webhook.received",
+    CommandReceipt.Received: "command.received",  # legacy: read, no longer written
     SyncCapacity.Opened: "capacity.opened",
     SyncCapacity.Acquired: "capacity.acquired",
     SyncCapacity.Released: "capacity.released",

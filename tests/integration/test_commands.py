@@ -524,3 +524,29 @@ def test_a_token_pasted_into_a_message_id_is_not_stored_and_still_deduplicates(
     assert len(started(app)) == 1
     stored = json.dumps(envelopes(app))
     assert key not in stored and "oops Token [REDACTED]" in stored
+
+
+def test_a_legacy_command_receipt_replays_and_still_answers_its_duplicate(
+    app: FGDApplication, fabric_id: int, tokens: dict[str, str]
+) -> None:
+    """Stores written by earlier versions hold a ``command.received`` receipt per accepted
+    command: it decodes and replays, and a redelivery of its command is answered with its
+    outcome (same id for the same message_id), starting nothing."""
+    from fgd_core.domain.command import CommandReceipt
+    from fgd_core.replay import history
+    from fgd_workers.commands import Command, CommandIntake
+
+    prepared = app.prepare_sync(fabric_id, "manual", None, "cid-old")
+    old = CommandReceipt(message_id="m-old", correlation_id="cid-old", command="sync.trigger",
+                         user="ci", outcome={"status": "started",
+                                             "sync_id": prepared.sync.sync_id},
+                         fabric_id=fabric_id)
+    app.save(old, *prepared.objects)
+    assert [r.event_type for r in history(app)][-3:].count("command.received") == 1
+    app.cancel_sync(prepared.sync.sync_id)  # the fabric is free again
+    cmd = Command("sync.trigger", orjson.dumps({"fabric_id": fabric_id}),
+                  {"authorization": f"Token {tokens['trigger']}"}, "m-old", "cid-old")
+    result = CommandIntake(app).handle(cmd)
+    assert result.reply == {"sync_id": prepared.sync.sync_id, "status": "started",
+                            "duplicate": True}
+    assert len(started(app)) == 1
