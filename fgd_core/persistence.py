@@ -3,6 +3,8 @@ SQLite file (the embedded default). Returns eventsourcing environment variables.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -16,6 +18,18 @@ from fgd_core.errors import ConfigurationError
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fgd_schema'))"
 SCHEMA_SESSION_LOCK = "SELECT pg_advisory_lock(hashtext('fgd_schema'))"
 SCHEMA_SESSION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('fgd_schema'))"
+
+
+@contextmanager
+def schema_creation_lock(datastore: Any) -> Iterator[None]:
+    """One process at a time creates tables: processes starting together race on the catalog
+    ("tuple concurrently updated", duplicate types) even with IF NOT EXISTS."""
+    with datastore.get_connection() as conn:
+        conn.execute(SCHEMA_SESSION_LOCK)
+        try:
+            yield
+        finally:
+            conn.execute(SCHEMA_SESSION_UNLOCK)
 
 
 class FGDPostgresRecorder(PostgresApplicationRecorder):
@@ -39,14 +53,8 @@ class FGDPostgresRecorder(PostgresApplicationRecorder):
         )
 
     def create_table(self) -> None:
-        # Workers starting together race on the catalog ("tuple concurrently updated",
-        # duplicate types) even with IF NOT EXISTS: one process at a time creates the schema.
-        with self.datastore.get_connection() as conn:
-            conn.execute(SCHEMA_SESSION_LOCK)
-            try:
-                super().create_table()
-            finally:
-                conn.execute(SCHEMA_SESSION_UNLOCK)
+        with schema_creation_lock(self.datastore):
+            super().create_table()
 
     def _insert_stored_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         self._lock_table(curs)

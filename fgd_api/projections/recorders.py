@@ -27,7 +27,7 @@ from fgd_api.projections.dialects import Dialect, PostgresDialect, SQLiteDialect
 from fgd_api.projections.handlers import Batch, Row
 from fgd_api.projections.tables import FABRIC, FILE, SYNC, TABLES, Table
 from fgd_core.events.envelope import decode_envelope
-from fgd_core.persistence import SCHEMA_SESSION_LOCK, SCHEMA_SESSION_UNLOCK
+from fgd_core.persistence import schema_creation_lock
 
 APPLICATION_NAME = "FGD"  # the upstream application whose notifications are tracked
 TRACKING_TABLE = "fgd_projections_tracking"
@@ -344,13 +344,8 @@ class PostgresReadModel(ReadModelRecorder, PostgresTrackingRecorder):
             reads.close()
 
     def create_table(self) -> None:
-        # Processes starting together race on the catalog: one at a time (fgd_core's lock).
-        with self.datastore.get_connection() as conn:
-            conn.execute(SCHEMA_SESSION_LOCK)
-            try:
-                super().create_table()
-            finally:
-                conn.execute(SCHEMA_SESSION_UNLOCK)
+        with schema_creation_lock(self.datastore):
+            super().create_table()
 
 
 class SQLiteReadModel(ReadModelRecorder, SQLiteTrackingRecorder):
