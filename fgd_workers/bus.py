@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 from kombu import Connection, Exchange, Queue, binding
 
+from fgd_core.errors import is_store_outage
+
 log = logging.getLogger("fgd_workers")
 T = TypeVar("T")
 
@@ -79,23 +81,19 @@ def declare_topology(channel: Any) -> None:
     DEAD_QUEUE(channel).declare()
 
 
-def work_queue(
+def dead_lettering_queue(
     name: str,
-    routing_keys: Iterable[str],
-    *,
+    bindings: Iterable[Any],
     delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
     arguments: Mapping[str, Any] | None = None,
 ) -> Queue:
-    """A durable quorum queue bound to ``fgd.events`` with each routing key, whose
-    rejected or too-often-redelivered messages go to ``fgd.dlx`` (routing key kept)."""
+    """A durable quorum queue with ``bindings``, whose rejected or too-often-redelivered
+    (``delivery_limit``) messages go to ``fgd.dlx`` (routing key kept)."""
     if delivery_limit < 1:
         raise ValueError("delivery_limit must be at least 1")
-    keys = list(routing_keys)
-    if not keys:
-        raise ValueError("a work queue needs at least one routing key")
     return Queue(
         name,
-        bindings=[binding(EVENTS_EXCHANGE, routing_key=key) for key in keys],
+        bindings=list(bindings),
         durable=True,
         auto_delete=False,
         queue_arguments={
@@ -104,6 +102,23 @@ def work_queue(
             "x-delivery-limit": delivery_limit,
             **(arguments or {}),
         },
+    )
+
+
+def work_queue(
+    name: str,
+    routing_keys: Iterable[str],
+    *,
+    delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+    arguments: Mapping[str, Any] | None = None,
+) -> Queue:
+    """A dead-lettering quorum queue bound to ``fgd.events`` with each routing key."""
+    keys = list(routing_keys)
+    if not keys:
+        raise ValueError("a work queue needs at least one routing key")
+    return dead_lettering_queue(
+        name, [binding(EVENTS_EXCHANGE, routing_key=key) for key in keys], delivery_limit,
+        arguments,
     )
 
 
@@ -201,8 +216,6 @@ def until_store_answers(call: Callable[[], T], stop: threading.Event, name: str,
     last error is raised). An outage is not the message's fault: retried here, in place and
     unacked, it does not use up the message's delivery limit and become poison. Any other
     error is raised at once."""
-    from fgd_core.errors import is_store_outage
-
     delay = 0.2
     while True:
         try:

@@ -45,6 +45,7 @@ from fgd_workers.bus import (
     BusyHeartbeat,
     ConnectionFactory,
     consume_forever,
+    dead_lettering_queue,
     declare_topology,
     until_store_answers,
 )
@@ -76,21 +77,12 @@ COMMANDS_DEAD = Counter(
 
 
 def intake_queue(name: str = INTAKE_QUEUE, delivery_limit: int = DEFAULT_DELIVERY_LIMIT) -> Queue:
-    if delivery_limit < 1:
-        raise ValueError("delivery_limit must be at least 1")
-    return Queue(
+    """The intake: both commands and the alternate exchange (unknown routing keys)."""
+    return dead_lettering_queue(
         name,
-        bindings=[
-            *(binding(COMMANDS_EXCHANGE, routing_key=key) for key in COMMANDS),
-            binding(UNROUTED_EXCHANGE, routing_key=""),
-        ],
-        durable=True,
-        auto_delete=False,
-        queue_arguments={
-            "x-queue-type": "quorum",
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
-            "x-delivery-limit": delivery_limit,
-        },
+        [*(binding(COMMANDS_EXCHANGE, routing_key=key) for key in COMMANDS),
+         binding(UNROUTED_EXCHANGE, routing_key="")],
+        delivery_limit,
     )
 
 
