@@ -77,8 +77,10 @@ class DeadLetterWatcher:
         self.connection_factory = connection_factory
         self.queue_name, self.max_backoff = queue_name, max_backoff
         self.ready = threading.Event()
+        self._stop = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         consume_forever(self._consume, stop, "dead-letter watch", self.max_backoff)
 
     def _consume(self, stop: threading.Event) -> None:
@@ -101,7 +103,7 @@ class DeadLetterWatcher:
             self.handle(dict(message.headers or {}), message.body)
         except Exception as exc:  # noqa: BLE001 — the database may be away: try again later
             log.warning("dead-letter watch: %s: %s; requeued", type(exc).__name__, exc)
-            threading.Event().wait(1.0)
+            self._stop.wait(1.0)
             message.requeue()
             return
         message.ack()
