@@ -66,7 +66,6 @@ from fgd_core.gitops.manifest import (
     render_provenance,
 )
 from fgd_core.gitops.plan import ARCHIVE_SUFFIX, IngestionRules, RawFile, plan_sync
-from fgd_core.gitops.resources import validate_resource
 from fgd_core.gitops.yaml_safe import iter_documents
 
 DEFAULT_REQUIRED_SUBDIRS = ("vpcs", "connections", "switches")
@@ -813,18 +812,12 @@ def _valid_documents(content: bytes, rules: IngestionRules) -> list[dict[str, st
     found: list[dict[str, str]] = []
     if len(content) > rules.max_file_size_mb * 1024 * 1024:
         return found
-    extra = {k.kind: k for k in rules.extra_kinds}
     try:
         for doc in iter_documents(content, rules.yaml_limits):
             if len(found) >= rules.max_documents_per_file:
                 break
             try:
-                res = validate_resource(
-                    doc.data,
-                    enforce_namespaces=rules.enforce_namespaces,
-                    require_labels=rules.require_labels,
-                    extra_kinds=extra,
-                )
+                res = rules.validate(doc.data)
             except FGDError:
                 continue
             found.append({"kind": res.info.kind, "name": res.name})

@@ -39,6 +39,20 @@ class IngestionRules:
     # DESIGN.md: "Other kinds: FGD_1002, unless configured."
     extra_kinds: tuple[KindInfo, ...] = ()
     yaml_limits: YamlLimits = DEFAULT_LIMITS
+    _extra_by_kind: Mapping[str, KindInfo] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_kind = MappingProxyType({k.kind: k for k in self.extra_kinds})
+        object.__setattr__(self, "_extra_by_kind", by_kind)
+
+    def validate(self, data: Mapping[Any, Any]) -> ValidatedResource:
+        """``validate_resource`` under these rules (namespaces, labels, extra kinds)."""
+        return validate_resource(
+            data,
+            enforce_namespaces=self.enforce_namespaces,
+            require_labels=self.require_labels,
+            extra_kinds=self._extra_by_kind,
+        )
 
     @property
     def base(self) -> str:
@@ -301,7 +315,6 @@ def _draft_file(
     if len(raw.content) > limit:
         return fail(_v(f"file is {len(raw.content)} bytes, over max_file_size_mb ({limit} bytes)"))
 
-    extra = {k.kind: k for k in rules.extra_kinds}
     try:
         for doc in iter_documents(raw.content, rules.yaml_limits):
             draft.documents_found += 1
@@ -315,12 +328,7 @@ def _draft_file(
                     )
                 )
             try:
-                res = validate_resource(
-                    doc.data,
-                    enforce_namespaces=rules.enforce_namespaces,
-                    require_labels=rules.require_labels,
-                    extra_kinds=extra,
-                )
+                res = rules.validate(doc.data)
             except FGDError as exc:
                 draft.intrinsic_failure = True
                 for issue in exc.details.get("issues") or [exc.details]:
