@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from fgd_core.application import FGDApplication
-from fgd_core.persistence import persistence_env
+from fgd_core.persistence import persistence_env, postgres_env
 
 PG_URL = os.environ.get("FGD_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 _VHOST: str | None = None
@@ -54,6 +54,20 @@ def pg_schema() -> Iterator[str]:
     yield schema
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_url(pg_schema: str) -> str:
+    """A PostgreSQL URL with a fresh schema of this test's own."""
+    return f"{PG_URL}?schema={pg_schema}"
+
+
+@pytest.fixture
+def pg_app(pg_url: str) -> Iterator[FGDApplication]:
+    """An application on PostgreSQL only (a schema of this test's own)."""
+    application = FGDApplication(env=postgres_env(pg_url))
+    yield application
+    application.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -24,7 +24,6 @@ from tests.integration.test_commands import (  # noqa: F401 — fixtures
     app,
     broker,
     dead_letters,
-    pg_url,
     started,
 )
 

@@ -27,7 +27,6 @@ from tests.integration.test_commands import (  # noqa: F401 — fixtures
     broker,
     dead_letters,
     envelopes,
-    pg_url,
     started,
 )
 from tests.integration.test_commands_batching import Bus, consuming

@@ -32,8 +32,6 @@ from fgd_core.auth import create_token
 from fgd_core.config import load_settings
 from fgd_core.domain.sync_operation import FINAL_STATES
 from fgd_core.events.envelope import decode_envelope
-from fgd_core.persistence import postgres_env
-from tests.conftest import PG_URL
 from tests.gitserver import GitHTTPServer, init_bare, seed_repo
 from tests.integration.test_webhooks import SECRET, StubReadModel, push_payload, sign, vpc
 
@@ -90,15 +88,9 @@ def broker() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(pg_schema: str) -> str:
-    return f"{PG_URL}?schema={pg_schema}"
-
-
-@pytest.fixture
-def app(pg_url: str) -> Iterator[FGDApplication]:
-    application = FGDApplication(env=postgres_env(pg_url))
-    yield application
-    application.close()
+def app(pg_app: FGDApplication) -> FGDApplication:
+    """These tests run on PostgreSQL only."""
+    return pg_app
 
 
 @pytest.fixture

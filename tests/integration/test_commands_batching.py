@@ -30,7 +30,6 @@ from tests.integration.test_commands import (  # noqa: F401 — fixtures
     broker,
     dead_letters,
     envelopes,
-    pg_url,
     started,
 )
 

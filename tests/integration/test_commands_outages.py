@@ -22,7 +22,6 @@ from tests.conftest import PG_URL
 from tests.integration.test_commands import (  # noqa: F401 — fixtures
     app,
     broker,
-    pg_url,
     started,
 )
 from tests.integration.test_commands_batching import Bus, bus, consuming  # noqa: F401

@@ -26,7 +26,6 @@ from kombu import Connection, Queue
 
 from fgd_core.application import FGDApplication
 from fgd_core.domain.sync_operation import SyncOperation
-from fgd_core.persistence import postgres_env
 from fgd_workers.bus import (
     DEAD_LETTER_EXCHANGE,
     DEAD_QUEUE,
@@ -36,7 +35,6 @@ from fgd_workers.bus import (
     declare_work_queue,
 )
 from fgd_workers.relay import INVALID_ROUTING_KEY, Relay
-from tests.conftest import PG_URL
 from tests.tcpproxy import TCPProxy, free_port
 
 BROKER = os.environ.get("FGD_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -89,18 +87,6 @@ def bound(amqp: Connection) -> Iterator[Bound]:
     queue = Bound(amqp)
     yield queue
     queue.delete()
-
-
-@pytest.fixture
-def pg_url(pg_schema: str) -> str:
-    return f"{PG_URL}?schema={pg_schema}"
-
-
-@pytest.fixture
-def pg_app(pg_url: str) -> Iterator[FGDApplication]:
-    application = FGDApplication(env=postgres_env(pg_url))
-    yield application
-    application.close()
 
 
 def record_sync(app: FGDApplication, warnings: int = 5, fabric_id: int = 1) -> SyncOperation:

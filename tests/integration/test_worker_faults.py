@@ -29,7 +29,7 @@ from kombu import Connection, Exchange, Queue
 
 from fgd_core.application import FGDApplication
 from fgd_core.config import load_settings
-from fgd_core.persistence import postgres_env, sqlite_env
+from fgd_core.persistence import sqlite_env
 from fgd_core.services.sync_runner import SyncRunner
 from fgd_workers.bus import DEAD_QUEUE, EVENTS_EXCHANGE
 from tests.gitserver import git, init_bare, seed_repo
@@ -64,17 +64,9 @@ def seed() -> int:
 
 
 @pytest.fixture
-def pg_url(pg_schema: str) -> str:
-    from tests.conftest import PG_URL
-
-    return f"{PG_URL}?schema={pg_schema}"
-
-
-@pytest.fixture
-def app(pg_url: str) -> Iterator[FGDApplication]:
-    application = FGDApplication(env=postgres_env(pg_url))
-    yield application
-    application.close()
+def app(pg_app: FGDApplication) -> FGDApplication:
+    """These tests run on PostgreSQL only."""
+    return pg_app
 
 
 class FaultCluster(Cluster):

@@ -25,13 +25,12 @@ from kombu import Connection
 
 from fgd_core.application import FGDApplication
 from fgd_core.config import load_settings
-from fgd_core.persistence import postgres_env, sqlite_env
+from fgd_core.persistence import sqlite_env
 from fgd_core.services.sync_runner import SyncRunner
 from fgd_workers.bus import declare_work_queue
 from fgd_workers.discovery import ROUTING_KEYS as DISCOVERY_KEYS
 from fgd_workers.github import ROUTING_KEYS as GITHUB_KEYS
 from fgd_workers.ingestion import ROUTING_KEYS as INGESTION_KEYS
-from tests.conftest import PG_URL
 from tests.gitserver import git, init_bare, seed_repo
 from tests.integration.test_relay import BROKER
 
@@ -113,15 +112,9 @@ class Cluster:
 
 
 @pytest.fixture
-def pg_url(pg_schema: str) -> str:
-    return f"{PG_URL}?schema={pg_schema}"
-
-
-@pytest.fixture
-def app(pg_url: str) -> Iterator[FGDApplication]:
-    application = FGDApplication(env=postgres_env(pg_url))
-    yield application
-    application.close()
+def app(pg_app: FGDApplication) -> FGDApplication:
+    """These tests run on PostgreSQL only."""
+    return pg_app
 
 
 @pytest.fixture
