@@ -13,14 +13,18 @@ import sys
 
 import click
 
-from fgd_core.cli_common import print_json
+from fgd_core.cli_common import fgd_errors, print_json
 
 TOKEN_ENV = "HEDGEHOG_FGD_TOKEN"
 EXIT_NO_REPLY = 2
 
 
 def _broker(url: str | None) -> str:
-    url = url or os.environ.get("HEDGEHOG_FGD_BROKER_URL", "").strip()
+    if url:
+        return url
+    from fgd_core.config import load_settings
+
+    url = load_settings().broker_url  # checked as every fgd process checks it (amqp://)
     if not url:
         raise click.UsageError("no broker: set HEDGEHOG_FGD_BROKER_URL or pass --broker")
     return url
@@ -52,6 +56,7 @@ def bus() -> None:
 @click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds to wait for the reply.")
 @_broker_option
+@fgd_errors
 def trigger(fabric_id: int, trigger_type: str, force_refresh: bool, validate_only: bool,
             no_github: bool, correlation_id: str | None, message_id: str | None, wait: bool,
             timeout: float, broker_url: str | None) -> None:
@@ -92,6 +97,7 @@ def trigger(fabric_id: int, trigger_type: str, force_refresh: bool, validate_onl
 @click.option("--idle", type=click.FloatRange(0.1), default=None,
               help="Stop after this many seconds without an event.")
 @_broker_option
+@fgd_errors
 def events(event_types: tuple[str, ...], fabric_id: int | None, queue: str | None,
            count: int | None, idle: float | None, broker_url: str | None) -> None:
     """Print envelopes published on fgd.events as JSON lines, as they arrive (validated

@@ -94,3 +94,16 @@ def test_events_prints_one_fabrics_events_as_json_lines(
     lines = [json.loads(line) for line in done.stdout.splitlines()]  # type: ignore[attr-defined]
     assert [e["event_type"] for e in lines] == ["sync.started", "sync.cancelled"]
     assert {e["correlation_id"] for e in lines} == {"cli"}
+
+
+def test_a_broker_url_that_is_not_amqp_is_the_configuration_error(tmp_path: object) -> None:
+    """Checked as every fgd process checks it: the spec's error body (FGD_1003) naming the
+    variable, never the URL (it may carry a password)."""
+    done = CliRunner().invoke(main, ["bus", "events", "--count", "1"], env={
+        "HEDGEHOG_FGD_BROKER_URL": "http://user:s3cret@127.0.0.1:5672/"},
+        catch_exceptions=False)
+    assert done.exit_code == 1
+    body = json.loads(done.stderr)
+    assert body["error"]["code"] == "FGD_1003"
+    assert body["error"]["details"]["key"] == "HEDGEHOG_FGD_BROKER_URL"
+    assert "s3cret" not in done.output
