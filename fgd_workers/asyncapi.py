@@ -23,6 +23,7 @@ import yaml
 from fgd_core.client import COMMANDS
 from fgd_core.events.schemas import schema_dir
 from fgd_core.events.types import EVENT_TYPES
+from fgd_core.redact import REDACTED
 from fgd_workers.commands import DEAD_LETTER_REASONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,7 +212,7 @@ def header_schemas() -> dict[str, Any]:
                 "x-fgd-command": {"type": "string"},
                 "x-fgd-original-exchange": {"type": "string"},
                 "x-fgd-delivery-attempts": {"type": "integer"},
-                "authorization": {"const": "[REDACTED]"},
+                "authorization": {"const": REDACTED},
             },
             "required": ["x-fgd-reason", "x-fgd-reason-code"],
         },

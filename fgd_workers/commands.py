@@ -39,6 +39,7 @@ from fgd_core.client import (
     UNROUTED_EXCHANGE,
     declare_command_exchanges,
 )
+from fgd_core.redact import REDACTED
 from fgd_workers.bus import (
     DEAD_LETTER_EXCHANGE,
     DEFAULT_DELIVERY_LIMIT,
@@ -61,7 +62,6 @@ from fgd_workers.command_intake import (
 log = logging.getLogger("fgd_workers.commands")
 
 INTAKE_QUEUE = "fgd.commands.intake"
-REDACTED = "[REDACTED]"
 POISON = "poison"  # failed delivery-limit times
 DEAD_LETTER_REASONS = (*REFUSAL_REASONS, POISON)
 
