@@ -42,7 +42,7 @@ AUTHOR = "FGD Sync <fgd@example.com>"
 RAW = "gitops/raw/"
 
 # ------------------------------------------------------------------- realistic documents
-# Shapes follow /work/shared/fixtures/hedgehog/ (docs examples and the vlab wiring).
+# Shapes follow tests/fixtures/hedgehog/ (docs examples and the vlab wiring).
 
 VPC = """\
 apiVersion: vpc.githedgehog.com/v1beta1

@@ -33,9 +33,10 @@ from fgd_core.gitops.plan import IngestionRules, RawFile, plan_sync
 from fgd_core.gitops.resources import validate_resource
 from fgd_core.gitops.yaml_safe import load_documents
 from tests.gitserver import git, init_bare, seed_repo
+from tests.paths import HEDGEHOG_FIXTURES
 
 AUTHOR = "FGD Sync <fgd@example.com>"
-FIXTURES = Path("/work/shared/fixtures/hedgehog")
+FIXTURES = HEDGEHOG_FIXTURES
 VPC = b"""\
 apiVersion: vpc.githedgehog.com/v1beta1
 kind: VPC
@@ -561,7 +562,7 @@ def test_repair_reports_a_file_in_the_way(tmp_path: Path) -> None:
 
 @pytest.fixture
 def fixture_repo(tmp_path: Path) -> Repo:
-    assert FIXTURES.is_dir(), f"the shared Hedgehog fixtures are missing: {FIXTURES}"
+    assert FIXTURES.is_dir(), f"the Hedgehog fixtures are missing: {FIXTURES}"
     files = {f"gitops/raw/{p.name}": p.read_bytes() for p in sorted(FIXTURES.glob("*.yaml"))}
     shutil.copy(FIXTURES / "demogitops_env-1_vpc-test.yaml", tmp_path / "copy.yml")
     files["gitops/raw/sub/vpc-test.yml"] = (tmp_path / "copy.yml").read_bytes()

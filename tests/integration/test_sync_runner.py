@@ -17,9 +17,10 @@ from fgd_core.replay import history
 from fgd_core.services.sync_runner import SyncRunner
 from fgd_core.testing import RecordingEventBus
 from tests.gitserver import GitHTTPServer, git, init_bare, seed_repo
+from tests.paths import HEDGEHOG_FIXTURES
 from tests.resources import vpc
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hedgehog"
+FIXTURES = HEDGEHOG_FIXTURES
 
 
 def tree(bare: Path) -> list[str]:

@@ -33,9 +33,10 @@ from fgd_workers.github import ROUTING_KEYS as GITHUB_KEYS
 from fgd_workers.ingestion import ROUTING_KEYS as INGESTION_KEYS
 from tests.gitserver import git, init_bare, seed_repo
 from tests.integration.test_relay import BROKER
+from tests.paths import HEDGEHOG_FIXTURES
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "hedgehog"
+FIXTURES = HEDGEHOG_FIXTURES
 QUEUES = {"discovery": DISCOVERY_KEYS, "ingestion": INGESTION_KEYS, "github": GITHUB_KEYS}
 FINAL = ("completed", "failed", "cancelled", "timed_out")
 

@@ -17,8 +17,7 @@ from fgd_core.errors import SchemaMismatchError
 from fgd_core.events.envelope import EnvelopeMapper, event_id_for, to_envelope
 from fgd_core.events.schemas import known_event_types, load_schema, schema_dir, validate_envelope
 from fgd_core.events.types import EVENT_TYPES, WEBSOCKET_TYPES
-
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "seed" / "FGD_INTERFACE_SPECIFICATIONS.md"
+from tests.paths import SPEC
 
 
 def spec_base_schema() -> dict:

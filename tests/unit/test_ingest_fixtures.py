@@ -7,16 +7,14 @@ running the planner.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from fgd_core.errors import FGDErrorCodes
 from fgd_core.gitops import IngestionRules, load_documents, plan_sync
+from tests.paths import HEDGEHOG_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/hedgehog")
-if not FIXTURES.is_dir():  # the fixtures live beside the repository, not in it
-    pytest.skip("Hedgehog fixtures not available", allow_module_level=True)
+FIXTURES = HEDGEHOG_FIXTURES
 
 EXPECTED: dict[str, dict[str, int]] = {
     "demogitops_env-1_demo.reset.yaml": {},
