@@ -6,9 +6,10 @@ import click
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--log-level", default="info", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--log-level", default="info", show_default=True,
+              help="debug, info, warning or error.")
 def serve(host: str, port: int, log_level: str) -> None:
     """Serve the REST API, the WebSocket progress stream, webhooks and /metrics."""
     import os

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from fgd_core.cli_common import fgd_errors
-from fgd_core.cli_common import print_json as _print_json
+from fgd_core.cli_output import chosen, emit, output_option
 
 
 def _app() -> Any:
@@ -21,57 +21,123 @@ def _app() -> Any:
     return build_app(source="fgd_cli")
 
 
-@click.group()
+@click.group(context_settings={"max_content_width": 110})
 @click.version_option(package_name="fgd-sync")
 def main() -> None:
     """FGD Sync: GitOps sync engine for Hedgehog fabrics."""
 
 
+# Bookkeeping events: the fabric lock, sync capacity, id registries and progress ticks.
+# ``fgd events`` shows them with ``--all`` only (they are in the log, and replay needs them).
+INTERNAL_EVENTS = frozenset({
+    "fabric.syncing", "fabric.synced", "capacity.opened", "capacity.acquired",
+    "capacity.released", "registry.opened", "registry.added", "registry.renamed",
+    "tokenregistry.opened", "tokenregistry.added", "sync.progress",
+})
+
+
+def event_row(position: int, env: dict[str, Any]) -> dict[str, Any]:
+    """One event as a person reads it: what happened, to which sync, stage or file."""
+    payload = env["payload"]
+    detail = [
+        str(payload[key])
+        for key in ("stage", "file_path", "final_state", "state", "action", "name", "error_code",
+                    "message")
+        if payload.get(key) not in (None, "")
+    ]
+    return {
+        "position": position,
+        "time": env["timestamp"],
+        "fabric": env["fabric_id"] or "",
+        "event": env["event_type"],
+        "sync": str(payload.get("sync_id", ""))[:8],
+        "detail": " ".join(detail)[:120],
+    }
+
+
 @main.command()
 @click.option("--fabric", "fabric_id", type=int, help="Only events of this fabric.")
-@click.option("--sync", "sync_id", help="Only events of this sync.")
-@click.option("--after", type=int, default=0, show_default=True, help="Start after position.")
-@click.option("--json", "as_json", is_flag=True, help="One envelope per line, as JSON.")
+@click.option("--sync", "sync_id", help="Only events of this sync (its own events).")
+@click.option("--after", type=int, default=0, show_default=True,
+              help="Start after this log position.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Include bookkeeping events (fabric lock, capacity, registries, progress).")
+@click.option("--json", "as_json", is_flag=True, help="Same as -o json: whole envelopes.")
+@output_option
 @fgd_errors
-def events(fabric_id: int | None, sync_id: str | None, after: int, as_json: bool) -> None:
-    """Replay the event log (for audits), in log order."""
+def events(fabric_id: int | None, sync_id: str | None, after: int, show_all: bool,
+           as_json: bool, output: str | None) -> None:
+    """Replay the event log (for audits), in log order.
+
+    The table shows one line per event (position, time, fabric, type, sync, stage/file/outcome);
+    json and yaml print the whole envelopes. Log order is the order events were stored in;
+    an event's time is when it was created, so times of events saved together can interleave.
+    """
     from fgd_core.replay import history
 
+    fmt = "json" if as_json else chosen(output)
     app = _app()
-    for recorded in history(app, fabric_id=fabric_id, sync_id=sync_id, after=after):
-        env = recorded.envelope
-        if as_json:
-            _print_json(env)
-        else:
-            subject = env["payload"].get("sync_id", "")
-            click.echo(
-                f"{recorded.position:>8}  {env['timestamp']}  {env['event_type']:<22}"
-                f" fabric={env['fabric_id']} {subject}"
-            )
+    recorded = [
+        r for r in history(app, fabric_id=fabric_id, sync_id=sync_id, after=after)
+        if show_all or r.envelope["event_type"] not in INTERNAL_EVENTS
+    ]
+    if fmt == "table":
+        emit([event_row(r.position, r.envelope) for r in recorded], fmt)
+    else:
+        emit([r.envelope for r in recorded], fmt)
 
 
 @main.command()
 @click.argument("sync_id")
+@output_option
 @fgd_errors
-def status(sync_id: str) -> None:
-    """The spec's sync status of SYNC_ID, as JSON."""
+def status(sync_id: str, output: str | None) -> None:
+    """The spec's sync status of SYNC_ID."""
     from fgd_core.views import sync_status
 
-    _print_json(sync_status(_app().get_sync(sync_id)))
+    emit(sync_status(_app().get_sync(sync_id)), output)
 
 
 @main.command()
 @click.argument("fabric_id", type=int)
-@click.option("--limit", type=int, default=10, show_default=True)
+@click.option("--limit", type=int, default=10, show_default=True, help="How many syncs.")
+@output_option
 @fgd_errors
-def history(fabric_id: int, limit: int) -> None:
-    """The last syncs of FABRIC_ID, newest first, as JSON lines."""
+def history(fabric_id: int, limit: int, output: str | None) -> None:
+    """The last syncs of FABRIC_ID, newest first."""
     from itertools import islice
 
     from fgd_core.views import history_item
 
-    for item in islice(_app().syncs_of(fabric_id), limit):
-        _print_json(history_item(item))
+    items = [history_item(item) for item in islice(_app().syncs_of(fabric_id), limit)]
+    emit(items, output, columns=("sync_id", "trigger", "state", "started_at", "completed_at",
+                                 "duration_seconds", "files_processed", "errors", "warnings"))
+
+
+@main.command()
+@click.option("--fabric", "fabric_id", type=int, help="Only entries about this fabric.")
+@click.option("--user", help="Only entries of this user.")
+@click.option("--limit", type=int, default=50, show_default=True, help="How many entries.")
+@click.option("--offset", type=int, default=0, show_default=True, help="Skip this many.")
+@output_option
+@fgd_errors
+def audit(fabric_id: int | None, user: str | None, limit: int, offset: int,
+          output: str | None) -> None:
+    """The audit log (who did what, from where; refusals included), newest first — the
+    filters of the API's /audit-log/."""
+    from fgd_core.replay import history
+
+    entries = [
+        {"timestamp": r.envelope["timestamp"], "fabric_id": r.envelope["fabric_id"] or None,
+         **r.envelope["payload"]}
+        for r in history(_app(), fabric_id=fabric_id)
+        if r.envelope["event_type"] == "audit.recorded"
+        and (user is None or r.envelope["payload"].get("user") == user)
+    ]
+    entries.reverse()
+    emit(entries[offset:offset + limit], output,
+         columns=("timestamp", "user", "action", "fabric_id", "success", "ip_address",
+                  "error_message"))
 
 
 @main.group()
@@ -82,29 +148,36 @@ def fabric() -> None:
 @fabric.command("register")
 @click.argument("name")
 @click.option("--repo", required=True, help="Git repository: path, file:// or https:// URL.")
-@click.option("--branch", default="main", show_default=True)
-@click.option("--path", "gitops_directory", default="gitops", show_default=True)
+@click.option("--branch", default="main", show_default=True, help="Branch to sync.")
+@click.option("--path", "gitops_directory", default="gitops", show_default=True,
+              help="GitOps directory inside the repository (holds raw/ and managed/).")
 @click.option("--id", "fabric_id", type=int, help="Integer id (default: the next free one).")
+@output_option
 @fgd_errors
 def fabric_register(
-    name: str, repo: str, branch: str, gitops_directory: str, fabric_id: int | None
+    name: str, repo: str, branch: str, gitops_directory: str, fabric_id: int | None,
+    output: str | None,
 ) -> None:
+    """Register fabric NAME whose desired state lives in REPO."""
     from fgd_core.views import fabric_view
 
     app = _app()
     registered = app.register_fabric(
         name, repo, branch=branch, gitops_directory=gitops_directory, fabric_id=fabric_id
     )
-    _print_json(fabric_view(registered))
+    emit(fabric_view(registered), output)
 
 
 @fabric.command("list")
+@output_option
 @fgd_errors
-def fabric_list() -> None:
+def fabric_list(output: str | None) -> None:
+    """Every registered fabric with its settings and last sync."""
     from fgd_core.views import fabric_view
 
-    for item in _app().list_fabrics():
-        _print_json(fabric_view(item))
+    emit([fabric_view(item) for item in _app().list_fabrics()], output,
+         columns=("id", "name", "repository", "branch", "gitops_directory", "sync_enabled",
+                  "last_sync_status", "last_sync"))
 
 
 @main.group()
@@ -113,13 +186,18 @@ def config() -> None:
 
 
 @config.command("check")
+@output_option
 @fgd_errors
-def config_check() -> None:
+def config_check(output: str | None) -> None:
     """Load fgd_config.yaml and HEDGEHOG_FGD_* variables; print the result (no secrets)."""
-    from fgd_core.config import load_settings
+    from fgd_core.config import load_settings, redact_url
 
-    settings = load_settings()
-    click.echo(repr(settings))
+    # model_dump(mode="json") shows a SecretStr as "**********"; URLs carry passwords.
+    shown = load_settings().model_dump(mode="json")
+    for key in ("database_url", "broker_url"):
+        if shown.get(key):
+            shown[key] = redact_url(shown[key])
+    emit(shown, output)
 
 
 @config.command("schema")

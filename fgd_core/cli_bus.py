@@ -43,7 +43,8 @@ def bus() -> None:
 @bus.command("trigger")
 @click.argument("fabric_id", type=click.IntRange(1))
 @click.option("--trigger", "trigger_type", default="manual", show_default=True,
-              type=click.Choice(["manual", "webhook", "scheduled", "fabric_created"]))
+              type=click.Choice(["manual", "webhook", "scheduled", "fabric_created"]),
+              help="The trigger recorded on the sync.")
 @click.option("--force", "force_refresh", is_flag=True, help="force_refresh (needs "
               "force_fgd_sync).")
 @click.option("--validate-only", is_flag=True, help="Validate, change nothing.")

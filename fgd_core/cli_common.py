@@ -12,22 +12,32 @@ from typing import Any
 
 import click
 
-from fgd_core.errors import FGDError
+from fgd_core.errors import FGDError, NotFoundError
 
 
 def print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, sort_keys=False))
 
 
+def error_line(exc: FGDError) -> str:
+    """An error as a person reads it: code, what kind, message, and the field it names."""
+    kind = " (not found)" if isinstance(exc, NotFoundError) else ""
+    field = exc.details.get("field")
+    where = f" [field {field}]" if field else ""
+    return f"error {exc.code}{kind}: {exc.message}{where}"
+
+
 def fgd_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn FGDError into the spec's error body on stderr and exit status 1."""
+    """Turn FGDError into exit status 1 with, on stderr, a readable line on a terminal and
+    the spec's error body (JSON) otherwise, for scripts."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except FGDError as exc:
-            click.echo(json.dumps(exc.to_body()), err=True)
+            text = error_line(exc) if sys.stderr.isatty() else json.dumps(exc.to_body())
+            click.echo(text, err=True)
             sys.exit(1)
 
     return wrapper

@@ -3,12 +3,12 @@ operations on a registered fabric, printed as the spec's JSON responses."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from fgd_core.cli_common import fgd_errors
+from fgd_core.cli_output import emit, output_option
 
 
 def _ops() -> Any:
@@ -19,10 +19,6 @@ def _ops() -> Any:
     return GitOpsService(runner)
 
 
-def _echo(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
-
-
 @click.group()
 def directory() -> None:
     """Validate, initialize or repair a fabric's GitOps directory."""
@@ -30,27 +26,41 @@ def directory() -> None:
 
 @directory.command("validate")
 @click.argument("fabric_id", type=int)
+@output_option
 @fgd_errors
-def directory_validate(fabric_id: int) -> None:
-    _echo(_ops().validate_directory(fabric_id))
+def directory_validate(fabric_id: int, output: str | None) -> None:
+    """Check FABRIC_ID's GitOps directory (raw/, managed/, the kind directories)."""
+    emit(_ops().validate_directory(fabric_id), output)
 
 
 @directory.command("initialize")
 @click.argument("fabric_id", type=int)
 @click.option("--force", is_flag=True, help="Re-initialize (never deletes resource files).")
 @click.option("--no-samples", is_flag=True, help="Do not add a sample raw file.")
+@output_option
 @fgd_errors
-def directory_initialize(fabric_id: int, force: bool, no_samples: bool) -> None:
-    _echo(_ops().initialize_directory(fabric_id, force=force, create_samples=not no_samples))
+def directory_initialize(
+    fabric_id: int, force: bool, no_samples: bool, output: str | None
+) -> None:
+    """Create FABRIC_ID's GitOps directory layout in its repository (one commit)."""
+    emit(_ops().initialize_directory(fabric_id, force=force, create_samples=not no_samples),
+         output)
 
 
 @directory.command("repair")
 @click.argument("fabric_id", type=int)
-@click.option("--issue", "issues", multiple=True, help="Repair only these issues.")
-@click.option("--no-auto-detect", is_flag=True)
+@click.option("--issue", "issues", multiple=True,
+              help="Repair only these issues (repeatable; as named by validate).")
+@click.option("--no-auto-detect", is_flag=True,
+              help="Repair only the --issue ones; do not look for others.")
+@output_option
 @fgd_errors
-def directory_repair(fabric_id: int, issues: tuple[str, ...], no_auto_detect: bool) -> None:
-    _echo(_ops().repair_directory(fabric_id, list(issues), auto_detect=not no_auto_detect))
+def directory_repair(
+    fabric_id: int, issues: tuple[str, ...], no_auto_detect: bool, output: str | None
+) -> None:
+    """Repair FABRIC_ID's GitOps directory (missing directories, stray files), one commit."""
+    emit(_ops().repair_directory(fabric_id, list(issues), auto_detect=not no_auto_detect),
+         output)
 
 
 @click.command()
@@ -61,22 +71,27 @@ def directory_repair(fabric_id: int, issues: tuple[str, ...], no_auto_detect: bo
     default="all",
     show_default=True,
     type=click.Choice(["raw", "managed", "all"]),
+    help="Which directory to list.",
 )
 @click.option(
-    "--file-type", default="all", show_default=True, type=click.Choice(["yaml", "yml", "all"])
+    "--file-type", default="all", show_default=True, type=click.Choice(["yaml", "yml", "all"]),
+    help="Only files with this extension.",
 )
-@click.option("--include-content", is_flag=True)
+@click.option("--include-content", is_flag=True, help="Include each file's content.")
+@output_option
 @fgd_errors
-def files(fabric_id: int, directory_name: str, file_type: str, include_content: bool) -> None:
+def files(fabric_id: int, directory_name: str, file_type: str, include_content: bool,
+          output: str | None) -> None:
     """List the files of a fabric's GitOps directory with their resources."""
-    _echo(_ops().list_files(fabric_id, directory_name, file_type, include_content))
+    emit(_ops().list_files(fabric_id, directory_name, file_type, include_content), output)
 
 
 @click.command()
 @click.argument("fabric_id", type=int)
 @click.argument("file_path")
-@click.option("--validate-only", is_flag=True)
+@click.option("--validate-only", is_flag=True, help="Validate and plan; change nothing.")
+@output_option
 @fgd_errors
-def process(fabric_id: int, file_path: str, validate_only: bool) -> None:
-    """Ingest one raw file (e.g. /gitops/raw/vpcs.yaml) as a sync of its own."""
-    _echo(_ops().process_file(fabric_id, file_path, validate_only))
+def process(fabric_id: int, file_path: str, validate_only: bool, output: str | None) -> None:
+    """Ingest one raw file, FILE_PATH such as /gitops/raw/vpcs.yaml, as a sync of its own."""
+    emit(_ops().process_file(fabric_id, file_path, validate_only), output)

@@ -39,7 +39,7 @@ def _normalize_repo(repo: str) -> str:
 
 @click.command()
 @click.option("--repo", required=True, help="Git repository: path, file:// or https:// URL.")
-@click.option("--branch", default="main", show_default=True)
+@click.option("--branch", default="main", show_default=True, help="Branch to sync.")
 @click.option(
     "--path",
     "gitops_directory",
@@ -50,7 +50,8 @@ def _normalize_repo(repo: str) -> str:
 @click.option("--fabric-name", help="Name for a new fabric (default: the repository's).")
 @click.option("--validate-only", is_flag=True, help="Plan and report; change nothing.")
 @click.option("--no-push", is_flag=True, help="Build the commit but do not push it.")
-@click.option("--force-refresh", is_flag=True)
+@click.option("--force-refresh", is_flag=True,
+              help="Re-ingest every raw file, also those unchanged since they last failed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON.")
 @fgd_errors
 def sync(
@@ -141,7 +142,8 @@ def _summary(console: Console, fabric: Any, result: Any, status: dict[str, Any])
 
 @click.command("example-repo")
 @click.argument("path", type=click.Path(file_okay=False))
-@click.option("--path", "gitops_directory", default="gitops", show_default=True)
+@click.option("--path", "gitops_directory", default="gitops", show_default=True,
+              help="GitOps directory inside the new repository.")
 @fgd_errors
 def example_repo(path: str, gitops_directory: str) -> None:
     """Create a bare git repository at PATH whose raw/ holds the shipped sample YAML."""

@@ -74,7 +74,8 @@ def _serve_metrics(port: int, host: str, app: object | None, factory: object,
 @worker.command("relay")
 @click.option("--name", default="relay", show_default=True,
               help="Relay name: its position row and its lock (one active relay per name).")
-@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000),
+              help="Events read from the store per batch.")
 @click.option("--poll-interval", default=None, type=click.FloatRange(0.01, 3600),
               help="Seconds between polls [default: 1 on PostgreSQL (NOTIFY wakes it), 0.1 on "
               "SQLite].")

@@ -1,0 +1,113 @@
+"""The ``fgd`` command line as a person and a script use it: one output option everywhere,
+help for every command and option, readable errors on a terminal, the spec's body otherwise."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from fgd_core.cli import main
+
+
+def walk(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, click.Command]]:
+    found = [(" ".join(path) or "fgd", command)]
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            found += walk(sub, (*path, name))
+    return found
+
+
+def test_every_command_and_option_has_help() -> None:
+    missing = []
+    for name, command in walk(main):
+        if not (command.help or command.short_help):
+            missing.append(name)
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.help and "--help" not in param.opts:
+                missing.append(f"{name} {param.opts[-1]}")
+    assert missing == []
+
+
+def test_top_level_help_lists_whole_sentences() -> None:
+    out = CliRunner().invoke(main, ["--help"]).output
+    assert "(e.g.\n" not in out and "Ingest one raw file (e.g." not in out
+
+
+@pytest.fixture
+def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("HEDGEHOG_FGD_SQLITE_PATH", str(tmp_path / "fgd.sqlite3"))
+    monkeypatch.delenv("HEDGEHOG_FGD_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    repo = tmp_path / "repo.git"
+    assert runner.invoke(main, ["example-repo", str(repo)]).exit_code == 0
+    done = runner.invoke(main, ["sync", "--repo", str(repo), "--json"])
+    assert done.exit_code == 0, done.output
+    return runner
+
+
+def test_output_formats(synced: CliRunner) -> None:
+    lines = synced.invoke(main, ["history", "1", "-o", "json"]).output.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["state"] == "completed"
+    listed = yaml.safe_load(synced.invoke(main, ["fabric", "list", "-o", "yaml"]).output)
+    assert listed[0]["id"] == 1 and listed[0]["last_sync_status"] == "completed"
+    table = synced.invoke(main, ["fabric", "list", "-o", "table"]).output
+    assert "repository" in table and "completed" in table and not table.startswith("{")
+    # Not a terminal and no -o: JSON, one document per line.
+    status = json.loads(synced.invoke(main, ["status", json.loads(lines[0])["sync_id"]]).output)
+    assert status["state"] == "completed"
+    config = json.loads(synced.invoke(main, ["config", "check"]).output)
+    assert "fgd" in config and "sqlite_path" in config
+
+
+def test_events_hide_bookkeeping_unless_all(synced: CliRunner) -> None:
+    shown = [json.loads(x)["event_type"] for x in
+             synced.invoke(main, ["events", "-o", "json"]).output.splitlines()]
+    every = [json.loads(x)["event_type"] for x in
+             synced.invoke(main, ["events", "--all", "-o", "json"]).output.splitlines()]
+    assert "fabric.syncing" not in shown and "capacity.acquired" not in shown
+    assert "fabric.syncing" in every and "sync.completed" in shown
+    assert len(every) > len(shown)
+    table = synced.invoke(main, ["events", "--fabric", "1", "-o", "table"]).output
+    assert "stage.started" in table and "file_ingestion" in table and "raw/vpcs.yaml" in table
+
+
+def test_errors_readable_on_a_terminal_json_for_scripts(synced: CliRunner) -> None:
+    from fgd_core.cli_common import error_line
+    from fgd_core.errors import NotFoundError, ValidationError
+
+    piped = synced.invoke(main, ["status", "no-such-sync"])
+    assert piped.exit_code == 1
+    assert json.loads(piped.stderr)["error"]["code"] == "FGD_1003"
+    assert error_line(NotFoundError("sync x not found")) == (
+        "error FGD_1003 (not found): sync x not found"
+    )
+    named = ValidationError("must be a branch name", details={"field": "branch"})
+    assert error_line(named) == "error FGD_1003: must be a branch name [field branch]"
+
+
+def test_audit_lists_entries_newest_first_with_filters(
+    synced: CliRunner, tmp_path: Path
+) -> None:
+    from fgd_core.auth import audit_entry
+    from fgd_core.bootstrap import build_app
+
+    app = build_app()
+    try:
+        for user, fabric in (("alice", 1), ("bob", 2), ("alice", 2)):
+            app.save(audit_entry(user=None, action=f"act-{user}-{fabric}", fabric_id=fabric,
+                                 ip_address="127.0.0.1", user_agent="t", sync_id=None,
+                                 details={}, success=True, error_message="",
+                                 correlation_id=None))
+    finally:
+        app.close()
+    rows = [json.loads(x) for x in synced.invoke(main, ["audit", "-o", "json"]).output.splitlines()]
+    assert [r["action"] for r in rows][:3] == ["act-alice-2", "act-bob-2", "act-alice-1"]
+    only = [json.loads(x) for x in
+            synced.invoke(main, ["audit", "--fabric", "2", "--limit", "1", "-o", "json"])
+            .output.splitlines()]
+    assert [r["action"] for r in only] == ["act-alice-2"]
