@@ -64,7 +64,11 @@ def sync(
     force_refresh: bool,
     as_json: bool,
 ) -> None:
-    """Run a whole sync of REPO's raw/ directory into managed/ (commit + push)."""
+    """Run a whole sync of REPO's raw/ directory into managed/ (commit + push).
+
+    Exit status: 0 when every raw file landed or there was nothing to do; 1 when the sync
+    failed; 3 when it completed but some raw files failed, or are still failing (skipped
+    because unchanged since they failed)."""
     from fgd_core.bootstrap import build_runner
     from fgd_core.views import sync_status
 
@@ -102,11 +106,32 @@ def sync(
         finally:
             unsubscribe()
     status = sync_status(result.sync)
+    failing = still_failing(result.sync)
     if as_json:
         click.echo(__import__("json").dumps(status))
     else:
         _summary(console, fabric, result, status)
-    sys.exit(0 if result.ok else 1)
+        for path in sorted(failing):
+            console.print(f"[yellow]still failing[/yellow] {path}")
+    sys.exit(exit_code(result.ok, failing))
+
+
+# Exit statuses of ``fgd sync`` (and of the README's table): CI gates on them.
+EXIT_OK, EXIT_FAILED, EXIT_FILES_FAILING = 0, 1, 3
+
+
+def still_failing(sync: Any) -> list[str]:
+    """Raw files that failed in this sync or were skipped as unchanged since they failed:
+    the ingestion stage's ``failed_files`` (path → content id), in both engines."""
+    return list(sync.stage_summaries.get("file_ingestion", {}).get("failed_files", {}))
+
+
+def exit_code(ok: bool, failing: list[str]) -> int:
+    """0: every raw file landed, or there was nothing to do; 1: the sync failed; 3: the sync
+    completed but some raw files failed or are still failing."""
+    if not ok:
+        return EXIT_FAILED
+    return EXIT_FILES_FAILING if failing else EXIT_OK
 
 
 def _summary(console: Console, fabric: Any, result: Any, status: dict[str, Any]) -> None:

@@ -111,3 +111,44 @@ def test_audit_lists_entries_newest_first_with_filters(
             synced.invoke(main, ["audit", "--fabric", "2", "--limit", "1", "-o", "json"])
             .output.splitlines()]
     assert [r["action"] for r in only] == ["act-alice-2"]
+
+
+BAD_VPC = b"""apiVersion: vpc.githedgehog.com/v1beta1
+kind: VPC
+metadata:
+  name: broken
+spec:
+  subnets:
+    default:
+      subnet: 10.0.0.0/24
+      gateway: 10.0.0.1
+      vlan: 99999
+"""
+
+
+def test_sync_exit_status_tells_ci_about_failing_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fgd_core.gitops.git_repo import GitRemote
+
+    monkeypatch.setenv("HEDGEHOG_FGD_SQLITE_PATH", str(tmp_path / "fgd.sqlite3"))
+    monkeypatch.delenv("HEDGEHOG_FGD_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    repo = tmp_path / "repo.git"
+    assert runner.invoke(main, ["example-repo", str(repo)]).exit_code == 0
+    remote = GitRemote(str(repo))
+    base = remote.fetch("main")
+    sha = remote.commit(base, {"gitops/raw/bad.yaml": BAD_VPC}, "a bad file", "t <t@t>")
+    remote.push(sha, "main", base.head)
+
+    first = runner.invoke(main, ["sync", "--repo", str(repo)])
+    assert first.exit_code == 3, first.output  # the good files landed, bad.yaml did not
+    assert "still failing" in first.stderr and "gitops/raw/bad.yaml" in first.stderr
+    again = runner.invoke(main, ["sync", "--repo", str(repo)])
+    assert again.exit_code == 3, again.output  # skipped as unchanged: still failing
+
+    base = remote.fetch("main")
+    sha = remote.commit(base, {"gitops/raw/bad.yaml": None}, "drop it", "t <t@t>")
+    remote.push(sha, "main", base.head)
+    clean = runner.invoke(main, ["sync", "--repo", str(repo)])
+    assert clean.exit_code == 0, clean.output
