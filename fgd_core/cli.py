@@ -7,6 +7,7 @@ A failing command prints the spec's error body as JSON on stderr and exits with 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -87,15 +88,55 @@ def events(fabric_id: int | None, sync_id: str | None, after: int, show_all: boo
         emit([r.envelope for r in recorded], fmt)
 
 
+ENDING_EVENTS = frozenset({"sync.completed", "sync.failed", "sync.cancelled", "sync.timeout"})
+
+
+def follow(app: Any, sync_id: str, fmt: str, poll: float = 0.25) -> None:
+    """Print SYNC_ID's events as they are stored (from its first one) until it ends: a line
+    per event on a table output, whole envelopes as JSON lines otherwise."""
+    import time
+
+    from fgd_core.replay import history
+
+    first = app.position_of(sync_id, 1)
+    position = (first or 1) - 1
+    while True:
+        ended = False
+        for recorded in history(app, sync_id=sync_id, after=position):
+            position = recorded.position
+            env = recorded.envelope
+            if fmt == "table":
+                row = event_row(recorded.position, env)
+                click.echo(f"{row['time'][11:19]}  {row['event']:<18} {row['detail']}")
+            else:
+                emit(env, fmt)
+            ended = ended or env["event_type"] in ENDING_EVENTS
+        if ended:
+            return
+        time.sleep(poll)
+
+
 @main.command()
 @click.argument("sync_id")
+@click.option("--watch", is_flag=True,
+              help="Follow the sync live until it ends, one line per event, then its status; "
+              "exit status as fgd sync's (0, 1, or 3 when raw files are failing).")
 @output_option
 @fgd_errors
-def status(sync_id: str, output: str | None) -> None:
+def status(sync_id: str, watch: bool, output: str | None) -> None:
     """The spec's sync status of SYNC_ID."""
+    from fgd_core.cli_sync import exit_code, still_failing
+    from fgd_core.domain.sync_operation import COMPLETED
     from fgd_core.views import sync_status
 
-    emit(sync_status(_app().get_sync(sync_id)), output)
+    app = _app()
+    sync = app.get_sync(sync_id)
+    if watch:
+        follow(app, sync.sync_id, chosen(output))
+        sync = app.get_sync(sync.sync_id)
+    emit(sync_status(sync), output)
+    if watch:
+        sys.exit(exit_code(sync.state == COMPLETED, still_failing(sync)))
 
 
 @main.command()

@@ -152,3 +152,34 @@ def test_sync_exit_status_tells_ci_about_failing_files(
     remote.push(sha, "main", base.head)
     clean = runner.invoke(main, ["sync", "--repo", str(repo)])
     assert clean.exit_code == 0, clean.output
+
+
+def test_status_watch_follows_a_running_sync_to_its_end(synced: CliRunner) -> None:
+    import threading
+    import time
+
+    from fgd_core.bootstrap import build_app
+
+    app = build_app()
+    try:
+        sync = app.start_sync(1, "manual", {})
+
+        def run_it() -> None:
+            time.sleep(0.6)  # the watcher is following by now
+            for stage in ("validation", "discovery"):
+                app.begin_stage(sync.sync_id, stage)
+                app.complete_stage(sync.sync_id, stage, {})
+            app.fail_sync(sync.sync_id, "FGD_4001", "git host unreachable")
+
+        worker = threading.Thread(target=run_it)
+        worker.start()
+        watched = synced.invoke(main, ["status", sync.sync_id, "--watch", "-o", "table"])
+        worker.join()
+    finally:
+        app.close()
+    assert watched.exit_code == 1, watched.output
+    lines = watched.output.splitlines()
+    events = [line.split()[1] for line in lines if line[:2].isdigit()]
+    assert events[0] == "sync.started" and events[-1] == "sync.failed"
+    assert "stage.started" in events and "stage.completed" in events
+    assert "failed" in watched.output.split("sync.failed", 1)[1]  # then the final status
