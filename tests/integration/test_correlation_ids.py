@@ -137,3 +137,24 @@ def test_concurrent_triggers_with_one_correlation_id_start_one_sync(
     # every thread asking for the other fabric is refused, none for the winner's
     assert len(refused) == (2 if winner == fabric_id else 6)
     assert app.get_fabric(winner).running_sync_id == event["payload"]["sync_id"]
+
+
+def test_the_sync_runner_does_not_run_a_repeated_request_twice(
+    app: FGDApplication, tmp_path: Path
+) -> None:
+    from fgd_core.config import load_settings
+    from fgd_core.services.sync_runner import SyncRunner
+    from tests.gitserver import init_bare, seed_repo
+    from tests.resources import vpc
+
+    bare = init_bare(tmp_path / "fabric.git")
+    seed_repo(bare, {"gitops/raw/a.yaml": vpc("vpc-a", 1)})
+    fabric_id = app.register_fabric("lab", str(bare)).fabric_id
+    runner = SyncRunner(app, load_settings(environ={}).fgd)
+    first = runner.run(fabric_id, correlation_id="job-7")
+    assert first.ok and first.commit
+    events = app.recorder.max_notification_id()
+    again = runner.run(fabric_id, correlation_id="job-7")
+    assert again.sync.sync_id == first.sync.sync_id and again.ok
+    assert again.commit is None  # nothing run, nothing committed
+    assert app.recorder.max_notification_id() == events

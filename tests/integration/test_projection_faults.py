@@ -199,3 +199,40 @@ def test_an_outage_is_retried_never_taken_for_poison() -> None:
     assert not is_transient(psycopg.errors.UniqueViolation("duplicate key"))
     assert not is_transient(psycopg.DataError("PostgreSQL text fields cannot contain NUL"))
     assert not is_transient(KeyError("a handler bug"))
+
+
+def test_a_database_outage_with_events_pending_never_becomes_a_fault(
+    pg_schema: str, pg_app: FGDApplication
+) -> None:
+    from fgd_core.persistence import postgres_env
+    from tests.tcpproxy import TCPProxy
+
+    proxy = TCPProxy(("127.0.0.1", 5432)).start()
+    url = f"postgresql://root@127.0.0.1:{proxy.port}/test?schema={pg_schema}"
+    app = FGDApplication(env={**postgres_env(url), "POSTGRES_CONNECT_TIMEOUT": "1",
+                              "POSTGRES_POOL_TIMEOUT": "1"})
+    read_model = Projections(app)
+    try:
+        fabric_id = pg_app.register_fabric("lab", "/srv/git/lab.git").fabric_id
+        pg_app.start_sync(fabric_id)
+        proxy.stop()
+        for _ in range(POISON_AFTER + 2):
+            with pytest.raises(Exception) as outage:
+                read_model.catch_up()
+            assert is_transient(outage.value), repr(outage.value)
+            assert not isinstance(outage.value, ProjectionStuckError)
+        proxy.start()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                read_model.catch_up()
+                break
+            except Exception as exc:  # the pool may hand out a dead connection once
+                assert is_transient(exc) and time.monotonic() < deadline, repr(exc)
+                time.sleep(0.2)
+        assert read_model.lag() == 0 and read_model.fault() is None
+        assert read_model.status()["stuck"] is None
+    finally:
+        read_model.stop()
+        app.close()
+        proxy.stop()
