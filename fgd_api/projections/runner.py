@@ -278,7 +278,7 @@ class Projections:
 
     def skip(self, position: int) -> dict[str, Any]:
         """Move the read model past event ``position`` — the next one — without applying
-        it, recorded as skipped (faults.py); then catch up."""
+        it, recorded as skipped (faults.py). The runner catches up on its own."""
         skipped = self.view.faults.skip(position)
         self.guard.passed()
         return skipped

@@ -106,6 +106,30 @@ def test_a_correlation_id_reused_for_another_fabric_or_other_options_is_409(
     assert trigger(client, admin, other, "cid-2").status_code == 202
 
 
+def test_concurrent_http_triggers_with_one_correlation_id_get_one_sync(
+    client: TestClient, admin: dict[str, str], container: Container, repo: Path  # noqa: F811
+) -> None:
+    fabric_id = make_fabric(client, admin, repo)
+    barrier = threading.Barrier(6)
+    answers: list[Any] = []
+
+    def post() -> None:
+        barrier.wait()
+        answers.append(trigger(client, admin, fabric_id, "retry-storm"))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [a.status_code for a in answers] == [202] * 6, [a.text for a in answers]
+    assert len({a.json()["sync_id"] for a in answers}) == 1
+    assert [a.json()["message"] for a in answers].count("Sync operation started") == 1
+    assert len(stored(container.app, "sync.started")) == 1
+    wait_final(client, admin, answers[0].json()["sync_id"])
+    assert_read_model_current(container)
+
+
 def test_concurrent_triggers_with_one_correlation_id_start_one_sync(
     app: FGDApplication,
 ) -> None:
