@@ -1,4 +1,4 @@
-"""``fgd projections rebuild|status``: the REST API's read model from the command line.
+"""``fgd projections rebuild|status|skip``: the REST API's read model from the command line.
 
 Like every ``fgd`` command it builds the Application through bootstrap (embedded SQLite
 unless ``HEDGEHOG_FGD_DATABASE_URL`` is set) and prints JSON; errors are the spec's error
@@ -8,6 +8,7 @@ body on stderr with exit status 1.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,9 +39,26 @@ def projections() -> None:
 @projections.command()
 @fgd_errors
 def status() -> None:
-    """Position of the read model, the newest event in the store, and the lag between."""
+    """Position of the read model, the newest event in the store, the lag between, the event
+    it is stuck at (exit status 2) and the events an operator skipped."""
     with _projections() as read_model:
-        click.echo(json.dumps(read_model.status()))
+        result = read_model.status()
+    click.echo(json.dumps(result))
+    if result["stuck"] is not None:
+        click.echo(f"read model stuck at event {result['stuck']['position']} "
+                   f"({result['stuck']['event_type']}): {result['stuck']['error']}", err=True)
+        sys.exit(2)
+
+
+@projections.command()
+@click.argument("position", type=click.IntRange(min=1))
+@fgd_errors
+def skip(position: int) -> None:
+    """Move the read model past event POSITION (only the next one, e.g. the event it is
+    stuck at) without applying it; recorded as skipped, and skipped again by a rebuild."""
+    with _projections() as read_model:
+        result = {"skipped_event": read_model.skip(position), **read_model.status()}
+    click.echo(json.dumps(result))
 
 
 @projections.command()

@@ -21,8 +21,9 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 
 from fgd_core.domain.base import fabric_uuid
 from fgd_core.domain.capacity import CAPACITY_ID, SyncCapacity
+from fgd_core.domain.correlation import check_same_request, served_by, sync_uuid
 from fgd_core.domain.fabric import REGISTRY_ID, Fabric, FabricRegistry, check_settings
-from fgd_core.domain.sync_operation import SyncOperation
+from fgd_core.domain.sync_operation import SyncOperation, normalize_options
 from fgd_core.errors import DatabaseError, InternalError, NotFoundError, ValidationError
 from fgd_core.events.envelope import EnvelopeMapper
 from fgd_core.persistence import SCHEMA_LOCK
@@ -42,12 +43,15 @@ class PreparedSync:
     sync: SyncOperation
     fabric: Fabric
     capacity: SyncCapacity | None = None
+    duplicate: bool = False  # the same request's stored sync: nothing to save or to run
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.sync, self.fabric))
 
     @property
     def objects(self) -> list[Any]:
+        if self.duplicate:
+            return []
         return [self.sync, self.fabric] + ([self.capacity] if self.capacity else [])
 
 
@@ -263,14 +267,44 @@ class FGDApplication(Application[UUID]):
         options: dict[str, Any] | None = None,
         correlation_id: str | None = None,
     ) -> SyncOperation:
-        """Start a sync; FGD_3001 (naming the running sync) if the fabric is already syncing."""
+        """Start a sync; FGD_3001 (naming the running sync) if the fabric is already syncing.
+        A repeated correlation id returns its sync (``request_sync`` tells)."""
+        return self.request_sync(fabric_id, trigger, options, correlation_id).sync
 
-        def start() -> SyncOperation:
+    def request_sync(
+        self,
+        fabric_id: int,
+        trigger: str = "manual",
+        options: dict[str, Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> PreparedSync:
+        """``start_sync``: ``.sync`` is the new sync, or (``.duplicate``) the one the same
+        request started before (a concurrent duplicate conflicts in the event store and is
+        answered here). ``CorrelationReusedError`` (409) if it names another request."""
+
+        def start() -> PreparedSync:
             prepared = self.prepare_sync(fabric_id, trigger, options, correlation_id)
-            self.save(*prepared.objects)
-            return prepared.sync
+            if prepared.duplicate:
+                return prepared
+            try:
+                self.save(*prepared.objects)
+            except IntegrityError:
+                earlier = self.sync_named(prepared.sync.correlation_id)
+                if earlier is None:
+                    raise  # lost the race for the fabric's lock: look again (_retry)
+                check_same_request(earlier, fabric_id, prepared.sync.trigger,
+                                   prepared.sync.options)
+                return PreparedSync(earlier, prepared.fabric, duplicate=True)
+            return prepared
 
-        return self._retry(start)
+        return self._retry(start)  # type: ignore[no-any-return]
+
+    def sync_named(self, correlation_id: str) -> SyncOperation | None:
+        """The sync correlation id ``correlation_id`` started, if any."""
+        try:
+            return self.get_sync(sync_uuid(correlation_id))
+        except NotFoundError:
+            return None
 
     def prepare_sync(
         self,
@@ -285,11 +319,19 @@ class FGDApplication(Application[UUID]):
         """A new sync, its fabric holding the lock and (with a limit) the capacity holding
         its slot, NOT saved: the caller saves ``.objects`` in one transaction (with whatever
         else must happen exactly once with them). FGD_3001 if the fabric is syncing, else
-        FGD_5004 if no slot is free; nothing is changed then.
+        FGD_5004 if no slot is free; nothing is changed then. If ``correlation_id`` already
+        names one of this fabric's syncs, that sync (``.duplicate``, nothing to save) — or
+        ``CorrelationReusedError`` if its trigger or options differ. A correlation id of
+        another fabric's sync is found only by the save (IntegrityError on the sync's id).
 
         ``fabric`` / ``capacity``: already loaded objects to start on (several syncs
         prepared for one save must share them); by default they are loaded."""
         fabric = fabric if fabric is not None else self.get_fabric(fabric_id)
+        earlier_id = served_by(fabric, correlation_id)  # a repeat (its sync may still run)
+        if earlier_id is not None:
+            earlier = self.get_sync(earlier_id)
+            check_same_request(earlier, fabric_id, trigger, normalize_options(options))
+            return PreparedSync(earlier, fabric, duplicate=True)
         fabric.check_idle()  # a busy fabric (the common refusal) costs no new sync object
         limit = self.max_concurrent_syncs
         if limit is not None and capacity is None:

@@ -68,7 +68,9 @@ COMMAND_SUMMARIES = {
     "sync.trigger": "Start a sync of one fabric: the REST API's POST /fabrics/{id}/gitops-sync/. "
     "Reply: `{sync_id, status: started}` (its sync.started carries the command's "
     "correlation_id) or the spec's error body (FGD_3001 with the running sync's id in "
-    "details, FGD_1003 for an unknown fabric).",
+    "details, FGD_1003 for an unknown fabric). A correlation_id names one request: repeated "
+    "for the same fabric, trigger and options it is answered with the sync it started "
+    "(`duplicate: true`, nothing new started); repeated for anything else it gets FGD_1003.",
     "webhook.github": "A GitHub webhook delivery: the HTTP endpoint POST /webhooks/github/. "
     "Reply: that endpoint's body (`accepted` with `triggered`/`coalesced`/`skipped`, "
     "`duplicate`, `pong`, `ignored`).",

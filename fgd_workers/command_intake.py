@@ -42,10 +42,12 @@ from fgd_core.auth import (
 from fgd_core.client import AUTHORIZATION_HEADER, COMMANDS, SYNC_TRIGGER, WEBHOOK_GITHUB
 from fgd_core.domain.auth import AuditEntry
 from fgd_core.domain.command import receipt_uuid, recorded_outcome
+from fgd_core.domain.correlation import served_by
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import DatabaseError, FGDError, error_body
 from fgd_core.events.schemas import load_schema
 from fgd_core.services import webhook_intake as intake
+from fgd_workers.command_outcomes import error_outcome, replayed_outcome, started_outcome
 
 log = logging.getLogger("fgd_workers.commands")
 
@@ -110,12 +112,6 @@ class Accepted:
     details: dict[str, Any]
 
 
-def _error_outcome(exc: FGDError) -> dict[str, Any]:
-    return {"status": "error",
-            "error": {"code": exc.code, "message": exc.message,
-                      "details": orjson.loads(orjson.dumps(exc.details, default=str))}}
-
-
 def _compile(name: str) -> Callable[[Any], Any]:
     return fastjsonschema.compile(load_schema(f"commands/{name}.json"))
 
@@ -170,8 +166,9 @@ class CommandIntake:
         answer), and all their receipts (audit entries), syncs and fabric locks are saved in
         ONE ``app.save``. If that save conflicts (a ``message_id`` already recorded, a sync
         started meanwhile by another writer) nothing of it is recorded and the run is handled
-        one command at a time, exactly as ``handle`` does. A ``message_id`` repeated within
-        the batch ends the run before it, so the repeat meets the recorded receipt. Any other
+        one command at a time, exactly as ``handle`` does. A ``message_id`` or correlation id
+        repeated within the batch ends the run before it, so the repeat meets the recorded
+        receipt or sync (a repeated correlation id names the same request). Any other
         command (``webhook.github``, unknown) ends the run and is handled by ``handle``.
 
         Raises (like ``handle``) on failures worth a retry; runs committed before the failure
@@ -180,10 +177,11 @@ class CommandIntake:
         principals: dict[Any, Principal | None] = {}  # one token lookup per key and batch
         run: list[tuple[int, Accepted]] = []
         message_ids: set[str] = set()
+        cids: set[str] = set()
         for i, cmd in enumerate(cmds):
             if cmd.routing_key != SYNC_TRIGGER:
                 self._flush(run, results)
-                run, message_ids = [], set()
+                run, message_ids, cids = [], set(), set()
                 results[i] = self.handle(cmd)
                 continue
             header = cmd.headers.get(AUTHORIZATION_HEADER)
@@ -198,10 +196,11 @@ class CommandIntake:
             except Refused as exc:
                 results[i] = self._refuse(cmd, AUDIT_SYNC, principal, exc)
                 continue
-            if cmd.message_id in message_ids:
+            if cmd.message_id in message_ids or accepted.cid in cids:
                 self._flush(run, results)
-                run, message_ids = [], set()
+                run, message_ids, cids = [], set(), set()
             message_ids.add(cmd.message_id or "")
+            cids.add(accepted.cid)
             run.append((i, accepted))
         self._flush(run, results)
         assert all(r is not None for r in results)
@@ -256,18 +255,20 @@ class CommandIntake:
                 fabric = exc
             fabrics[accepted.fabric_id] = fabric
         if isinstance(fabric, FGDError):
-            return _error_outcome(fabric), None
+            return error_outcome(fabric), None
         try:
-            fabric.check_idle()
+            if served_by(fabric, accepted.cid) is None:  # else prepare_sync answers the repeat
+                fabric.check_idle()
             if not capacity:
                 capacity.append(self.app.sync_capacity())  # None: no limit
-            sync = self.app.prepare_sync(accepted.fabric_id, accepted.trigger, accepted.options,
-                                         accepted.cid, fabric=fabric, capacity=capacity[0]).sync
+            prepared = self.app.prepare_sync(accepted.fabric_id, accepted.trigger,
+                                             accepted.options, accepted.cid, fabric=fabric,
+                                             capacity=capacity[0])
         except DatabaseError:
             raise
         except FGDError as exc:
-            return _error_outcome(exc), None
-        return {"status": "started", "sync_id": sync.sync_id}, sync
+            return error_outcome(exc), None
+        return started_outcome(prepared), None if prepared.duplicate else prepared.sync
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -370,10 +371,13 @@ class CommandIntake:
         cmd, cid = accepted.cmd, accepted.cid
         if outcome["status"] == "started":
             sync_id = outcome["sync_id"]
-            if self.submit is not None and not duplicate:
+            if self.submit is not None and not duplicate and not outcome.get("duplicate"):
                 self.submit(sync_id)
             reply: dict[str, Any] = {"sync_id": sync_id, "status": "started"}
             kind = "started"
+            if outcome.get("duplicate"):  # a repeated correlation id: the same request
+                reply["duplicate"] = True
+                kind = "duplicate"
         else:
             error = outcome["error"]
             reply = error_body(error["code"], error["message"], error["details"], cid)
@@ -423,17 +427,21 @@ class CommandIntake:
         """(outcome, duplicate): start the sync and record the receipt in ONE save; an outcome
         that is an error (FGD_3001 …) is recorded too, so a duplicate gets the same answer."""
         app = self.app
+        replayed: dict[str, Any] | None = None  # what a repeated correlation id names
         for _ in range(RETRIES):
             objs: list[Any] = []
-            try:
-                prepared = app.prepare_sync(accepted.fabric_id, accepted.trigger,
-                                            accepted.options, accepted.cid)
-                outcome: dict[str, Any] = {"status": "started", "sync_id": prepared.sync.sync_id}
-                objs = prepared.objects
-            except DatabaseError:
-                raise
-            except FGDError as exc:
-                outcome = _error_outcome(exc)
+            if replayed is not None:
+                outcome = replayed
+            else:
+                try:
+                    prepared = app.prepare_sync(accepted.fabric_id, accepted.trigger,
+                                                accepted.options, accepted.cid)
+                    outcome = started_outcome(prepared)
+                    objs = prepared.objects
+                except DatabaseError:
+                    raise
+                except FGDError as exc:
+                    outcome = error_outcome(exc)
             try:
                 app.save(self._receipt(accepted, outcome), *objs)
                 return outcome, False
@@ -442,7 +450,10 @@ class CommandIntake:
                     original: Any = app.repository.get(receipt_uuid(accepted.cmd.message_id
                                                                     or ""))
                 except AggregateNotFoundError:
-                    continue  # lost a race on the fabric's lock: look again
+                    if objs:  # the sync's id may be taken: the correlation id names one
+                        replayed = replayed_outcome(app, accepted.cid, accepted.fabric_id,
+                                                    accepted.trigger, accepted.options)
+                    continue  # else lost a race on the fabric's lock: look again
                 return recorded_outcome(original), True
         raise DatabaseError("too much contention: command not recorded", details={})
 

@@ -24,16 +24,18 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Composed
 
 from fgd_api.projections.dialects import Dialect, PostgresDialect, SQLiteDialect, as_uuid
+from fgd_api.projections.faults import APPLICATION_NAME, Faults
 from fgd_api.projections.handlers import Batch, Row
 from fgd_api.projections.tables import FABRIC, FILE, SYNC, TABLES, Table
 from fgd_core.events.envelope import decode_envelope
 from fgd_core.persistence import schema_creation_lock
 
-APPLICATION_NAME = "FGD"  # the upstream application whose notifications are tracked
 TRACKING_TABLE = "fgd_projections_tracking"
 BATCH_SIZE = 500
 
 Item = tuple[int, dict[str, Any]]
+# (position, envelope), or (position, None) for an event an operator skipped (faults.py)
+StoredItem = tuple[int, dict[str, Any] | None]
 
 
 class ReadModelRecorder(TrackingRecorder):
@@ -43,6 +45,12 @@ class ReadModelRecorder(TrackingRecorder):
     datastore: Any
 
     _insert_tracking: Any  # eventsourcing's TrackingRecorder: the single-row upsert
+    # Events an operator skipped (``fgd projections skip``): passed over by a rebuild too.
+    skipped: frozenset[int] = frozenset()
+
+    @property
+    def faults(self) -> Faults:
+        return Faults(self)
 
     @contextmanager
     def read(self) -> Iterator[Any]:
@@ -102,7 +110,9 @@ class ReadModelRecorder(TrackingRecorder):
             self._apply(cursor, [*gap, *fresh])
             return len(gap) + len(fresh)
 
-    def _stored(self, cursor: Any, after: int, upto: int | None, limit: int | None) -> list[Item]:
+    def _stored(
+        self, cursor: Any, after: int, upto: int | None, limit: int | None
+    ) -> list[StoredItem]:
         sql = "SELECT {eid} AS position, state FROM {events} WHERE {eid} > ?"
         params: list[Any] = [after]
         if upto is not None:
@@ -113,15 +123,21 @@ class ReadModelRecorder(TrackingRecorder):
             sql += " LIMIT ?"
             params.append(limit)
         cursor.execute(self.dialect.sql(sql), params)
-        return [(int(r["position"]), decode_envelope(bytes(r["state"]))) for r in cursor.fetchall()]
+        skipped = self.skipped
+        return [
+            (p, None if p in skipped else decode_envelope(bytes(r["state"])))
+            for r in cursor.fetchall()
+            for p in (int(r["position"]),)
+        ]
 
-    def _apply(self, cursor: Any, items: list[Item]) -> None:
+    def _apply(self, cursor: Any, items: Sequence[StoredItem]) -> None:
         if not items:
             return
         store = _CursorStore(self, cursor)
         batch = Batch(store)
-        store.prefetch(batch, [envelope for _, envelope in items])
-        for position, envelope in items:
+        applied = [(p, e) for p, e in items if e is not None and p not in self.skipped]
+        store.prefetch(batch, [envelope for _, envelope in applied])
+        for position, envelope in applied:
             batch.apply(position, envelope)
         batch.flush()
         store.write()
@@ -139,9 +155,11 @@ class ReadModelRecorder(TrackingRecorder):
                 self.dialect.sql("DELETE FROM {tracking} WHERE application_name = ?"),
                 (APPLICATION_NAME,),
             )
+        self.skipped = self.faults.skipped()  # what an operator skipped stays skipped
 
     def read_model_ddl(self) -> list[str]:
-        return [statement for table in TABLES for statement in self.dialect.ddl(table)]
+        tables = [statement for table in TABLES for statement in self.dialect.ddl(table)]
+        return [*tables, self.faults.ddl()]  # the faults survive a rebuild: never dropped
 
 
 class _CursorStore:

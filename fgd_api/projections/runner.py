@@ -23,6 +23,13 @@ from eventsourcing.projection import Projection, ProjectionRunner
 from prometheus_client import Gauge
 
 from fgd_api.projections import queries
+from fgd_api.projections.faults import (
+    POISON_AFTER,
+    PoisonGuard,
+    ProjectionStuckError,
+    is_transient,
+    stuck_error,
+)
 from fgd_api.projections.recorders import (
     APPLICATION_NAME,
     BATCH_SIZE,
@@ -39,6 +46,9 @@ PROJECTION_LAG = Gauge(
     "fgd_projection_lag",
     "Notifications in the event store not yet applied to the read model",
 )
+
+
+STUCK_RETRY = 2.0  # seconds between attempts at an event the read model is stuck at
 
 
 class ProjectionTimeoutError(FGDError, TimeoutError):
@@ -97,6 +107,8 @@ class Projections:
             recorder.datastore, events_table_name=recorder.events_table_name
         )
         self.view.create_table()  # type: ignore[attr-defined]
+        self.view.skipped = self.view.faults.skipped()
+        self.guard = PoisonGuard(self.view, log)  # an event it cannot apply: faults.py
         self.batch_size = batch_size
         self._env = dict(app.env)
         self._stopping = threading.Event()
@@ -107,9 +119,17 @@ class Projections:
     # -- keeping up -------------------------------------------------------------------------
 
     def catch_up(self, upto: int | None = None) -> int:
-        """Apply everything stored (up to ``upto``) now, in batches; returns the position."""
-        while self.view.advance(upto, self.batch_size) >= self.batch_size:
-            pass  # a short batch: nothing (up to ``upto``) was left when it was read
+        """Apply everything stored (up to ``upto``) now, in batches; returns the position.
+        An outage's error is raised as it is; an event that cannot be applied is counted
+        (``ProjectionStuckError`` once it is poison, see faults.py)."""
+        try:
+            while self.view.advance(upto, self.batch_size) >= self.batch_size:
+                pass  # a short batch: nothing (up to ``upto``) was left when it was read
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            self.guard.failed(exc, upto)
+        self.guard.passed()
         return self.lag_and_position()[1]
 
     def apply(self, items: list[Item]) -> int:
@@ -161,6 +181,9 @@ class Projections:
                     self.catch_up()
                     self._stopping.wait(poll_interval)
                 backoff = poll_interval
+            except ProjectionStuckError as exc:  # logged once by the guard; try again soon
+                self.last_error = exc  # (a skip or a fix in another process ends it)
+                self._stopping.wait(STUCK_RETRY)
             except Exception as exc:  # a database blip must not end the read model
                 self.last_error = exc
                 log.exception("projection runner failed; retrying in %.1fs", backoff)
@@ -192,7 +215,8 @@ class Projections:
 
     def wait_for(self, position: int | None, timeout: float = 5.0) -> int:
         """Block until notification ``position`` (e.g. of the caller's own save) has been
-        applied; ``ProjectionTimeoutError`` after ``timeout`` seconds."""
+        applied; ``ProjectionTimeoutError`` after ``timeout`` seconds, and at once
+        ``ProjectionStuckError`` (naming the event) if the read model is stuck before it."""
         if not position:
             return self.position()
         deadline = time.monotonic() + timeout
@@ -201,9 +225,22 @@ class Projections:
         inline = not (self.running and self.is_postgres)
         interval = 0.005
         while True:
-            current = self.catch_up(upto=position) if inline else self.position()
+            try:
+                current = self.catch_up(upto=position) if inline else self.position()
+            except ProjectionStuckError:
+                fault = self.guard.blocking(position)
+                if fault is not None:
+                    raise stuck_error(fault, written=position) from None
+                current = self.position()  # got past it meanwhile (another process)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                current = self.position()  # one failed attempt at an event: counted
             if current >= position:
                 return current
+            fault = self.guard.blocking(position)
+            if fault is not None:
+                raise stuck_error(fault, written=position)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ProjectionTimeoutError(
@@ -224,16 +261,44 @@ class Projections:
         """Stored notifications not yet applied (also sets the ``fgd_projection_lag`` gauge)."""
         return self.lag_and_position()[0]
 
-    def status(self) -> dict[str, int]:
+    def fault(self) -> dict[str, Any] | None:
+        """The event the read model is stuck at (position, event type, error, attempts,
+        first/last seen), from the database: whichever process found it. None: not stuck."""
+        return self.view.faults.current()
+
+    def status(self) -> dict[str, Any]:
         lag, position = self.lag_and_position()
-        return {"position": position, "max_notification_id": position + lag, "lag": lag}
+        faults = self.view.faults.all()
+        return {
+            "position": position, "max_notification_id": position + lag, "lag": lag,
+            "stuck": next((f for f in faults if f["status"] == "stuck"
+                           and f["position"] > position), None),
+            "skipped": [f for f in faults if f["status"] == "skipped"],
+        }
+
+    def skip(self, position: int) -> dict[str, Any]:
+        """Move the read model past event ``position`` — the next one — without applying
+        it, recorded as skipped (faults.py). The runner catches up on its own."""
+        skipped = self.view.faults.skip(position)
+        self.guard.passed()
+        return skipped
 
     def rebuild(self) -> int:
-        """Drop the read tables and the position, then replay the whole log."""
+        """Drop the read tables and the position, then replay the whole log (passing over
+        the events an operator skipped). ``ProjectionStuckError`` if an event still cannot
+        be applied."""
         was_running = self.running
         self.stop()
         self.view.reset()
-        position = self.catch_up()
+        for attempt in range(POISON_AFTER):
+            try:
+                position = self.catch_up()
+                break
+            except ProjectionStuckError:
+                raise
+            except Exception as exc:
+                if is_transient(exc) or attempt == POISON_AFTER - 1:
+                    raise
         if was_running:
             self.start()
         return position

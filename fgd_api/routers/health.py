@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fgd_api.container import Container
 from fgd_api.deps import get_container
+from fgd_api.projections.faults import PROJECTION
 
 router = APIRouter(tags=["health"])
 
@@ -38,13 +39,32 @@ def health(request: Request, container: Container = Depends(get_container)) -> J
     else:
         checks["broker"] = {"status": "embedded"}
     try:
-        checks["projections"] = {"status": "ok", "lag": container.read_model.lag()}
+        checks["projections"] = projections_check(container.read_model)
     except Exception as exc:
         checks["projections"] = {"status": "down", "error": type(exc).__name__}
-        healthy = False
+    healthy = healthy and checks["projections"]["status"] == "ok"
     checks["active_syncs"] = container.executor.active
     body = {"status": "ok" if healthy else "degraded", "checks": checks}
     return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+def projections_check(read_model: Any) -> dict[str, Any]:
+    """The lag, and the event the read model is stuck at if it is (from the database, so
+    whichever process found it): then "stuck", naming the projection, the event's position
+    and type, the error, and the way out."""
+    check: dict[str, Any] = {"status": "ok", "lag": read_model.lag()}
+    fault_of = getattr(read_model, "fault", None)
+    fault = fault_of() if fault_of is not None else None
+    if fault is not None:
+        check |= {
+            "status": "stuck", "code": "FGD_5001", "projection": PROJECTION,
+            "position": fault["position"], "event_type": fault["event_type"],
+            "error": fault["error"], "attempts": fault["attempts"],
+            "since": fault["first_seen"],
+            "way_out": f"fgd projections skip {fault['position']}, or fix the cause and "
+            "fgd projections rebuild (README: the read model is stuck)",
+        }
+    return check
 
 
 @router.get(

@@ -88,7 +88,8 @@ def trigger_sync(
         caller.require(FORCE_SYNC, fabric_id, "trigger_sync")
     container = caller.container
     try:
-        sync = container.app.start_sync(
+        # A repeated X-Correlation-ID names the same request: answered with its sync.
+        started = container.app.request_sync(
             fabric_id, body.trigger, body.options.model_dump(), caller.correlation_id
         )
     except FGDError as exc:
@@ -100,21 +101,26 @@ def trigger_sync(
             details={"code": exc.code, **exc.details},
         )
         raise
+    sync = started.sync
     caller.request.state.sync_correlation_id = sync.correlation_id
+    details = {"trigger": body.trigger, "options": body.options.model_dump()}
     caller.audit(
         "trigger_sync",
         fabric_id,
         success=True,
         sync_id=sync.sync_id,
-        details={"trigger": body.trigger, "options": body.options.model_dump()},
+        details={**details, "status": "duplicate"} if started.duplicate else details,
     )
-    container.executor.submit(sync.sync_id)
+    if not started.duplicate:
+        container.executor.submit(sync.sync_id)
     wait_for_own_write(caller, response)
     return {
         "success": True,
         "sync_id": sync.sync_id,
         "status": "started",
-        "message": "Sync operation started",
+        "message": "Sync operation already started by this correlation id"
+        if started.duplicate
+        else "Sync operation started",
         "tracking_url": f"/api/plugins/hedgehog/sync-status/{sync.sync_id}/",
     }
 

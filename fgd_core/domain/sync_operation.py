@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from eventsourcing.domain import event
 
 from fgd_core.domain.base import FGDAggregate
+from fgd_core.domain.correlation import sync_uuid
 from fgd_core.errors import IllegalTransitionError, ValidationError
 
 TRIGGERS = ("manual", "webhook", "scheduled", "fabric_created")
@@ -54,8 +55,10 @@ def _iso(dt: datetime) -> str:
 
 class SyncOperation(FGDAggregate):
     @staticmethod
-    def create_id(*_: Any, **__: Any) -> Any:
-        return uuid4()
+    def create_id(correlation_id: str, **_: Any) -> UUID:
+        # Derived, not random: a second sync.started with the same correlation id is the
+        # same aggregate's version 1, so the event store itself refuses it (no read needed).
+        return sync_uuid(correlation_id)
 
     @event("Started")
     def __init__(

@@ -149,9 +149,12 @@ class SyncRunner:
         correlation_id: str | None = None,
         only_paths: list[str] | None = None,
     ) -> SyncResult:
-        """Start a sync (FGD_3001 if one runs) and carry it to its end."""
-        sync = self.app.start_sync(fabric_id, trigger, options, correlation_id)
-        return self.execute(sync.sync_id, only_paths=only_paths)
+        """Start a sync (FGD_3001 if one runs) and carry it to its end. A correlation id
+        that already names a sync of the same request: that sync, as it is (not run again)."""
+        started = self.app.request_sync(fabric_id, trigger, options, correlation_id)
+        if started.duplicate:
+            return SyncResult(sync=started.sync)
+        return self.execute(started.sync.sync_id, only_paths=only_paths)
 
     def execute(self, sync_id: str, only_paths: list[str] | None = None) -> SyncResult:
         sync = self.app.get_sync(sync_id)

@@ -370,8 +370,8 @@ def test_crash_mid_batch_neither_advances_tracking_nor_writes_rows(
         original(batch, position, envelope)
 
     monkeypatch.setitem(handlers_module.HANDLERS, "file.processed", explode)
-    with pytest.raises(RuntimeError, match="power cut"):
-        projections.catch_up()
+    with pytest.raises(RuntimeError, match="power cut"):  # one batch, one transaction
+        projections.view.advance(None, 500)
     assert projections.position() == done
     assert snapshot(projections) == before
     with pytest.raises(NotFoundError):
@@ -429,7 +429,8 @@ def test_lag_and_its_gauge(app: FGDApplication, projections: Projections) -> Non
     assert projections.lag() == newest
     assert REGISTRY.get_sample_value("fgd_projection_lag") == newest
     projections.catch_up(upto=5)
-    assert projections.status() == {"position": 5, "max_notification_id": newest, "lag": newest - 5}
+    assert projections.status() == {"position": 5, "max_notification_id": newest,
+                                    "lag": newest - 5, "stuck": None, "skipped": []}
     projections.catch_up()
     assert projections.lag() == 0
     assert REGISTRY.get_sample_value("fgd_projection_lag") == 0
@@ -522,6 +523,8 @@ def test_cli_status_and_rebuild(
             "position": 0,
             "max_notification_id": newest,
             "lag": newest,
+            "stuck": None,
+            "skipped": [],
         }
         result = runner.invoke(projections_cli, ["rebuild"])
         assert result.exit_code == 0, result.output
