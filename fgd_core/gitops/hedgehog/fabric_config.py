@@ -54,6 +54,22 @@ class FabricConfig:
         """The reserved subnets, masked, parsed once."""
         return tuple(parse_prefix(s)[1] for s in self.reserved_subnets)
 
+    @cached_property
+    def _reserved_spans(self) -> tuple[tuple[int, int, int, IPNetwork], ...]:
+        return tuple(
+            (n.version, int(n.network_address), int(n.broadcast_address), n)
+            for n in self.reserved_networks
+        )
+
+    def reserved_overlap(self, net: IPNetwork) -> IPNetwork | None:
+        """The first reserved subnet ``net`` overlaps, or None (integer compares: this runs
+        for every subnet of every VPC of a sync)."""
+        version, low, high = net.version, int(net.network_address), int(net.broadcast_address)
+        for r_version, r_low, r_high, reserved in self._reserved_spans:
+            if r_version == version and low <= r_high and r_low <= high:
+                return reserved
+        return None
+
     @property
     def max_server_mtu(self) -> int:
         return self.fabric_mtu - self.server_facing_mtu_offset

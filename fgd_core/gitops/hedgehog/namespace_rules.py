@@ -7,7 +7,7 @@ from typing import Any
 
 from fgd_core.gitops.hedgehog.fabric_config import FabricConfig
 from fgd_core.gitops.hedgehog.issues import FieldIssue, Path
-from fgd_core.gitops.hedgehog.netparse import IPNetwork, first_overlap, overlaps, parse_prefix
+from fgd_core.gitops.hedgehog.netparse import IPNetwork, first_overlap, parse_prefix
 from fgd_core.gitops.hedgehog.vpc_rules import name_rules
 
 _SPEC: Path = ("spec",)
@@ -49,14 +49,13 @@ def ipv4_namespace_rules(
         )
         return
     for i, net in enumerate(nets):
-        for reserved in cfg.reserved_networks:
-            if overlaps(net, reserved):
-                yield FieldIssue(
-                    _SPEC + ("subnets", i),
-                    f"subnet {net} overlaps {reserved}, which the fabric reserves for itself",
-                    "ipv4ns.subnet-reserved",
-                )
-                break
+        reserved = cfg.reserved_overlap(net)
+        if reserved is not None:
+            yield FieldIssue(
+                _SPEC + ("subnets", i),
+                f"subnet {net} overlaps {reserved}, which the fabric reserves for itself",
+                "ipv4ns.subnet-reserved",
+            )
 
 
 def vlan_namespace_rules(

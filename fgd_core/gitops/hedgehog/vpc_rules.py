@@ -13,7 +13,6 @@ from fgd_core.gitops.hedgehog.netparse import (
     IPAddress,
     IPNetwork,
     first_overlap,
-    overlaps,
     parse_addr,
     parse_mac,
     parse_prefix,
@@ -135,14 +134,13 @@ def _subnet_rules(
             "vpc.subnet.prefix-too-long",
         )
         return
-    for reserved in cfg.reserved_networks:
-        if overlaps(reserved, net):
-            yield FieldIssue(
-                at + ("subnet",),
-                f"subnet {text} overlaps {reserved}, which the fabric reserves for itself",
-                "vpc.subnet.reserved",
-            )
-            break
+    reserved = cfg.reserved_overlap(net)
+    if reserved is not None:
+        yield FieldIssue(
+            at + ("subnet",),
+            f"subnet {text} overlaps {reserved}, which the fabric reserves for itself",
+            "vpc.subnet.reserved",
+        )
     yield net
     dhcp: dict[str, Any] = sub.get("dhcp") or {}
     enabled = dhcp.get("enable") is True

@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from fgd_core.gitops.hedgehog.fabric_config import FabricConfig
-from fgd_core.gitops.hedgehog.issues import FieldIssue, Path
+from fgd_core.gitops.hedgehog.issues import FieldIssue, Path, format_path
 from fgd_core.gitops.hedgehog.netparse import (
     IPNetwork,
     first_overlap,
-    overlaps,
     parse_addr,
     parse_prefix,
 )
@@ -104,7 +103,7 @@ def _endpoint_rules(kind: str, links: list[dict[str, Any]], at: Path) -> Iterato
                 yield FieldIssue(
                     path,
                     f"port {port} is used twice in this connection (also at "
-                    f"{'.'.join(str(p) for p in ports[port])})",
+                    f"{format_path(ports[port])})",
                     "connection.port-unique",
                 )
             ports.setdefault(port, path)
@@ -197,13 +196,13 @@ def _static_external_rules(
             "connection.static-subnet-overlap",
         )
     for snet in nets:
-        for reserved in cfg.reserved_networks:
-            if overlaps(snet, reserved):
-                yield FieldIssue(
-                    where + ("subnets",),
-                    f"subnet {snet} overlaps {reserved}, which the fabric reserves for itself",
-                    "connection.static-subnet-reserved",
-                )
+        reserved = cfg.reserved_overlap(snet)
+        if reserved is not None:
+            yield FieldIssue(
+                where + ("subnets",),
+                f"subnet {snet} overlaps {reserved}, which the fabric reserves for itself",
+                "connection.static-subnet-reserved",
+            )
 
 
 # ------------------------------------------------------------------------------- Switch
