@@ -43,5 +43,8 @@ def test_the_table_covers_every_kind_both_ways() -> None:
         "Connection",
         "Switch",
         "SwitchProfile",
+        "Server",
+        "SwitchGroup",
+        "ServerProfile",
     ):
         assert kinds.get(kind) == {"accepted", "refused"}, kind
