@@ -223,3 +223,74 @@ def test_static_external_next_hop_must_be_in_the_switch_subnet(host: int, third:
     )
     rules = verdict(doc)
     assert (rules == []) if third == 50 else ("connection.static-external-next-hop" in rules)
+
+
+# ------------------------------------------------------------------------ hostile specs
+
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**33), 2**33),
+    st.sampled_from(["", "10.0.0.0/24", "10.0.0.1", "a/b", "0.0.0.0/0", "x", "::1", "E1/1"]),
+)
+trees = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "subnets",
+                    "subnet",
+                    "gateway",
+                    "vlan",
+                    "dhcp",
+                    "enable",
+                    "range",
+                    "start",
+                    "end",
+                    "permit",
+                    "static",
+                    "prefixes",
+                    "links",
+                    "link",
+                    "port",
+                    "switch",
+                    "server",
+                    "ranges",
+                    "from",
+                    "to",
+                    "ip",
+                    "nextHop",
+                    "ports",
+                    "portProfiles",
+                    "speed",
+                    "breakout",
+                    "supported",
+                    "unbundled",
+                    "eslag",
+                    "staticExternal",
+                    "neighbor",
+                    "asn",
+                    "redundancy",
+                    "group",
+                    "type",
+                    "role",
+                    "profile",
+                    "a",
+                ]
+            ),
+            inner,
+            max_size=5,
+        ),
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ref=st.sampled_from(SAMPLES), spec=trees)
+def test_any_spec_gets_a_verdict_never_a_crash(ref: str, spec: Any) -> None:
+    doc = sample(ref)
+    doc["spec"] = spec
+    verdict(doc)  # accepted or ValidationError with rule ids; anything else fails the test
