@@ -1,9 +1,10 @@
 """One Hedgehog document validated as Hedgehog would: schema, defaults, single-object rules.
 
-Order, as in the Kubernetes API server: Hedgehog's ``Default()`` is applied to a copy of the
-spec (``hedgehog.defaults``), the CRD schema is checked on it (``hedgehog.schema``: types,
-enums, bounds), then the rest of Hedgehog's ``Validate()`` that needs no other object
-(``hedgehog.rules``) — so the rules see what Hedgehog would see. Every problem is a
+Order: the CRD schema (``hedgehog.schema``: types, enums, bounds) on the document as
+written — Hedgehog's webhooks decode it into typed Go structs first; then Hedgehog's
+``Default()`` on a copy of the spec (``hedgehog.defaults``) and the rest of Hedgehog's
+``Validate()`` that needs no other object on that copy (``hedgehog.rules``), so the rules
+see what Hedgehog would see. Every problem is a
 ``FieldIssue`` with the field's path and, for Hedgehog's rules, a stable rule id.
 
 The managed file is built from the *original* document (defaulted namespace, canonical key
@@ -176,14 +177,9 @@ def validate_resource(
             raise _fail([FieldIssue((key,), f"{key} is required and must be a string")])
     info = lookup_kind(doc["apiVersion"], doc["kind"], extra_kinds)
     model = MODELS.get(info.kind, _GENERIC)
-    data = dict(doc)
-    raw_spec = doc.get("spec")
-    # Hedgehog's Default() on a copy, so schema and rules see what Hedgehog would see.
-    if model is not _GENERIC and type(raw_spec) is dict and has_defaults(info.kind):
-        data["spec"] = apply_defaults(info.kind, raw_spec, sort_lists=False)
     issues: list[FieldIssue] = []
     try:
-        resource = model.model_validate(data)
+        resource = model.model_validate(dict(doc))
     except PydanticValidationError as exc:
         for err in exc.errors(include_url=False):
             msg = err["msg"].removeprefix("Value error, ")
@@ -199,7 +195,14 @@ def validate_resource(
         issues.append(FieldIssue(("metadata", "labels"), "labels are required (require_labels)"))
     warnings: list[str] = []
     if model is not _GENERIC:
-        spec = data["spec"] if type(data.get("spec")) is dict else {}
+        # Hedgehog's Default() on a copy, so the rules see what Hedgehog would see. The
+        # schema was checked on the document as written: like Go's decoding, a wrongly typed
+        # field is an error even where Default() would clear it.
+        spec = doc.get("spec")
+        if type(spec) is not dict:
+            spec = {}
+        elif has_defaults(info.kind):
+            spec = apply_defaults(info.kind, spec, sort_lists=False)
         for issue in object_issues(info.kind, meta.name, spec, fabric, meta.annotations):
             if issue.warning:
                 warnings.append(f"{issue.field}: {issue.message} ({issue.rule})")
