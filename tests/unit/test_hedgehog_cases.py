@@ -3,6 +3,8 @@ and just outside each rule's forbidden zone, with the verdict Hedgehog gives."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from tests.hedgehog_samples import case_document, load_cases, verdict
 
 CASES = load_cases()
+HEDGEHOG_PACKAGE = Path(__file__).resolve().parents[2] / "fgd_core" / "gitops" / "hedgehog"
 
 
 @pytest.mark.parametrize(("name", "case"), CASES, ids=[n for n, _ in CASES])
@@ -48,3 +51,40 @@ def test_the_table_covers_every_kind_both_ways() -> None:
         "ServerProfile",
     ):
         assert kinds.get(kind) == {"accepted", "refused"}, kind
+
+
+# Rule ids no case of the table refuses, and why.
+NOT_IN_TABLE = {
+    "connection.mclag": "a warning, not a refusal (test_hedgehog_defaults)",
+    "vpcpeering.disabled": "needs a fabric config with peering off (test_hedgehog_defaults)",
+    # Default() fills these in for every IPv4 subnet; they guard IPv6 subnets, which
+    # Default() leaves alone.
+    "vpc.subnet.gateway-required": "",
+    "vpc.subnet.dhcp-range-required": "",
+    "vpc.subnet.dhcp-range-disabled": "",
+    "vpc.subnet.dhcp-options-disabled": "",
+    "vpc.subnet.dhcp-lease-time": "",
+}
+
+
+def _rule_ids_in_code() -> set[str]:
+    ids: set[str] = set()
+    for module in HEDGEHOG_PACKAGE.glob("*_rules.py"):
+        text = module.read_text()
+        ids |= set(
+            re.findall(
+                r'"((?:vpc|vpcattachment|vpcpeering|external|extattach|extpeering'
+                r'|ipv4ns|vlanns|connection|switch)\.[a-z0-9.-]+)"',
+                text,
+            )
+        )
+        ids |= {f"switchprofile.{m}" for m in re.findall(r'_issue\([^)]*?"([a-z-]+)"\)', text)}
+        ids |= {f"{m.lower()}.name-length" for m in re.findall(r'name_rules\("(\w+)"', text)}
+    return ids
+
+
+def test_every_rule_is_refused_by_some_case() -> None:
+    refused = {rule for _, case in CASES for rule in case.get("rules", [])}
+    in_code = _rule_ids_in_code()
+    assert len(in_code) > 80
+    assert in_code - refused == set(NOT_IN_TABLE)
