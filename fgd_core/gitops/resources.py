@@ -174,7 +174,9 @@ def validate_resource(
     """
     for key in ("apiVersion", "kind"):
         if not isinstance(doc.get(key), str) or not doc.get(key):
-            raise _fail([FieldIssue((key,), f"{key} is required and must be a string")])
+            raise _fail(
+                [FieldIssue((key,), f"{key} is required and must be a string", "schema.missing")]
+            )
     info = lookup_kind(doc["apiVersion"], doc["kind"], extra_kinds)
     model = MODELS.get(info.kind, _GENERIC)
     issues: list[FieldIssue] = []
@@ -192,7 +194,11 @@ def validate_resource(
         issues.append(FieldIssue(("metadata", "namespace"), exc.message, "metadata.namespace"))
         namespace = ""
     if require_labels and not meta.labels:
-        issues.append(FieldIssue(("metadata", "labels"), "labels are required (require_labels)"))
+        issues.append(
+            FieldIssue(
+                ("metadata", "labels"), "labels are required (require_labels)", "fgd.require-labels"
+            )
+        )
     warnings: list[str] = []
     if model is not _GENERIC:
         # Hedgehog's Default() on a copy, so the rules see what Hedgehog would see. The
