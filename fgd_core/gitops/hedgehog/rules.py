@@ -19,7 +19,8 @@ from fgd_core.gitops.hedgehog.fabric_config import FabricConfig
 from fgd_core.gitops.hedgehog.issues import FieldIssue
 from fgd_core.gitops.hedgehog.namespace_rules import ipv4_namespace_rules, vlan_namespace_rules
 from fgd_core.gitops.hedgehog.switchprofile_rules import switch_profile_rules
-from fgd_core.gitops.hedgehog.vpc_rules import vpc_attachment_rules, vpc_peering_rules, vpc_rules
+from fgd_core.gitops.hedgehog.vpc_link_rules import vpc_attachment_rules, vpc_peering_rules
+from fgd_core.gitops.hedgehog.vpc_rules import vpc_rules
 from fgd_core.gitops.hedgehog.wiring_rules import connection_rules, switch_rules
 
 Rules = Callable[[str, dict[str, Any], FabricConfig], Iterator[FieldIssue]]
