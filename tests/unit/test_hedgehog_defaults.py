@@ -152,6 +152,7 @@ def test_fabric_config_defaults_and_overrides() -> None:
         {"reserved_subnets": []},
         {"vpc_irb_vlans": [{"from": 200, "to": 100}]},
         {"vpc_irb_vlans": [{"from": 0, "to": 100}]},
+        {"vpc_irb_vlans": [{"from_": 10, "to": 100}]},  # the key is "from", as in Hedgehog
         {"fabric_mtu": "9100"},
         {"fabric_mtu": 100, "server_facing_mtu_offset": 100},
     ],

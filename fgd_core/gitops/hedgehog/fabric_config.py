@@ -79,7 +79,7 @@ DEFAULT_FABRIC_CONFIG = FabricConfig()
 
 
 class VLANRangeSetting(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
     from_: VlanId = Field(alias="from")
     to: VlanId
 
