@@ -15,6 +15,11 @@ import yaml
 
 from fgd_core.errors import ValidationError
 from fgd_core.gitops import validate_resource
+from fgd_core.gitops.hedgehog.fabric_config import (
+    DEFAULT_FABRIC_CONFIG,
+    FabricConfig,
+    HedgehogConfig,
+)
 from fgd_core.gitops.yaml_safe import load_documents
 from tests.paths import FIXTURES_DIR, HEDGEHOG_FIXTURES
 
@@ -89,6 +94,15 @@ def load_cases() -> list[tuple[str, dict[str, Any]]]:
         for case in yaml.safe_load(file.read_text()):
             out.append((f"{file.stem}: {case['case']}", case))
     return out
+
+
+def case_fabric(case: dict[str, Any]) -> FabricConfig:
+    """The fabric config a case runs under: fabricator's defaults, or its ``fabric:`` keys."""
+    return (
+        HedgehogConfig(**case["fabric"]).fabric_config()
+        if "fabric" in case
+        else DEFAULT_FABRIC_CONFIG
+    )
 
 
 def case_document(case: dict[str, Any]) -> dict[str, Any]:

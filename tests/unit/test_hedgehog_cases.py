@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.hedgehog_samples import case_document, load_cases, verdict
+from tests.hedgehog_samples import case_document, case_fabric, load_cases, verdict
 
 CASES = load_cases()
 HEDGEHOG_PACKAGE = Path(__file__).resolve().parents[2] / "fgd_core" / "gitops" / "hedgehog"
@@ -17,7 +17,7 @@ HEDGEHOG_PACKAGE = Path(__file__).resolve().parents[2] / "fgd_core" / "gitops" /
 
 @pytest.mark.parametrize(("name", "case"), CASES, ids=[n for n, _ in CASES])
 def test_verdict_matches_hedgehog(name: str, case: dict[str, Any]) -> None:
-    rules = verdict(case_document(case))
+    rules = verdict(case_document(case), fabric=case_fabric(case))
     if case["verdict"] == "accepted":
         assert rules == [], f"{name}: refused with {rules}"
     else:

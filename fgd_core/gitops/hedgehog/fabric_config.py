@@ -48,6 +48,7 @@ class FabricConfig:
     fabric_mtu: int = DEFAULT_FABRIC_MTU
     server_facing_mtu_offset: int = DEFAULT_SERVER_FACING_MTU_OFFSET
     vpc_peering_disabled: bool = False
+    allow_extra_switch_profiles: bool = False
 
     @cached_property
     def reserved_networks(self) -> tuple[IPNetwork, ...]:
@@ -114,6 +115,9 @@ class HedgehogConfig(BaseModel):
     """A server-facing connection's MTU may be at most fabric_mtu minus this offset."""
     vpc_peering_disabled: StrictBool = False
     """When true, every VPCPeering is refused (as on a fabric with peering disabled)."""
+    allow_extra_switch_profiles: StrictBool = False
+    """When false (Hedgehog's default), a SwitchProfile must be one of Hedgehog's built-in
+    profiles; true allows profiles of your own."""
 
     @model_validator(mode="after")
     def _check(self) -> HedgehogConfig:
@@ -134,4 +138,5 @@ class HedgehogConfig(BaseModel):
             fabric_mtu=self.fabric_mtu,
             server_facing_mtu_offset=self.server_facing_mtu_offset,
             vpc_peering_disabled=self.vpc_peering_disabled,
+            allow_extra_switch_profiles=self.allow_extra_switch_profiles,
         )

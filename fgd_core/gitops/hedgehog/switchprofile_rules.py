@@ -36,6 +36,34 @@ PORT_SPEEDS = (
 )
 BREAKOUT_COUNTS = ("1", "2", "4", "8")
 MAX_OTHER_NAMES = 5
+# Hedgehog's built-in switch profiles (its switch profile catalog).
+BUILTIN_PROFILES = frozenset(
+    {
+        "celestica-ds2000",
+        "celestica-ds3000",
+        "celestica-ds4000",
+        "celestica-ds4101",
+        "celestica-ds5000",
+        "celestica-ds2000-clsp",
+        "celestica-ds3000-clsp",
+        "celestica-ds4000-clsp",
+        "celestica-ds4101-clsp",
+        "celestica-ds5000-clsp",
+        "dell-s5232f-on",
+        "dell-s5248f-on",
+        "dell-z9332f-on",
+        "edgecore-dcs203",
+        "edgecore-dcs204",
+        "edgecore-dcs240",
+        "edgecore-dcs501",
+        "edgecore-eps202",
+        "edgecore-eps203",
+        "supermicro-sse-c4632sb",
+        "vs",
+        "vs-clsp",
+        "cumulus-vx",
+    }
+)
 _MGMT_NAME = re.compile(r"^M([0-9]+)$")
 _MGMT_NOS = re.compile(r"^Management([0-9]+)$")
 _ONIE = re.compile(r"^eth([0-9]+)$")
@@ -52,6 +80,13 @@ def _issue(at: Path, message: str, rule: str) -> FieldIssue:
 def switch_profile_rules(
     name: str, spec: dict[str, Any], cfg: FabricConfig
 ) -> Iterator[FieldIssue]:
+    if name not in BUILTIN_PROFILES and not cfg.allow_extra_switch_profiles:
+        yield FieldIssue(
+            ("metadata", "name"),
+            f"{name!r} is not one of Hedgehog's built-in switch profiles, and this fabric "
+            "allows no others (fgd.hedgehog.allow_extra_switch_profiles)",
+            "switchprofile.not-built-in",
+        )
     for key in ("displayName", "switchSilicon", "platform", "nosType"):
         if not spec.get(key):
             yield _issue((key,), f"a SwitchProfile needs {key}", "required")
