@@ -19,7 +19,7 @@ from fgd_core.gitops.hedgehog.netparse import (
 from fgd_core.gitops.hedgehog.vpc_dhcp_rules import dhcp_rules
 
 MAX_VPC_NAME = 11
-EXT_PREFIX = "ext."  # names Hedgehog keeps for the VPCs it derives from externals
+EXT_PREFIX = "ext."  # a prefix Hedgehog keeps for its own (external) VPC names
 MAX_VPC_SUBNETS = 20
 VPC_MODES = ("", "l3vni", "l3flat")
 MAX_VPC_SUBNET_PREFIX = 30
@@ -28,7 +28,7 @@ _SPEC: Path = ("spec",)
 
 
 def name_rules(kind: str, name: str) -> Iterator[FieldIssue]:
-    """VPC, IPv4Namespace and External names end up in switch object names: 11 at most."""
+    """Hedgehog limits VPC, IPv4Namespace and External names to 11 characters."""
     if len(name) > MAX_VPC_NAME:
         yield FieldIssue(
             ("metadata", "name"),
