@@ -124,7 +124,7 @@ spec:
         port: leaf-{i}/E1/49
       spine:
         ip: 172.{a}.{b}.2/31
-        port: spine-{s:02d}/E1/{p}
+        port: spine-{s:02d}/E1/{q}
 """
 ATTACHMENT = """\
 apiVersion: vpc.githedgehog.com/v1beta1
@@ -153,6 +153,7 @@ def document(n: int) -> str:
         s=i % 32 + 1,
         s2=(i + 1) % 32 + 1,
         p=i % 48 + 1,
+        q=i % 48 + 49,  # a fabric link's second spine port (Hedgehog: each port once)
     )
 
 

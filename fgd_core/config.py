@@ -43,6 +43,7 @@ from pydantic import (
 )
 
 from fgd_core.errors import ConfigurationError
+from fgd_core.gitops.hedgehog.fabric_config import HedgehogConfig
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 NonNegativeFloat = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
@@ -146,6 +147,8 @@ class FGDConfig(_Section):
     ingestion: IngestionConfig = Field(default_factory=IngestionConfig)
     github: GitHubConfig = Field(default_factory=GitHubConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    hedgehog: HedgehogConfig = Field(default_factory=HedgehogConfig)
+    """The fabric Hedgehog's validation rules assume (fabricator's defaults)."""
 
 
 class ConfigFile(_Section):

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from fgd_core.errors import FGDError, FGDErrorCodes
+from fgd_core.gitops.hedgehog.fabric_config import DEFAULT_FABRIC_CONFIG, FabricConfig
 from fgd_core.gitops.kinds import KindInfo, managed_path
 from fgd_core.gitops.resources import ValidatedResource, validate_resource
 from fgd_core.gitops.yaml_safe import DEFAULT_LIMITS, YamlLimits, dump_document, iter_documents
@@ -39,6 +40,8 @@ class IngestionRules:
     # DESIGN.md: "Other kinds: FGD_1002, unless configured."
     extra_kinds: tuple[KindInfo, ...] = ()
     yaml_limits: YamlLimits = DEFAULT_LIMITS
+    # The fabric Hedgehog's rules run under (``fgd.hedgehog`` in fgd_config.yaml).
+    fabric: FabricConfig = DEFAULT_FABRIC_CONFIG
     _extra_by_kind: Mapping[str, KindInfo] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -52,6 +55,7 @@ class IngestionRules:
             enforce_namespaces=self.enforce_namespaces,
             require_labels=self.require_labels,
             extra_kinds=self._extra_by_kind,
+            fabric=self.fabric,
         )
 
     @property
@@ -83,15 +87,19 @@ class IngestError:
     index: int | None = None  # 0-based among the file's non-empty documents
     line: int | None = None  # 1-based
     field: str | None = None
+    rule: str | None = None  # the Hedgehog rule it mirrors, e.g. "vpc.subnet.vlan-required"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "index": self.index,
             "line": self.line,
             "code": self.code,
             "message": self.message,
             "field": self.field,
         }
+        if self.rule is not None:
+            out["rule"] = self.rule
+        return out
 
 
 @dataclass(frozen=True)
@@ -340,6 +348,7 @@ def _draft_file(
                             index=doc.index,
                             line=doc.line_of(loc),
                             field=issue.get("field"),
+                            rule=issue.get("rule"),
                         )
                     )
                 continue

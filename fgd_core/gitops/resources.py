@@ -1,99 +1,36 @@
-"""Pydantic models of the Hedgehog kinds: the rules a network engineer expects us to check.
+"""One Hedgehog document validated as Hedgehog would: schema, defaults, single-object rules.
 
-Design: pydantic checks types and shapes; cross-field network rules (gateway inside its
-subnet, DHCP range order, one connection type …) are plain ``issues()`` methods so each
-problem points at the exact field. Spec models allow unknown fields — Hedgehog has many
-and adds more per release — so we validate what matters and never reject the unknown.
+Order: the CRD schema (``hedgehog.schema``: types, enums, bounds) on the document as
+written — Hedgehog's webhooks decode it into typed Go structs first; then Hedgehog's
+``Default()`` on a copy of the spec (``hedgehog.defaults``) and the rest of Hedgehog's
+``Validate()`` that needs no other object on that copy (``hedgehog.rules``), so the rules
+see what Hedgehog would see. Every problem is a
+``FieldIssue`` with the field's path and, for Hedgehog's rules, a stable rule id.
 
 The managed file is built from the *original* document (defaulted namespace, canonical key
-order), not from ``model_dump()``: validation must never rewrite what the user wrote.
+order), not from the defaulted copy or ``model_dump()``: validation must never rewrite what
+the user wrote.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from fgd_core.errors import ValidationError
+from fgd_core.gitops.hedgehog.defaults import apply_defaults, has_defaults
+from fgd_core.gitops.hedgehog.fabric_config import DEFAULT_FABRIC_CONFIG, FabricConfig
+from fgd_core.gitops.hedgehog.issues import FieldIssue, Path, format_path
+from fgd_core.gitops.hedgehog.rules import object_issues
+from fgd_core.gitops.hedgehog.schema import SPEC_REQUIRED, SPECS, AnySpec, Spec
 from fgd_core.gitops.kinds import KindInfo, lookup_kind, name_problem, resolve_namespace
 
-Path = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class FieldIssue:
-    """One problem at one field (path from the document root)."""
-
-    path: Path
-    message: str
-
-    @property
-    def field(self) -> str:
-        return format_path(self.path)
-
-
-def format_path(path: Path) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-# ------------------------------------------------------------------------ value validators
-
-# A document names the same prefix or address several times (field validator, then the
-# cross-field rules: gateway in subnet, DHCP range, overlaps): each string is parsed once.
-# The parsed objects are immutable; a failed parse is not cached and raises again.
-_PARSE_CACHE = 4096
-
-
-@lru_cache(maxsize=_PARSE_CACHE)
-def _net(value: str) -> ipaddress.IPv4Network:
-    return ipaddress.IPv4Network(value, strict=True)
-
-
-@lru_cache(maxsize=_PARSE_CACHE)
-def _addr(value: str) -> ipaddress.IPv4Address:
-    return ipaddress.IPv4Address(value)
-
-
-@lru_cache(maxsize=_PARSE_CACHE)
-def _iface(value: str) -> ipaddress.IPv4Interface:
-    return ipaddress.IPv4Interface(value)
-
-
-def _ipv4_network(value: str) -> str:
-    try:
-        _net(value)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not an IPv4 prefix without host bits ({exc})") from None
-    return value
-
-
-def _ipv4_address(value: str) -> str:
-    try:
-        _addr(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 address") from None
-    return value
-
-
-def _ipv4_interface(value: str) -> str:
-    # An address with its prefix length ("172.30.30.1/31"): host bits are the point here.
-    if "/" not in value:
-        raise ValueError(f"{value!r} must be an IPv4 address with prefix length (a.b.c.d/n)")
-    try:
-        _iface(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 address with prefix length") from None
-    return value
+__all__ = ["FieldIssue", "Path", "ValidatedResource", "format_path", "validate_resource"]
 
 
 def _object_name(value: str) -> str:
@@ -103,303 +40,8 @@ def _object_name(value: str) -> str:
     return value
 
 
-_PORT_RE = re.compile(r"^(?P<device>[^/\s]+)/\S+$")
-_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-_COMMUNITY_RE = re.compile(r"^\d{1,10}:\d{1,10}$")
-_VPC_SUBNET_REF_RE = re.compile(r"^[^/\s]+/[^/\s]+$")
-
-IPv4Net = Annotated[str, AfterValidator(_ipv4_network)]
-IPv4Addr = Annotated[str, AfterValidator(_ipv4_address)]
-IPv4Iface = Annotated[str, AfterValidator(_ipv4_interface)]
 ObjectName = Annotated[str, AfterValidator(_object_name)]
-Vlan = Annotated[StrictInt, Field(ge=1, le=4094)]
-VlanOrUntagged = Annotated[StrictInt, Field(ge=0, le=4094)]  # Hedgehog: 0 = no VLAN
-Asn = Annotated[StrictInt, Field(ge=1, le=4294967295)]
-Community = Annotated[str, Field(pattern=_COMMUNITY_RE.pattern)]
-Mac = Annotated[str, Field(pattern=_MAC_RE.pattern)]
-
-
-class _Spec(BaseModel):
-    """Spec models: unknown fields are kept and never an error."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    def issues(self) -> Iterator[FieldIssue]:
-        """Cross-field rules; paths are relative to ``spec``."""
-        return iter(())
-
-
-# --------------------------------------------------------------------------------- VPC
-
-
-class DHCPRange(_Spec):
-    start: IPv4Addr | None = None
-    end: IPv4Addr | None = None
-
-
-class DHCP(_Spec):
-    enable: StrictBool | None = None
-    range: DHCPRange | None = None
-
-
-class VPCSubnet(_Spec):
-    subnet: IPv4Net
-    gateway: IPv4Addr | None = None
-    vlan: Vlan | None = None
-    dhcp: DHCP | None = None
-    isolated: StrictBool | None = None
-    restricted: StrictBool | None = None
-
-    def issues_at(self, at: Path) -> Iterator[FieldIssue]:
-        net = _net(self.subnet)
-        if self.gateway is not None:
-            gw = _addr(self.gateway)
-            if gw not in net:
-                yield FieldIssue(at + ("gateway",), f"gateway {gw} is outside subnet {net}")
-            elif net.prefixlen <= 30 and gw in (net.network_address, net.broadcast_address):
-                yield FieldIssue(
-                    at + ("gateway",), f"gateway {gw} is the network or broadcast address"
-                )
-        rng = self.dhcp.range if self.dhcp else None
-        if rng is not None:
-            where = at + ("dhcp", "range")
-            ends = {"start": rng.start, "end": rng.end}
-            for key, value in ends.items():
-                if value is not None and _addr(value) not in net:
-                    yield FieldIssue(where + (key,), f"DHCP {key} {value} is outside {net}")
-            if rng.start is not None and rng.end is not None and _addr(rng.start) > _addr(rng.end):
-                yield FieldIssue(where, f"DHCP range start {rng.start} is after end {rng.end}")
-
-
-class VPCSpec(_Spec):
-    subnets: Annotated[dict[str, VPCSubnet], Field(min_length=1)]
-    permit: list[list[str]] | None = None
-
-    def issues(self) -> Iterator[FieldIssue]:
-        seen_vlans: dict[int, str] = {}
-        nets: list[tuple[str, ipaddress.IPv4Network]] = []
-        for name, sub in self.subnets.items():
-            at: Path = ("subnets", name)
-            if not name or "/" in name:
-                yield FieldIssue(at, f"subnet name {name!r} must be non-empty without '/'")
-            yield from sub.issues_at(at)
-            if sub.vlan is not None:
-                if sub.vlan in seen_vlans:
-                    yield FieldIssue(
-                        at + ("vlan",), f"VLAN {sub.vlan} is also used by {seen_vlans[sub.vlan]}"
-                    )
-                seen_vlans.setdefault(sub.vlan, name)
-            net = _net(sub.subnet)
-            for other, other_net in nets:
-                if net.overlaps(other_net):
-                    yield FieldIssue(
-                        at + ("subnet",), f"subnet {net} overlaps {other} ({other_net})"
-                    )
-            nets.append((name, net))
-        for i, group in enumerate(self.permit or []):
-            for j, sub_name in enumerate(group):
-                if sub_name not in self.subnets:
-                    yield FieldIssue(("permit", i, j), f"permit names unknown subnet {sub_name!r}")
-
-
-class VPCAttachmentSpec(_Spec):
-    connection: ObjectName
-    subnet: Annotated[str, Field(pattern=_VPC_SUBNET_REF_RE.pattern)]  # "<vpc>/<subnet>"
-    nativeVLAN: StrictBool | None = None
-
-
-class VPCPeeringSpec(_Spec):
-    # Each permit entry pairs exactly two VPCs: {vpc-a: {subnets: …}, vpc-b: {…}}.
-    permit: list[dict[str, dict[str, Any] | None]]
-
-    def issues(self) -> Iterator[FieldIssue]:
-        for i, entry in enumerate(self.permit):
-            if len(entry) != 2:
-                yield FieldIssue(("permit", i), "each permit entry must name exactly two VPCs")
-
-
-class ExternalStatic(_Spec):
-    prefixes: list[IPv4Net] | None = None
-
-
-class ExternalSpec(_Spec):
-    ipv4Namespace: str | None = None
-    inboundCommunity: Community | None = None
-    outboundCommunity: Community | None = None
-    static: ExternalStatic | None = None
-
-
-class ExternalAttachmentSwitch(_Spec):
-    vlan: VlanOrUntagged | None = None
-    ip: IPv4Iface | None = None
-
-
-class ExternalAttachmentNeighbor(_Spec):
-    asn: Asn | None = None
-    ip: IPv4Addr | None = None
-
-
-class ExternalAttachmentStatic(_Spec):
-    remoteIP: IPv4Addr | None = None
-    vlan: VlanOrUntagged | None = None
-    ip: IPv4Iface | None = None
-
-
-class ExternalAttachmentSpec(_Spec):
-    external: ObjectName
-    connection: ObjectName
-    switch: ExternalAttachmentSwitch | None = None
-    neighbor: ExternalAttachmentNeighbor | None = None
-    static: ExternalAttachmentStatic | None = None
-
-
-class ExternalPrefix(_Spec):
-    prefix: IPv4Net
-
-
-class ExternalPeeringExternal(_Spec):
-    name: ObjectName
-    prefixes: list[ExternalPrefix] | None = None
-
-
-class ExternalPeeringVPC(_Spec):
-    name: ObjectName
-    subnets: list[str] | None = None
-
-
-class ExternalPeeringPermit(_Spec):
-    external: ExternalPeeringExternal
-    vpc: ExternalPeeringVPC
-
-
-class ExternalPeeringSpec(_Spec):
-    permit: ExternalPeeringPermit
-
-
-class IPv4NamespaceSpec(_Spec):
-    subnets: Annotated[list[IPv4Net], Field(min_length=1)]
-
-    def issues(self) -> Iterator[FieldIssue]:
-        nets = [_net(s) for s in self.subnets]
-        for i, net in enumerate(nets):
-            for j in range(i):
-                if net.overlaps(nets[j]):
-                    yield FieldIssue(("subnets", i), f"{net} overlaps {nets[j]}")
-
-
-# ------------------------------------------------------------------------------ wiring
-
-
-class VLANRange(_Spec):
-    from_: Vlan = Field(alias="from")
-    to: Vlan
-
-
-class VLANNamespaceSpec(_Spec):
-    ranges: Annotated[list[VLANRange], Field(min_length=1)]
-
-    def issues(self) -> Iterator[FieldIssue]:
-        for i, r in enumerate(self.ranges):
-            if r.from_ > r.to:
-                yield FieldIssue(("ranges", i), f"range from {r.from_} is after to {r.to}")
-            for j in range(i):
-                o = self.ranges[j]
-                if r.from_ <= o.to and o.from_ <= r.to:
-                    yield FieldIssue(("ranges", i), f"range overlaps ranges[{j}]")
-
-
-# The connection types Hedgehog's Connection spec defines (one per Connection).
-CONNECTION_TYPES = (
-    "unbundled",
-    "bundled",
-    "mclag",
-    "eslag",
-    "mclagDomain",
-    "fabric",
-    "mesh",
-    "vpcLoopback",
-    "external",
-    "staticExternal",
-    "gateway",
-)
-
-
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
-
-
-def _port_issues(value: Any, at: Path) -> Iterator[FieldIssue]:
-    """Every ``port`` inside a connection must be "<device>/<port>" with a valid device."""
-    if type(value) in _SCALAR_TYPES:  # neither a mapping nor a list: nothing inside
-        return
-    if isinstance(value, Mapping):
-        for key, sub in value.items():
-            if key == "port":
-                m = _PORT_RE.match(sub) if isinstance(sub, str) else None
-                if m is None or name_problem(m.group("device")):
-                    yield FieldIssue(at + (key,), f"port {sub!r} must be '<device>/<port>'")
-            elif key == "ip" and isinstance(sub, str):
-                try:
-                    _ipv4_interface(sub)
-                except ValueError as exc:
-                    yield FieldIssue(at + (key,), str(exc))
-            else:
-                yield from _port_issues(sub, at + (str(key),))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _port_issues(item, at + (i,))
-
-
-class ConnectionSpec(_Spec):
-    def issues(self) -> Iterator[FieldIssue]:
-        extra = self.model_extra or {}
-        found = [t for t in CONNECTION_TYPES if t in extra]
-        if len(found) != 1:
-            what = ", ".join(found) if found else "none"
-            yield FieldIssue(
-                (),
-                f"a Connection needs exactly one connection type in spec (found: {what}; "
-                f"one of {', '.join(CONNECTION_TYPES)})",
-            )
-            return
-        body = extra[found[0]]
-        if not isinstance(body, Mapping):
-            yield FieldIssue((found[0],), f"spec.{found[0]} must be a mapping")
-            return
-        yield from _port_issues(body, (found[0],))
-
-
-SWITCH_ROLES = ("spine", "server-leaf", "border-leaf", "mixed-leaf", "virtual-edge")
-
-
-class SwitchBoot(_Spec):
-    mac: Mac | None = None
-    serial: str | None = None
-
-
-class SwitchRedundancy(_Spec):
-    group: ObjectName | None = None
-    type: Literal["mclag", "eslag"] | None = None
-
-
-class SwitchSpec(_Spec):
-    role: Literal["spine", "server-leaf", "border-leaf", "mixed-leaf", "virtual-edge"]
-    boot: SwitchBoot | None = None
-    redundancy: SwitchRedundancy | None = None
-    groups: list[ObjectName] | None = None
-    asn: Asn | None = None
-    ip: IPv4Iface | None = None
-    vtepIP: IPv4Iface | None = None
-    protocolIP: IPv4Iface | None = None
-
-    def issues(self) -> Iterator[FieldIssue]:
-        r = self.redundancy
-        if r is not None and r.type is not None and r.group is None:
-            yield FieldIssue(("redundancy", "group"), f"{r.type} redundancy needs a group")
-
-
-class AnySpec(_Spec):
-    """Kinds without rules beyond metadata (Server, SwitchGroup, profiles, extra kinds)."""
-
 
 # ---------------------------------------------------------------------------- documents
 
@@ -450,7 +92,7 @@ class HedgehogResource(BaseModel):
     status: Any = None  # observed state; never written to managed files
 
 
-def _resource(name: str, spec_model: type[_Spec], required: bool) -> type[HedgehogResource]:
+def _resource(name: str, spec_model: type[Spec], required: bool) -> type[HedgehogResource]:
     annotation: Any = spec_model if required else spec_model | None
     namespace = {"__annotations__": {"spec": annotation}, "spec_required": required}
     if not required:
@@ -459,20 +101,7 @@ def _resource(name: str, spec_model: type[_Spec], required: bool) -> type[Hedgeh
 
 
 MODELS: Mapping[str, type[HedgehogResource]] = {
-    "VPC": _resource("VPC", VPCSpec, True),
-    "VPCAttachment": _resource("VPCAttachment", VPCAttachmentSpec, True),
-    "VPCPeering": _resource("VPCPeering", VPCPeeringSpec, True),
-    "External": _resource("External", ExternalSpec, False),
-    "ExternalAttachment": _resource("ExternalAttachment", ExternalAttachmentSpec, True),
-    "ExternalPeering": _resource("ExternalPeering", ExternalPeeringSpec, True),
-    "IPv4Namespace": _resource("IPv4Namespace", IPv4NamespaceSpec, True),
-    "Connection": _resource("Connection", ConnectionSpec, True),
-    "Server": _resource("Server", AnySpec, False),
-    "Switch": _resource("Switch", SwitchSpec, True),
-    "SwitchGroup": _resource("SwitchGroup", AnySpec, False),
-    "VLANNamespace": _resource("VLANNamespace", VLANNamespaceSpec, True),
-    "SwitchProfile": _resource("SwitchProfile", AnySpec, False),
-    "ServerProfile": _resource("ServerProfile", AnySpec, False),
+    kind: _resource(kind, spec, kind in SPEC_REQUIRED) for kind, spec in SPECS.items()
 }
 _GENERIC = _resource("GenericResource", AnySpec, False)
 
@@ -493,11 +122,16 @@ def _fail(issues: list[FieldIssue]) -> ValidationError:
         f"{first.field or 'document'}: {first.message}{more}",
         details={
             "field": first.field,
-            "issues": [
-                {"path": list(i.path), "field": i.field, "message": i.message} for i in issues
-            ],
+            "issues": [_issue_dict(i) for i in issues],
         },
     )
+
+
+def _issue_dict(issue: FieldIssue) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": list(issue.path), "field": issue.field, "message": issue.message}
+    if issue.rule is not None:
+        out["rule"] = issue.rule
+    return out
 
 
 def _by_key(item: tuple[Any, Any]) -> tuple[str, str]:
@@ -530,14 +164,19 @@ def validate_resource(
     enforce_namespaces: bool = True,
     require_labels: bool = False,
     extra_kinds: Mapping[str, KindInfo] | None = None,
+    fabric: FabricConfig = DEFAULT_FABRIC_CONFIG,
 ) -> ValidatedResource:
     """Validate one document; UnsupportedResourceError (FGD_1002) or ValidationError (1003).
 
-    Validation errors carry ``details["issues"]``: every problem found, each with its path.
+    Validation errors carry ``details["issues"]``: every problem found, each with its path
+    and, for Hedgehog's rules, its ``rule`` id. ``fabric`` is the fabric configuration
+    Hedgehog's rules run under (reserved subnets and VLANs, MTU).
     """
     for key in ("apiVersion", "kind"):
         if not isinstance(doc.get(key), str) or not doc.get(key):
-            raise _fail([FieldIssue((key,), f"{key} is required and must be a string")])
+            raise _fail(
+                [FieldIssue((key,), f"{key} is required and must be a string", "schema.missing")]
+            )
     info = lookup_kind(doc["apiVersion"], doc["kind"], extra_kinds)
     model = MODELS.get(info.kind, _GENERIC)
     issues: list[FieldIssue] = []
@@ -546,22 +185,38 @@ def validate_resource(
     except PydanticValidationError as exc:
         for err in exc.errors(include_url=False):
             msg = err["msg"].removeprefix("Value error, ")
-            issues.append(FieldIssue(tuple(err["loc"]), msg))
+            issues.append(FieldIssue(tuple(err["loc"]), msg, _schema_rule(err["loc"], err["type"])))
         raise _fail(issues) from None
     meta = resource.metadata
     try:
         namespace = resolve_namespace(meta.namespace, enforce=enforce_namespaces)
     except ValidationError as exc:
-        issues.append(FieldIssue(("metadata", "namespace"), exc.message))
+        issues.append(FieldIssue(("metadata", "namespace"), exc.message, "metadata.namespace"))
         namespace = ""
     if require_labels and not meta.labels:
-        issues.append(FieldIssue(("metadata", "labels"), "labels are required (require_labels)"))
-    if resource.spec is not None:
-        issues.extend(FieldIssue(("spec",) + i.path, i.message) for i in resource.spec.issues())
+        issues.append(
+            FieldIssue(
+                ("metadata", "labels"), "labels are required (require_labels)", "fgd.require-labels"
+            )
+        )
+    warnings: list[str] = []
+    if model is not _GENERIC:
+        # Hedgehog's Default() on a copy, so the rules see what Hedgehog would see. The
+        # schema was checked on the document as written: like Go's decoding, a wrongly typed
+        # field is an error even where Default() would clear it.
+        spec = doc.get("spec")
+        if type(spec) is not dict:
+            spec = {}
+        elif has_defaults(info.kind):
+            spec = apply_defaults(info.kind, spec, sort_lists=False)
+        for issue in object_issues(info.kind, meta.name, spec, fabric, meta.annotations):
+            if issue.warning:
+                warnings.append(f"{issue.field}: {issue.message} ({issue.rule})")
+            else:
+                issues.append(issue)
     if issues:
         raise _fail(issues)
 
-    warnings: list[str] = []
     dropped = sorted(str(k) for k in (meta.model_extra or {}))
     if dropped:
         warnings.append(f"metadata fields not kept in the managed file: {', '.join(dropped)}")
@@ -580,3 +235,11 @@ def validate_resource(
     if "spec" in doc and doc["spec"] is not None:
         normalized["spec"] = _canonical(doc["spec"])
     return ValidatedResource(info, meta.name, namespace, normalized, tuple(warnings))
+
+
+def _schema_rule(loc: tuple[int | str, ...], error_type: str) -> str:
+    """A stable rule id for a schema problem: "metadata.name", "metadata.labels" or
+    "schema.<kind of problem>" (missing, string_type, int_type, literal_error, too_short …)."""
+    if loc[:1] == ("metadata",) and len(loc) > 1 and loc[1] in ("name", "labels", "annotations"):
+        return f"metadata.{loc[1]}"
+    return f"schema.{error_type}"

@@ -75,6 +75,7 @@ def rules_for(config: FGDConfig, fabric: Fabric) -> IngestionRules:
         require_labels=ingestion.validation_rules.require_labels,
         supported_extensions=tuple(ingestion.supported_extensions),
         gitops_dir=fabric.gitops_directory,
+        fabric=config.hedgehog.fabric_config(),
     )
 
 

@@ -46,6 +46,7 @@ spec:
   subnets:
     default:
       subnet: 10.0.1.0/24
+      vlan: 1001
 """
 MANAGED_VPC = b"""\
 apiVersion: vpc.githedgehog.com/v1beta1
@@ -57,6 +58,7 @@ spec:
   subnets:
     default:
       subnet: 10.0.2.0/24
+      vlan: 1002
 """
 
 

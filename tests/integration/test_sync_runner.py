@@ -269,3 +269,32 @@ def test_distributed_steps_decide_conflicts_like_the_embedded_runner(
     assert status == {"gitops/raw/a.yaml": "failed", "gitops/raw/b.yaml": "failed",
                       "gitops/raw/c.yaml": "processed"}
     assert tree(steps_repo) == tree(embedded_repo)
+
+
+def test_hedgehog_rule_errors_reach_the_recorded_events(
+    app: FGDApplication, config: Any, repo: Path
+) -> None:
+    # A VPC Hedgehog refuses (a subnet without vlan) stays in raw/ with the rule it broke;
+    # one Hedgehog accepts only after its defaults (attachment "subnet: vpc-a") lands as
+    # written.
+    no_vlan = vpc("vpc-b", 2).replace(b"      vlan: 1002\n", b"")
+    attach = (
+        b"apiVersion: vpc.githedgehog.com/v1beta1\nkind: VPCAttachment\nmetadata:\n"
+        b"  name: vpc-a--server-1\nspec:\n  connection: server-1--unbundled--leaf-1\n"
+        b"  subnet: vpc-a\n"
+    )
+    seed_repo(repo, {"gitops/raw/bad.yaml": vpc("vpc-a", 1) + b"---\n" + no_vlan,
+                     "gitops/raw/attach.yaml": attach})
+    fabric = app.register_fabric("lab", str(repo))
+    bus = RecordingEventBus().attach(app)
+    result = runner_for(app, config).run(fabric.fabric_id)
+    assert result.ok
+    files = tree(repo)
+    assert "gitops/raw/bad.yaml" in files and "gitops/managed/vpcs/vpc-a.yaml" not in files
+    [failed] = bus.of_type("file.failed")
+    [error] = failed.payload["errors"]
+    assert error["rule"] == "vpc.subnet.vlan-required"
+    assert (error["field"], error["index"]) == ("spec.subnets.default.vlan", 1)
+    assert error["message"] == "a subnet needs a vlan unless hostBGP is set"
+    managed = git("show", "main:gitops/managed/vpc-attachments/vpc-a--server-1.yaml", cwd=repo)
+    assert "subnet: vpc-a\n" in managed  # the user's document, not the defaulted one

@@ -30,6 +30,10 @@ RULES = IngestionRules(max_documents_per_file=1000)
 # ------------------------------------------------------------------------- strategies
 
 names = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,12}[a-z0-9])?", fullmatch=True)
+# VPC, IPv4Namespace and External names are at most 11 characters in Hedgehog: 5 here, so
+# that uniquely_named's ".r<i>" suffix still fits.
+short_names = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,3}[a-z0-9])?", fullmatch=True)
+SHORT_NAMED = ("VPC", "IPv4Namespace")
 label_keys = st.builds(
     lambda prefix, name: prefix + name,
     st.sampled_from(["", "fabric.githedgehog.com/", "example.io/"]),
@@ -62,13 +66,16 @@ def vpc_specs(draw: st.DrawFn) -> dict[str, Any]:
     subnets: dict[str, Any] = {}
     for octet, vlan, sub_name in zip(octets, vlans, sub_names, strict=True):
         net = ipaddress.IPv4Network(f"10.{a}.{octet}.0/24")
-        sub: dict[str, Any] = {"subnet": str(net)}
+        # Hedgehog: a vlan unless hostBGP; the DHCP range inside the subnet, start before
+        # end, neither of them the gateway (by default the first address).
+        sub: dict[str, Any] = {"subnet": str(net), "vlan": vlan}
+        gateway = 1
         if draw(st.booleans()):
-            sub["gateway"] = str(net.network_address + draw(st.integers(1, 254)))
+            gateway = draw(st.integers(3, 253))  # clear of the default DHCP range ends
+            sub["gateway"] = str(net.network_address + gateway)
         if draw(st.booleans()):
-            sub["vlan"] = vlan
-        if draw(st.booleans()):
-            lo, hi = sorted(draw(st.lists(st.integers(1, 254), min_size=2, max_size=2)))
+            offsets = st.integers(1, 254).filter(lambda o, g=gateway: o != g)
+            lo, hi = sorted(draw(st.lists(offsets, min_size=2, max_size=2, unique=True)))
             dhcp: dict[str, Any] = {"enable": draw(st.booleans())}
             if draw(st.booleans()):
                 dhcp["range"] = {
@@ -99,7 +106,7 @@ def connection_specs(draw: st.DrawFn) -> dict[str, Any]:
     if kind == "unbundled":
         return {kind: {"link": {"server": port(server, "enp2s1"), "switch": port(sw1, "E1/1")}}}
     if kind in ("bundled", "mclag", "eslag"):
-        n = draw(st.integers(1, 4))
+        n = draw(st.integers(1 if kind == "bundled" else 2, 4))  # LAGs: two links at least
         links = [
             {
                 "server": port(server, f"enp2s{i + 1}"),
@@ -122,7 +129,8 @@ def connection_specs(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def switch_specs(draw: st.DrawFn) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "role": draw(st.sampled_from(["spine", "server-leaf", "border-leaf", "mixed-leaf"]))
+        "role": draw(st.sampled_from(["spine", "server-leaf", "border-leaf", "mixed-leaf"])),
+        "profile": draw(st.sampled_from(["vs", "dell-s5248f-on", "celestica-ds3000"])),
     }
     if draw(st.booleans()):
         spec["boot"] = {"mac": draw(macs)}
@@ -149,7 +157,8 @@ def ipv4_namespace_specs(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def vlan_namespace_specs(draw: st.DrawFn) -> dict[str, Any]:
-    bounds = sorted(draw(st.lists(st.integers(1, 4094), min_size=2, max_size=6, unique=True)))
+    # Below 3000: the fabric keeps 3000-3999 for itself (VPC IRB, TH5 workaround).
+    bounds = sorted(draw(st.lists(st.integers(1, 2999), min_size=2, max_size=6, unique=True)))
     pairs = [bounds[i : i + 2] for i in range(0, len(bounds) - 1, 2)]
     return {"ranges": [{"from": lo, "to": hi} for lo, hi in pairs]}
 
@@ -180,7 +189,7 @@ SPECS: dict[str, tuple[str, st.SearchStrategy[Any]]] = {
 def resources(draw: st.DrawFn) -> dict[str, Any]:
     kind = draw(st.sampled_from(sorted(SPECS)))
     api_version, spec_strategy = SPECS[kind]
-    metadata: dict[str, Any] = {"name": draw(names)}
+    metadata: dict[str, Any] = {"name": draw(short_names if kind in SHORT_NAMED else names)}
     namespace = draw(st.sampled_from([None, "", "default"]))
     if namespace is not None:
         metadata["namespace"] = namespace
@@ -274,7 +283,7 @@ def raw_trees(draw: st.DrawFn) -> tuple[dict[str, bytes], list[list[tuple[str, A
                         "s": {
                             "subnet": draw(
                                 st.sampled_from(
-                                    ["10.0.0.5/24", "10.0.0.0/33", "300.1.1.0/24", "banana"]
+                                    ["10.0.0.0/31", "10.0.0.0/33", "300.1.1.0/24", "banana"]
                                 )
                             )
                         }

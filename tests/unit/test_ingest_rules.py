@@ -47,23 +47,36 @@ def test_valid_vpc() -> None:
 @pytest.mark.parametrize(
     ("override", "field", "words"),
     [
-        ({"subnet": "10.0.1.5/24"}, "spec.subnets.default.subnet", "host bits"),
-        ({"subnet": "10.0.1.0/33"}, "spec.subnets.default.subnet", "IPv4 prefix"),
-        ({"subnet": "banana"}, "spec.subnets.default.subnet", "IPv4 prefix"),
+        ({"subnet": "10.0.1.0/33"}, "spec.subnets.default.subnet", "not a prefix"),
+        ({"subnet": "banana"}, "spec.subnets.default.subnet", "not a prefix"),
+        ({"subnet": "10.0.1.0/31"}, "spec.subnets.default.subnet", "/30 or shorter"),
         ({"gateway": "10.0.2.1"}, "spec.subnets.default.gateway", "outside"),
-        ({"gateway": "10.0.1.0"}, "spec.subnets.default.gateway", "network or broadcast"),
-        ({"gateway": "10.0.1.300"}, "spec.subnets.default.gateway", "IPv4 address"),
-        ({"vlan": 0}, "spec.subnets.default.vlan", "greater than or equal to 1"),
-        ({"vlan": 4095}, "spec.subnets.default.vlan", "less than or equal to 4094"),
+        ({"gateway": "10.0.1.300"}, "spec.subnets.default.gateway", "not an IP address"),
+        ({"vlan": 0}, "spec.subnets.default.vlan", "needs a vlan unless hostBGP"),
+        ({"vlan": 4095}, "spec.subnets.default.vlan", "outside 1-4094"),
         ({"vlan": '"1001"'}, "spec.subnets.default.vlan", "integer"),
         ({"start": "10.0.2.10"}, "spec.subnets.default.dhcp.range.start", "outside"),
         ({"end": "10.0.2.99"}, "spec.subnets.default.dhcp.range.end", "outside"),
-        ({"start": "10.0.1.99", "end": "10.0.1.10"}, "spec.subnets.default.dhcp.range", "after"),
+        ({"start": "10.0.1.99", "end": "10.0.1.10"}, "spec.subnets.default.dhcp.range", "before"),
+        ({"start": "10.0.1.10", "end": "10.0.1.10"}, "spec.subnets.default.dhcp.range", "before"),
+        ({"start": "10.0.1.1"}, "spec.subnets.default.dhcp.range.start", "gateway"),
     ],
 )
 def test_vpc_subnet_rules(override: dict, field: str, words: str) -> None:
     found = issues(vpc(**override))
     assert any(f == field and words in m for f, m in found), found
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"subnet": "10.0.1.5/24"},  # host bits: Hedgehog parses prefixes as netip does
+        {"gateway": "10.0.1.0"},  # the network address is a valid gateway in Hedgehog
+        {"gateway": "10.0.1.255"},
+    ],
+)
+def test_vpc_subnet_values_hedgehog_accepts(override: dict) -> None:
+    validate_resource(vpc(**override))
 
 
 def test_vpc_subnet_overlap_vlan_reuse_and_permit() -> None:
@@ -72,7 +85,7 @@ def test_vpc_subnet_overlap_vlan_reuse_and_permit() -> None:
     doc["spec"]["permit"] = [["default", "missing"]]
     found = dict(issues(doc))
     assert "overlaps" in found["spec.subnets.other.subnet"]
-    assert "also used" in found["spec.subnets.other.vlan"]
+    assert "used by subnets default and other" in found["spec.subnets.other.vlan"]
     assert "unknown subnet" in found["spec.permit[0][1]"]
 
 
@@ -121,6 +134,7 @@ metadata:
   name: leaf-1
 spec:
   role: {role}
+  profile: vs
 """
 
 
@@ -140,7 +154,7 @@ def test_switch_bad_role() -> None:
     "name", ["vpc-1", "a", "a.b-c", "0", "leaf-01--mclag-domain--leaf-02", "x" * 250]
 )
 def test_valid_names(name: str) -> None:
-    doc = vpc()
+    doc = load_documents(SWITCH.format(role="spine").encode())[0].data  # no length rule
     doc["metadata"]["name"] = name
     assert validate_resource(doc).name == name
 

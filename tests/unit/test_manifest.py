@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from datetime import UTC, datetime
 
 import pytest
@@ -35,13 +36,15 @@ spec:
   subnets:
     default:
       subnet: {net}
+      vlan: {vlan}
 """
 MANIFEST_PATH = "gitops/.hnp/manifest.yaml"
 PROVENANCE_PATH = "gitops/.hnp/provenance.json"
 
 
 def vpc(name: str, net: str = "10.0.1.0/24") -> bytes:
-    return VPC.format(name=name, net=net).encode()
+    # Hedgehog wants a vlan on every subnet; one per name keeps VPCs apart.
+    return VPC.format(name=name, net=net, vlan=1000 + zlib.crc32(name.encode()) % 2000).encode()
 
 
 def local_snapshot(files: dict[str, bytes]) -> Snapshot:
