@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from fgd_core.application import FGDApplication
+from fgd_core.persistence import postgres_env
 from fgd_core.services.sync_runner import SyncRunner
 from tests.integration import test_worker_faults
 from tests.integration.test_worker_faults import (
@@ -40,7 +41,7 @@ from tests.integration.test_worker_faults import (
     tree,
     wait_all_final,
 )
-from tests.own_servers import OwnRabbitMQ
+from tests.own_servers import OwnPostgres, OwnRabbitMQ
 
 seed = test_worker_faults.seed  # fixtures: the fault seed, the embedded runner of the twins
 embedded = test_worker_faults.embedded
@@ -57,6 +58,15 @@ def own_rabbitmq(tmp_path: Path) -> Iterator[OwnRabbitMQ]:
         yield node.start()
     finally:
         node.close()
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
+    cluster = OwnPostgres(tmp_path / "postgres")
+    try:
+        yield cluster.start()
+    finally:
+        cluster.close()
 
 
 def log_of(proc: Any) -> str:
@@ -156,3 +166,22 @@ def test_rabbitmq_killed_mid_sync_and_restarted(
         assert own_rabbitmq.starts == 2
     finally:
         cluster.close()
+
+
+def test_postgres_killed_mid_sync_and_restarted(
+    own_postgres: OwnPostgres, tmp_path: Path, embedded: SyncRunner, seed: int
+) -> None:
+    app = FGDApplication(env=postgres_env(own_postgres.url))
+    cluster = FaultCluster(tmp_path, own_postgres.url)
+    try:
+        outcome = crash_mid_sync(app, cluster, embedded, tmp_path, seed,
+                                 kill=own_postgres.kill9, restart=own_postgres.start,
+                                 late_markers={"ingestion": "event store unreachable",
+                                               "relay": "event store unreachable"})
+        print(f"files ended before the kill: {outcome['before_kill']}, "
+              f"after: {outcome['after_kill']}")
+        states = {s: d.state for s, d in outcome["done"].items()}
+        assert set(states.values()) == {"completed"}, (seed, states)
+    finally:
+        cluster.close()
+        app.close()
