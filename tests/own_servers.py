@@ -24,7 +24,13 @@ from kombu import Connection
 
 from tests.tcpproxy import free_port
 
-RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # the real script, not the su wrapper
+# The server script itself (Debian's /usr/sbin/rabbitmq-server is a wrapper that switches
+# to the rabbitmq user and redirects the output).
+RABBITMQ_SERVER = next(
+    (p for p in ("/usr/lib/rabbitmq/bin/rabbitmq-server", "/opt/rabbitmq/sbin/rabbitmq-server")
+     if Path(p).exists()),
+    shutil.which("rabbitmq-server") or "rabbitmq-server",
+)
 
 
 def _children(pid: int) -> list[int]:

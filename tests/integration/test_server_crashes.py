@@ -101,10 +101,11 @@ def crash_mid_sync(
     started = {app.start_sync(t.fabric_id).sync_id: t for t in twins}
     sync_ids = list(started)
 
-    # Mid-sync: files are being ingested, most are still to do.
+    # Mid-sync: files are being ingested, a seeded share of them (10-70 %) is done.
     total = FABRICS * FILES_PER_FABRIC
-    deadline = time.monotonic() + 60
-    while (done_at_kill := files_done(app, sync_ids)) < total // 10:
+    kill_after = int(total * rng.uniform(0.1, 0.7))
+    deadline = time.monotonic() + 90
+    while (done_at_kill := files_done(app, sync_ids)) < kill_after:
         assert time.monotonic() < deadline, f"seed {seed}: no progress\n{cluster.logs()}"
         time.sleep(0.05)
     assert done_at_kill < total, f"seed {seed}: everything was done before the crash"
