@@ -17,11 +17,23 @@ is available), and PostgreSQL in a fresh schema dropped at the end:
                                                                            commands/s
   ratio    intake / bare                                                   target >= 0.3
 
+Then the same again for commands that each START a sync (``--starts`` of them, 0: skip):
+
+  bare     the same bare consumer, on the start commands' bodies               messages/s
+  starts   S fabrics registered beforehand, one ``sync.trigger`` each, pre-published; the
+           same W intake processes (``sync.max_concurrent_syncs`` raised above S by their
+           config file, so that no start is refused: the syncs stay pending, no sync worker
+           runs) accept each: a ``sync.started`` with the fabric's lock and the shared
+           SyncCapacity slot, the receipt, in one commit per batch of deliveries; reply
+           ``started``; ack. Timed from the first reply to the last.         commands/s
+  ratio    starts / bare                                                   target >= 0.3
+
 Each phase also prints the CPU it cost per message: this process, the machine as a whole
 (/proc/stat: broker, database and workers included) and, for the intake, the workers.
 
-Usage: python bench/bench_commands.py [--commands 10000] [--processes 2] [--concurrency 1]
-           [--prefetch 128] [--database-url postgresql://…] [--broker-url amqp://…]
+Usage: python bench/bench_commands.py [--commands 10000] [--starts 2000] [--processes 2]
+           [--concurrency 1] [--prefetch 128] [--database-url postgresql://…]
+           [--broker-url amqp://…]
 """
 
 from __future__ import annotations
@@ -91,6 +103,13 @@ def bodies(n: int, fabric_id: int) -> list[bytes]:
                         "correlation_id": f"bench-{i}"}).encode() for i in range(n)]
 
 
+def start_bodies(fabric_ids: list[int]) -> list[bytes]:
+    """One trigger per fabric: each command starts a sync."""
+    return [json.dumps({"fabric_id": fabric_id, "trigger": "manual",
+                        "correlation_id": f"bench-start-{fabric_id}"}).encode()
+            for fabric_id in fabric_ids]
+
+
 def bare_rate(broker: str, payloads: list[bytes], prefetch: int) -> tuple[float, str]:
     name = f"bench.bare.{uuid.uuid4().hex[:8]}"
     with Connection(broker) as conn:
@@ -146,7 +165,8 @@ def proc_cpu(pid: int) -> float:
 
 
 def intake_rate(broker: str, database_url: str, token: str, payloads: list[bytes],
-                processes: int, concurrency: int, prefetch: int
+                processes: int, concurrency: int, prefetch: int,
+                extra_env: dict[str, str] | None = None,
                 ) -> tuple[float, dict[str, int], str]:
     """Pre-publish the commands, start ``processes`` × ``fgd worker commands`` on the queue and
     collect every reply: (commands/s from the first reply to the last, reply codes, CPU)."""
@@ -183,7 +203,8 @@ def intake_rate(broker: str, database_url: str, token: str, payloads: list[bytes
             last[0] = time.perf_counter()
 
         env = {**os.environ, "HEDGEHOG_FGD_DATABASE_URL": database_url,
-               "HEDGEHOG_FGD_BROKER_URL": broker, "HEDGEHOG_FGD_COMMANDS_QUEUE": queue_name}
+               "HEDGEHOG_FGD_BROKER_URL": broker, "HEDGEHOG_FGD_COMMANDS_QUEUE": queue_name,
+               **(extra_env or {})}
         logs = [tempfile.TemporaryFile() for _ in range(processes)]  # noqa: SIM115 — read at the end
         workers = [subprocess.Popen(
             [sys.executable, "-m", "fgd_workers.cli_commands", "--concurrency",
@@ -217,6 +238,8 @@ def intake_rate(broker: str, database_url: str, token: str, payloads: list[bytes
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--commands", type=int, default=10000)
+    parser.add_argument("--starts", type=int, default=2000,
+                        help="fabrics, one sync-starting command each (0: skip the phase)")
     parser.add_argument("--processes", type=int, default=2,
                         help="fgd worker commands processes")
     parser.add_argument("--concurrency", type=int, default=1, help="consumers per process")
@@ -253,12 +276,52 @@ def main() -> None:
         print(f"  replies: {codes}   receipts recorded: {receipts}")
         print(f"ratio intake/bare: {ours / bare:.2f}  (target >= 0.30)   phases took "
               f"{total:.1f} s")
+        if args.starts:
+            starts_phase(app, args, broker, database_url)
     finally:
         app.close()
         with psycopg.connect(args.database_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         if vhost:
             subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+
+
+def starts_phase(app: FGDApplication, args: argparse.Namespace, broker: str,
+                 database_url: str) -> None:
+    """Commands that each start a sync, one per fabric, against the bare consumer on the
+    same bodies (measured again here, so both figures come from the same moment)."""
+    t0 = time.perf_counter()
+    fabric_ids = [app.register_fabric(f"bench-start-{i}",
+                                      f"https://github.com/example/fabric-{i}.git").fabric_id
+                  for i in range(args.starts)]
+    token, _ = create_token(app, "bench-starts", permissions=["trigger_fgd_sync"])  # any fabric
+    registered = time.perf_counter() - t0
+    before = started_count(app)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "fgd_config.yaml"  # room for every start: none is refused
+        config.write_text(f"fgd:\n  sync:\n    max_concurrent_syncs: {args.starts + 10}\n")
+        payloads = start_bodies(fabric_ids)
+        t1 = time.perf_counter()
+        bare, bare_cpu = bare_rate(broker, payloads, args.prefetch)
+        ours, codes, our_cpu = intake_rate(broker, database_url, token, payloads,
+                                           args.processes, args.concurrency, args.prefetch,
+                                           extra_env={"HEDGEHOG_FGD_CONFIG": str(config)})
+        total = time.perf_counter() - t1
+    started = started_count(app) - before
+    print(f"\nstarts: {args.starts} fabrics (registered in {registered:.1f} s), one command "
+          f"each  worker processes: {args.processes} × {args.concurrency} consumers, "
+          f"prefetch {args.prefetch}")
+    print(f"bare kombu consumer (ack only):           {bare:10.0f} msg/s   {bare_cpu}")
+    print(f"command intake, accepted starts:          {ours:10.0f} cmd/s   {our_cpu}")
+    print(f"  replies: {codes}   syncs started: {started}")
+    print(f"ratio starts/bare: {ours / bare:.2f}  (target >= 0.30)   phases took {total:.1f} s")
+    if codes != {"started": args.starts} or started != args.starts:
+        raise SystemExit("not every command started its sync")
+
+
+def started_count(app: FGDApplication) -> int:
+    return sum(1 for n in app.recorder.select_notifications(start=1, limit=10**7)
+               if b'"sync.started"' in n.state)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -21,6 +21,18 @@ if TYPE_CHECKING:
     from fgd_core.services.steps import SyncSteps
 
 log = logging.getLogger("fgd_workers")
+T = TypeVar("T")
+
+
+def open_when_store_answers(build: Callable[[], T], stop: threading.Event, name: str) -> T:
+    """``build()`` (the process's Application), retried while the event store is unreachable.
+
+    Building an Application opens the store; a process (re)started while PostgreSQL is down
+    — after a crash, while it recovers — waits for it, as it waits for the broker, instead
+    of exiting and needing someone to start it again."""
+    from fgd_workers.bus import until_store_answers
+
+    return until_store_answers(build, stop, f"{name} start-up")
 
 
 def stop_on_signals() -> threading.Event:
@@ -93,7 +105,7 @@ def relay(name: str, batch_size: int, poll_interval: float | None, metrics_port:
     stop = stop_on_signals()
     _serve_metrics(metrics_port, metrics_host, None, connection_factory(settings.broker_url),
                    [])
-    app = build_app(settings)
+    app = open_when_store_answers(lambda: build_app(settings), stop, f"relay {name}")
     try:
         relay = Relay(app, connection_factory(settings.broker_url), name=name,
                       batch_size=batch_size, poll_interval=poll_interval)
@@ -115,7 +127,8 @@ _cache_option = click.option(
     "per fabric) [default: a temporary directory of this process].")
 
 
-def _steps(settings: Settings, cache_dir: str | None) -> tuple[FGDApplication, SyncSteps]:
+def _steps(settings: Settings, cache_dir: str | None,
+           stop: threading.Event) -> tuple[FGDApplication, SyncSteps]:
     import os
     import tempfile
     from pathlib import Path
@@ -128,7 +141,9 @@ def _steps(settings: Settings, cache_dir: str | None) -> tuple[FGDApplication, S
     # events recorded since (fast-forward), instead of replaying a 200-file sync each time.
     env = persistence_env(settings.database_url, settings.sqlite_path)
     limit = settings.fgd.sync.max_concurrent_syncs
-    app = FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "64"}, max_concurrent_syncs=limit)
+    app = open_when_store_answers(
+        lambda: FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "64"},
+                               max_concurrent_syncs=limit), stop, "worker")
     root = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="fgd-git-"))
     steps = SyncSteps(app, settings.fgd,
                       token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None,
@@ -148,7 +163,7 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
 
     settings = load_settings()
     stop = stop_on_signals()
-    app, steps = _steps(settings, cache_dir)
+    app, steps = _steps(settings, cache_dir, stop)
     factory = connection_factory(settings.broker_url)
     builders = {"discovery": lambda: discovery_worker(steps, factory, queue_prefix),
                 "ingestion": lambda: ingestion_worker(steps, factory, queue_prefix, prefetch),
@@ -250,8 +265,10 @@ def scheduler(name: str, tick: float, queue_prefix: str, metrics_port: int,
     settings = load_settings()
     stop = stop_on_signals()
     env = persistence_env(settings.database_url, settings.sqlite_path)
-    app = FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "256"},
-                         max_concurrent_syncs=settings.fgd.sync.max_concurrent_syncs)
+    app = open_when_store_answers(
+        lambda: FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "256"},
+                               max_concurrent_syncs=settings.fgd.sync.max_concurrent_syncs),
+        stop, f"scheduler {name}")
     factory = connection_factory(settings.broker_url)
     _serve_metrics(metrics_port, metrics_host, app, factory, [f"{queue_prefix}.discovery"])
     try:

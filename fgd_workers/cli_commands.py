@@ -39,7 +39,7 @@ def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: i
     from fgd_core.bootstrap import build_app, build_runner
     from fgd_core.config import load_settings
     from fgd_workers.bus import connection_factory
-    from fgd_workers.cli import stop_on_signals
+    from fgd_workers.cli import open_when_store_answers, stop_on_signals
     from fgd_workers.commands import CommandIntake, consumers
 
     if not logging.getLogger().handlers:
@@ -55,10 +55,12 @@ def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: i
     if embedded:
         from fgd_workers.embedded import EmbeddedExecutor
 
-        app, runner = build_runner(settings, source="fgd_workers")
+        app, runner = open_when_store_answers(
+            lambda: build_runner(settings, source="fgd_workers"), stop, "commands")
         executor = EmbeddedExecutor(runner, settings.fgd.sync.max_concurrent_syncs)
     else:
-        app = build_app(settings, source="fgd_workers")
+        app = open_when_store_answers(
+            lambda: build_app(settings, source="fgd_workers"), stop, "commands")
     intake = CommandIntake(
         app, settings.fgd.github.webhook_secret,
         submit=executor.submit if executor is not None else None,

@@ -52,6 +52,11 @@ from fgd_workers.command_outcomes import error_outcome, replayed_outcome, starte
 log = logging.getLogger("fgd_workers.commands")
 
 RETRIES = 20
+# A run of triggers whose one save conflicted (another process started a sync meanwhile: the
+# shared SyncCapacity moved) is prepared again on fresh state this many times before it is
+# handled one command at a time — which, against another process's batches, conflicts on
+# nearly every command and re-reads the capacity each time.
+BATCH_TRIES = 3
 AUDIT_SYNC = "bus_trigger_sync"
 AUDIT_WEBHOOK = "github_webhook"  # the HTTP endpoint's action: one audit trail per delivery
 AUDIT_UNKNOWN = "bus_command"
@@ -208,36 +213,63 @@ class CommandIntake:
 
     def _flush(self, run: list[tuple[int, Accepted]], results: list[Result | None]) -> None:
         """Start the syncs of ``run`` (accepted triggers, no ``message_id`` twice) with ONE
-        save; one at a time (``_start``) if that save conflicts or the run is one command."""
+        save (tried again on fresh state if it conflicts); one at a time (``_start``) if it
+        keeps conflicting (e.g. a redelivered command's receipt is recorded already) or the
+        run is one command."""
         if not run:
             return
         if len(run) > 1:
-            fabrics: dict[int, Any] = {}  # fabric id → the in-memory Fabric, or its FGDError
-            # the capacity shared by the batch's syncs, loaded only once a start is possible
-            # (a batch for busy fabrics, the common refusal, costs no read of it)
-            capacity: list[Any] = []
-            objs: list[Any] = []
-            outcomes: list[dict[str, Any]] = []
-            for _, accepted in run:
-                outcome, sync = self._prepare(accepted, fabrics, capacity)
-                outcomes.append(outcome)
-                objs.append(self._receipt(accepted, outcome))
-                if sync is not None:
-                    objs.append(sync)
-            objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
-            if capacity and capacity[0] is not None and any(
-                    o["status"] == "started" for o in outcomes):
-                objs.append(capacity[0])
-            try:
-                self.app.save(*objs)
-            except IntegrityError:
-                log.debug("batch of %d commands conflicted; one at a time", len(run))
-            else:
-                for (i, accepted), outcome in zip(run, outcomes, strict=True):
-                    results[i] = self._answer(accepted, outcome, duplicate=False)
-                return
+            for _ in range(BATCH_TRIES):
+                outcomes = self._save_run(run)
+                if outcomes is not None:
+                    for (i, accepted), outcome in zip(run, outcomes, strict=True):
+                        results[i] = self._answer(accepted, outcome, duplicate=False)
+                    return
+            log.debug("batch of %d commands kept conflicting; one at a time", len(run))
         for i, accepted in run:
             results[i] = self._answer(accepted, *self._start(accepted))
+
+    def _save_run(self, run: list[tuple[int, Accepted]]) -> list[dict[str, Any]] | None:
+        """Prepare and save the run in one commit: the outcomes, or None if the save
+        conflicted (then nothing of it is recorded)."""
+        fabrics: dict[int, Any] = {}  # fabric id → the in-memory Fabric, or its FGDError
+        for _, accepted in run:  # the fabrics first (the bulk of the reads) …
+            self._fabric(accepted.fabric_id, fabrics)
+        # … the capacity shared by every process's starts last, loaded only once a start is
+        # possible (a batch for busy fabrics, the common refusal, costs no read of it): the
+        # window in which another process's start makes this save conflict stays short.
+        capacity: list[Any] = []
+        objs: list[Any] = []
+        outcomes: list[dict[str, Any]] = []
+        for _, accepted in run:
+            outcome, sync = self._prepare(accepted, fabrics, capacity)
+            outcomes.append(outcome)
+            objs.append(self._receipt(accepted, outcome))
+            if sync is not None:
+                objs.append(sync)
+        objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
+        if capacity and capacity[0] is not None and any(
+                o["status"] == "started" for o in outcomes):
+            objs.append(capacity[0])
+        try:
+            self.app.save(*objs)
+        except IntegrityError:
+            return None
+        return outcomes
+
+    def _fabric(self, fabric_id: int, fabrics: dict[int, Any]) -> Any:
+        """The run's in-memory Fabric (loaded once per run), or the FGDError loading it
+        raised (an unknown fabric: the command's outcome)."""
+        fabric = fabrics.get(fabric_id)
+        if fabric is None:
+            try:
+                fabric = self.app.get_fabric(fabric_id)
+            except DatabaseError:
+                raise
+            except FGDError as exc:
+                fabric = exc
+            fabrics[fabric_id] = fabric
+        return fabric
 
     def _prepare(
         self, accepted: Accepted, fabrics: dict[int, Any], capacity: list[Any]
@@ -245,15 +277,7 @@ class CommandIntake:
         """``app.prepare_sync`` against the batch's own fabric and capacity objects (loaded
         at most once per batch; ``capacity`` holds it once loaded): (outcome, the new sync or
         None). Nothing is saved."""
-        fabric = fabrics.get(accepted.fabric_id)
-        if fabric is None:
-            try:
-                fabric = self.app.get_fabric(accepted.fabric_id)
-            except DatabaseError:
-                raise
-            except FGDError as exc:
-                fabric = exc
-            fabrics[accepted.fabric_id] = fabric
+        fabric = self._fabric(accepted.fabric_id, fabrics)
         if isinstance(fabric, FGDError):
             return error_outcome(fabric), None
         try:

@@ -73,10 +73,12 @@ class FaultCluster(Cluster):
     """``Cluster`` whose workers may reach the broker through another URL (a proxy), with a
     tap queue bound to ``#`` that sees everything the relay publishes."""
 
-    def __init__(self, tmp: Path, database_url: str, broker: str = BROKER) -> None:
-        self.broker = broker
+    def __init__(
+        self, tmp: Path, database_url: str, broker: str | None = None, server: str = BROKER
+    ) -> None:
         self.lock = threading.Lock()
-        super().__init__(tmp, database_url)
+        super().__init__(tmp, database_url, server)
+        self.broker = broker or server
         self.tap = Queue(
             f"{self.prefix}.tap",
             exchange=EVENTS_EXCHANGE,
@@ -84,7 +86,7 @@ class FaultCluster(Cluster):
             durable=True,
             auto_delete=False,
         )
-        with Connection(BROKER) as conn:
+        with Connection(self.server) as conn:
             self.tap(conn.default_channel).declare()
         self.seen: set[str] = set()
 
@@ -112,7 +114,7 @@ class FaultCluster(Cluster):
 
     def bus_ids(self) -> set[str]:
         """Event ids (``message_id``) that reached the tap queue so far."""
-        with Connection(BROKER) as conn:
+        with Connection(self.server) as conn:
             queue = self.tap(conn.default_channel)
             while (message := queue.get(no_ack=True)) is not None:
                 self.seen.add(message.properties["message_id"])
@@ -120,7 +122,7 @@ class FaultCluster(Cluster):
 
     def close(self) -> None:
         super().close()
-        with Connection(BROKER) as conn:
+        with Connection(self.server) as conn:
             conn.default_channel.queue_delete(self.tap.name)
 
 

@@ -42,13 +42,15 @@ FINAL = ("completed", "failed", "cancelled", "timed_out")
 
 
 class Cluster:
-    """Worker processes of one test, sharing its database schema and queue prefix."""
+    """Worker processes of one test, sharing its database schema and queue prefix, on
+    ``server`` (the shared broker unless the test runs a node of its own)."""
 
-    def __init__(self, tmp: Path, database_url: str) -> None:
+    def __init__(self, tmp: Path, database_url: str, server: str = BROKER) -> None:
         self.tmp, self.database_url = tmp, database_url
+        self.server = self.broker = server  # the broker the test manages / workers use
         self.prefix = f"test-workers-{uuid.uuid4().hex[:10]}"
         self.procs: list[subprocess.Popen[bytes]] = []
-        with Connection(BROKER) as conn:  # queues first: nothing published is dropped
+        with Connection(self.server) as conn:  # queues first: nothing published is dropped
             for kind, keys in QUEUES.items():
                 declare_work_queue(conn.default_channel, f"{self.prefix}.{kind}", keys)
 
@@ -57,7 +59,7 @@ class Cluster:
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "HEDGEHOG_FGD_DATABASE_URL": self.database_url,
-            "HEDGEHOG_FGD_BROKER_URL": BROKER,
+            "HEDGEHOG_FGD_BROKER_URL": self.broker,
             "HEDGEHOG_FGD_QUEUE_PREFIX": self.prefix,
             "HEDGEHOG_FGD_COMMANDS_QUEUE": f"{self.prefix}.commands",
             "HEDGEHOG_FGD_TEST_HANDLER_DELAY": str(delay),
@@ -101,7 +103,7 @@ class Cluster:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        with Connection(BROKER) as conn:
+        with Connection(self.server) as conn:
             for kind in (*QUEUES, "commands"):
                 conn.default_channel.queue_delete(f"{self.prefix}.{kind}")
 

@@ -1,0 +1,81 @@
+"""Two intake processes starting syncs at once: a batch of ``sync.trigger``s whose one save
+conflicts because another writer took a ``max_concurrent_syncs`` slot meanwhile (the shared
+SyncCapacity moved) is prepared again on fresh state and saved as a batch — not handled one
+command at a time, which against another process's batches conflicts on nearly every
+command. Real PostgreSQL (a schema per test); two Applications stand for two processes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fgd_core.application import FGDApplication
+from fgd_core.auth import create_token
+from fgd_core.persistence import postgres_env
+from fgd_workers.command_intake import Command, CommandIntake
+
+LIMIT = 100
+
+
+@pytest.fixture
+def intake_app(pg_url: str) -> Iterator[FGDApplication]:
+    application = FGDApplication(env=postgres_env(pg_url), max_concurrent_syncs=LIMIT)
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def other_app(pg_url: str) -> Iterator[FGDApplication]:
+    application = FGDApplication(env=postgres_env(pg_url), max_concurrent_syncs=LIMIT)
+    yield application
+    application.close()
+
+
+def triggers(key: str, fabric_ids: list[int]) -> list[Command]:
+    return [Command("sync.trigger", json.dumps({"fabric_id": f}).encode(),
+                    {"authorization": f"Token {key}"}, message_id=str(uuid.uuid4()))
+            for f in fabric_ids]
+
+
+def test_a_batch_that_loses_the_capacity_race_is_saved_as_a_batch_on_fresh_state(
+    pg_app: FGDApplication, intake_app: FGDApplication, other_app: FGDApplication,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fabric_ids = [pg_app.register_fabric(f"f{i}", f"https://github.com/example/f{i}.git")
+                  .fabric_id for i in range(9)]
+    key, _ = create_token(pg_app, "ci", permissions=["trigger_fgd_sync"])
+    other_app.start_sync(fabric_ids[0])  # the capacity exists (and is cached) before
+    intake = CommandIntake(intake_app)
+
+    saves: list[int] = []
+    real_save = intake_app.save
+
+    def save(*objs: Any, **kwargs: Any) -> Any:
+        if not saves:  # between this batch's read of the capacity and its save …
+            other_app.start_sync(fabric_ids[1])  # … another process takes a slot
+        saves.append(len(objs))
+        return real_save(*objs, **kwargs)
+
+    one_by_one: list[Any] = []
+    real_start = intake._start
+    monkeypatch.setattr(intake_app, "save", save)
+    monkeypatch.setattr(intake, "_start", lambda a: one_by_one.append(a) or real_start(a))
+
+    results = intake.handle_batch(triggers(key, fabric_ids[2:]))
+
+    assert [r.kind for r in results] == ["started"] * 7
+    assert len(saves) == 2 and saves[0] == saves[1]  # conflicted once, then one commit
+    assert one_by_one == []
+    slots = intake_app.sync_capacity()
+    assert slots is not None and slots.active == 9
+    for fabric_id in fabric_ids:  # one sync per fabric, each holding a slot
+        fabric = pg_app.get_fabric(fabric_id)
+        assert fabric.running_sync_id is not None
+        assert slots.holds(fabric.running_sync_id)
+    assert {r.reply["sync_id"] for r in results if r.reply} == {
+        pg_app.get_fabric(f).running_sync_id for f in fabric_ids[2:]}
