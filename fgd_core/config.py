@@ -136,6 +136,23 @@ class MonitoringConfig(_Section):
     alert_thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
 
 
+# --- the HTTP API's bounds ----------------------------------------------------------------
+
+
+class ApiConfig(_Section):
+    """Bounds of what one HTTP request may send or receive (not in the spec: an extension)."""
+
+    max_request_body_bytes: PositiveInt = 1_048_576
+    """Largest request body the API reads (413 beyond); the GitHub webhook keeps 25 MiB."""
+    files_content_max_file_bytes: PositiveInt = 1_048_576
+    """gitops-files?include_content: a file's content is cut after this many bytes."""
+    files_content_max_total_bytes: PositiveInt = 8_388_608
+    """gitops-files?include_content: contents stop after this many bytes in one answer."""
+
+
+# ---------------------------------------------------------------------------------------------
+
+
 class FGDConfig(_Section):
     """The ``fgd:`` section of fgd_config.yaml."""
 
@@ -146,6 +163,7 @@ class FGDConfig(_Section):
     ingestion: IngestionConfig = Field(default_factory=IngestionConfig)
     github: GitHubConfig = Field(default_factory=GitHubConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
 
 class ConfigFile(_Section):
@@ -164,6 +182,12 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "HEDGEHOG_FGD_WORKER_CONCURRENCY": (("fgd", "ingestion", "worker_pool_size"), int),
     "HEDGEHOG_FGD_GITHUB_WEBHOOK_SECRET": (("fgd", "github", "webhook_secret"), str),
     "HEDGEHOG_FGD_METRICS_ENABLED": (("fgd", "monitoring", "metrics_enabled"), bool),
+    # the HTTP API's bounds (ApiConfig)
+    "HEDGEHOG_FGD_MAX_REQUEST_BODY_BYTES": (("fgd", "api", "max_request_body_bytes"), int),
+    "HEDGEHOG_FGD_FILES_CONTENT_MAX_FILE_BYTES": (
+        ("fgd", "api", "files_content_max_file_bytes"), int),
+    "HEDGEHOG_FGD_FILES_CONTENT_MAX_TOTAL_BYTES": (
+        ("fgd", "api", "files_content_max_total_bytes"), int),
 }
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _URL_SCHEMES = {

@@ -23,6 +23,7 @@ from fgd_api.deps import (
 )
 from fgd_api.errors import ERROR_RESPONSES
 from fgd_core.errors import FGDError, NotFoundError
+from fgd_core.input_guard import sanitized
 
 router = APIRouter(prefix="/api/plugins/hedgehog", tags=["syncs"], responses=ERROR_RESPONSES)
 READ_TIMEOUT = 5.0
@@ -71,7 +72,8 @@ def found(value: Any, what: str, **details: Any) -> Any:
 
 def sync_fabric_id(caller: Caller, sync_id: str) -> int:
     status = found(
-        caller.container.read_model.sync_status(sync_id), f"sync {sync_id}", sync_id=sync_id
+        caller.container.read_model.sync_status(sync_id), f"sync {sanitized(sync_id, 100)}",
+        sync_id=sync_id,
     )
     return int(status["fabric_id"])
 
@@ -134,7 +136,7 @@ async def sync_status(sync_id: str, caller: Caller = Depends(get_caller)) -> dic
         status = await reader(sync_id)
     else:
         status = await anyio.to_thread.run_sync(read_model.sync_status, sync_id)
-    status = found(status, f"sync {sync_id}", sync_id=sync_id)
+    status = found(status, f"sync {sanitized(sync_id, 100)}", sync_id=sync_id)
     await caller.require_async(VIEW_SYNC, int(status["fabric_id"]), "view_sync")
     return status  # type: ignore[no-any-return]
 

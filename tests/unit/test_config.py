@@ -119,7 +119,12 @@ def _no_local_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_are_the_spec_values() -> None:
     spec = yaml.safe_load(SPEC_YAML)["fgd"]
     spec["github"]["webhook_secret"] = None  # "${GITHUB_WEBHOOK_SECRET}" with it unset
-    assert FGDConfig().model_dump(mode="json") == spec
+    defaults = FGDConfig().model_dump(mode="json")
+    # our extensions beyond the spec's keys (docs/decisions.md)
+    assert defaults.pop("api") == {"max_request_body_bytes": 1_048_576,
+                                   "files_content_max_file_bytes": 1_048_576,
+                                   "files_content_max_total_bytes": 8_388_608}
+    assert defaults == spec
 
 
 def test_no_file_and_no_environment_gives_defaults() -> None:
@@ -170,6 +175,12 @@ def test_empty_file_means_defaults(tmp_path: Path) -> None:
         ("HEDGEHOG_FGD_BATCH_SIZE", " 7 ", lambda f: f.ingestion.batch_size, 7),
         ("HEDGEHOG_FGD_WORKER_CONCURRENCY", "16", lambda f: f.ingestion.worker_pool_size, 16),
         ("HEDGEHOG_FGD_METRICS_ENABLED", "0", lambda f: f.monitoring.metrics_enabled, False),
+        ("HEDGEHOG_FGD_MAX_REQUEST_BODY_BYTES", "2048",
+         lambda f: f.api.max_request_body_bytes, 2048),
+        ("HEDGEHOG_FGD_FILES_CONTENT_MAX_FILE_BYTES", "10",
+         lambda f: f.api.files_content_max_file_bytes, 10),
+        ("HEDGEHOG_FGD_FILES_CONTENT_MAX_TOTAL_BYTES", "20",
+         lambda f: f.api.files_content_max_total_bytes, 20),
         (
             "HEDGEHOG_FGD_GITHUB_WEBHOOK_SECRET",
             SECRET,
@@ -476,7 +487,7 @@ WRONG_FOR_INT = st.one_of(
 def test_int_fields_were_found() -> None:
     assert "fgd.sync.timeout_seconds" in INT_FIELDS
     assert "fgd.monitoring.alert_thresholds.queue_depth" in INT_FIELDS
-    assert len(INT_FIELDS) == 13
+    assert len(INT_FIELDS) == 16  # the spec's 13 and the three fgd.api bounds
 
 
 @settings(max_examples=300)
