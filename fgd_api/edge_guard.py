@@ -96,7 +96,10 @@ def check_scope(scope: Scope) -> ScopeCheck:
     cid = None
     if header_cid is not None:
         text = header_cid.decode("latin-1")
-        why = problem(text, CORRELATION_ID) if text else "empty"
+        # ASCII: it is echoed in the response header, and bytes beyond ASCII would be stored
+        # as latin-1 guesses of what the client meant
+        why = (problem(text, CORRELATION_ID) or (None if text.isascii() else "not ASCII")
+               if text else "empty")
         if why is None:
             cid = text
         elif refusal is None:
