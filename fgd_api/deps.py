@@ -48,8 +48,19 @@ def _guard(face: Face, value: str) -> str:
 
 def guarded_text(face: Face) -> Any:
     """A string in a request body that must pass ``face`` (``fgd_core.input_guard``): no
-    control character, no lone surrogate, at most ``face.max_chars`` characters."""
-    return Annotated[str, Field(max_length=face.max_chars), AfterValidator(partial(_guard, face))]
+    control character, no lone surrogate, at most ``face.max_chars`` characters (the pattern
+    and the length show it in the OpenAPI document)."""
+    pattern = FREE_TEXT_PATTERN if face.line_breaks else PRINTABLE_PATTERN
+    return Annotated[str, Field(max_length=face.max_chars, pattern=pattern),
+                     AfterValidator(partial(_guard, face))]
+
+
+# What the edge guard lets through, for the OpenAPI document (path and query parameters).
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+FREE_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# A sync id in a path: what the edge lets through (the id itself is a UUID; anything else is
+# simply not found).
+SyncId = Annotated[str, Path(min_length=1, max_length=1900, pattern=PRINTABLE_PATTERN)]
 
 
 # Text the store can keep: no control characters (lone surrogates are refused by the domain).

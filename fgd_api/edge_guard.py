@@ -25,11 +25,11 @@ from starlette.types import Message, Receive, Scope
 from fgd_core.errors import FGDErrorCodes, error_body
 from fgd_core.input_guard import (
     CORRELATION_ID,
-    HEADER,
     QUERY_STRING,
     TEXT,
     URL_PATH,
     bytes_problem,
+    first_bad_header,
     json_problem,
     problem,
     sanitized,
@@ -85,14 +85,16 @@ def check_scope(scope: Scope) -> ScopeCheck:
     header_cid: bytes | None = None
     length: bytes | None = None
     refusal: Refusal | None = None
-    for name, value in scope["headers"]:
+    headers = scope["headers"]
+    for name, value in headers:
         if name == b"x-correlation-id":
             header_cid = value
         elif name == b"content-length":
             length = value
-        if refusal is None and (why := bytes_problem(value, HEADER)) is not None:
-            field = f"header.{sanitized(name.decode('latin-1'), 100)}"
-            refusal = Refusal(422, field, why, "header")
+    bad = first_bad_header([value for _, value in headers])
+    if bad is not None:
+        name = sanitized(headers[bad[0]][0].decode("latin-1"), 100)
+        refusal = Refusal(422, f"header.{name}", bad[1], "header")
     cid = None
     if header_cid is not None:
         text = header_cid.decode("latin-1")

@@ -159,6 +159,20 @@ def bytes_problem(raw: bytes, face: Face) -> str | None:
     return f"holds {_describe(char)} at byte {bad.start()}"
 
 
+def first_bad_header(values: list[bytes]) -> tuple[int, str] | None:
+    """(index, problem) of the first raw header value that cannot be kept, or None. One
+    scan over all of them joined (a request's headers are a few hundred bytes); only when
+    it finds something, or they are long, is each looked at on its own."""
+    joined = b" ".join(values)
+    if len(joined) <= HEADER.max_chars and _BAD_HEADER_BYTES.search(joined) is None:
+        return None
+    for i, value in enumerate(values):
+        why = bytes_problem(value, HEADER)
+        if why is not None:
+            return i, why
+    return None
+
+
 # -- what may be stored and echoed about refused input --------------------------------------
 
 
@@ -216,6 +230,7 @@ __all__ = [
     "UnstorableText",
     "bounded",
     "bytes_problem",
+    "first_bad_header",
     "check",
     "check_json",
     "json_problem",

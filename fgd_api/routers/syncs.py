@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from fgd_api.deps import (
     CANCEL_SYNC,
     FORCE_SYNC,
+    PRINTABLE_PATTERN,
     TRIGGER_SYNC,
     VIEW_HISTORY,
     VIEW_SYNC,
     Caller,
     FabricId,
+    SyncId,
     get_caller,
 )
 from fgd_api.errors import ERROR_RESPONSES
@@ -127,7 +129,7 @@ def trigger_sync(
 
 
 @router.get("/sync-status/{sync_id}/")
-async def sync_status(sync_id: str, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
+async def sync_status(sync_id: SyncId, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     if caller.principal is None:
         await caller.require_async(VIEW_SYNC, None, "view_sync")
     read_model = caller.container.read_model
@@ -143,7 +145,7 @@ async def sync_status(sync_id: str, caller: Caller = Depends(get_caller)) -> dic
 
 @router.post("/sync-status/{sync_id}/cancel/", response_model=CancelResponse)
 def cancel_sync(
-    sync_id: str, response: Response, caller: Caller = Depends(get_caller)
+    sync_id: SyncId, response: Response, caller: Caller = Depends(get_caller)
 ) -> dict[str, Any]:
     if caller.principal is None:
         caller.require(CANCEL_SYNC, None, "cancel_sync")
@@ -168,7 +170,7 @@ async def sync_history(
     request: Request,
     limit: int = Query(10, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=2**31 - 1),
-    status: str | None = Query(None),
+    status: str | None = Query(None, max_length=100, pattern=PRINTABLE_PATTERN),
     start_date: datetime | None = Query(None),
     end_date: datetime | None = Query(None),
     caller: Caller = Depends(get_caller),
