@@ -56,8 +56,8 @@ def guarded_text(face: Face) -> Any:
 
 
 # What the edge guard lets through, for the OpenAPI document (path and query parameters).
-PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-FREE_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+PRINTABLE_PATTERN = r"^[^\x00-\x1f]*$"
+FREE_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
 # A sync id in a path: what the edge lets through (the id itself is a UUID; anything else is
 # simply not found).
 SyncId = Annotated[str, Path(min_length=1, max_length=1900, pattern=PRINTABLE_PATTERN)]

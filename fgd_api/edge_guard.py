@@ -37,9 +37,9 @@ from fgd_core.input_guard import (
 
 WEBHOOK_PREFIX = "/api/plugins/hedgehog/webhooks/"  # reads its own body (GitHub's 25 MiB cap)
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# A JSON escape that may decode to a control character (\u0000-\u001f, \u007f) or a
-# surrogate (\ud800-\udfff): only a body holding one is parsed and walked by the guard.
-_RISKY_ESCAPE = re.compile(rb"\\u(?:00[01][0-9A-Fa-f]|007[Ff]|[Dd][89A-Fa-f][0-9A-Fa-f]{2})")
+# A JSON escape that may decode to a control character (\u0000-\u001f) or a surrogate
+# (\ud800-\udfff): only a body holding one is parsed and walked by the guard.
+_RISKY_ESCAPE = re.compile(rb"\\u(?:00[01][0-9A-Fa-f]|[Dd][89A-Fa-f][0-9A-Fa-f]{2})")
 
 refused_input_total = Counter(
     "fgd_http_refused_input_total",

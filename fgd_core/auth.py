@@ -444,20 +444,15 @@ def _json_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(details, Mapping):
         raise ValidationError("audit details must be a mapping", details={"field": "details"})
-    # Whatever a caller put in, the entry can be stored: control characters and lone
-    # surrogates escaped (input_guard). The edges refuse such input; this is the backstop.
-    data: Any = dict(details)
-    for attempt in (1, 2):
-        try:  # what is stored is JSON: make it so now, so the live entry equals a replayed one
-            data = orjson.loads(orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS))
-            break
-        except (TypeError, orjson.JSONEncodeError):
-            if attempt == 2:
-                raise ValidationError(
-                    "audit details must be JSON-serializable", details={"field": "details"}
-                ) from None
-            data = bounded(data, limit=None, items=None, depth=64)  # a lone surrogate?
-    return bounded(scrub(data), limit=None, items=None, depth=64)  # type: ignore[no-any-return]
+    try:  # JSON now, so the live entry equals a replayed one; control characters and lone
+        # surrogates escaped (input_guard): the edges refuse them, this is the backstop
+        data = orjson.loads(orjson.dumps(bounded(dict(details), None, None, 64), default=str,
+                                         option=orjson.OPT_NON_STR_KEYS))
+    except (TypeError, orjson.JSONEncodeError):
+        raise ValidationError(
+            "audit details must be JSON-serializable", details={"field": "details"}
+        ) from None
+    return scrub(data)  # type: ignore[no-any-return]
 
 
 def _ip(value: Any) -> str | None:

@@ -52,15 +52,15 @@ TEXT = Face("text", 1 << 20, line_breaks=True)  # free text inside a body alread
 ECHO_CHARS = 200
 """Characters of client input an error body, an audit entry or a dead-letter reason keeps."""
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f]")
+_CONTROL_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_UNSAFE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 # Bytes: a header value may hold HTAB (RFC 9110 field-value), nothing else below 0x20, no DEL.
 _BAD_HEADER_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-# A query string: raw control bytes, or percent-escapes that decode to one (%00-%1F, %7F).
+# A query string: raw control bytes, or percent-escapes that decode to one (%00-%1F).
 # Decoding is single-pass, so this is exact: "%2500" is the text "%00", not a NUL.
-_BAD_QUERY_BYTES = re.compile(rb"[\x00-\x1f\x7f]|%[01][0-9A-Fa-f]|%7[Ff]")
+_BAD_QUERY_BYTES = re.compile(rb"[\x00-\x1f\x7f]|%[01][0-9A-Fa-f]")
 _NAMES = {0: "NUL", 9: "TAB", 10: "LF", 13: "CR", 27: "ESC", 127: "DEL"}
 
 

@@ -61,9 +61,6 @@ def hostile_commands(fabric_id: int, auth: dict[str, str]) -> dict[str, tuple[Co
         "header NUL": (Command("sync.trigger", body, {**auth, "x-trace": "t\x00"}, "m-5"),
                        "unstorable_input"),
         "routing key NUL": (Command("sync.trigger\x00", body, auth, "m-6"), "unstorable_input"),
-        "body correlation_id DEL": (
-            Command("sync.trigger", b'{"fabric_id": %d, "correlation_id": "c\\u007f"}' % fabric_id,
-                    auth, "m-7"), "unstorable_input"),
         "webhook event NUL": (
             Command("webhook.github", b'{"event": "pu\\u0000sh", "delivery_id": "d-0", '
                     b'"signature": "sha256=00", "body": "{}"}', {}, "m-8"), "unstorable_input"),
