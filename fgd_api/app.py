@@ -7,7 +7,6 @@ import gc
 import logging
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +18,7 @@ from prometheus_client import Counter, Histogram
 from starlette.datastructures import URL, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fgd_api import errors
+from fgd_api import edge_guard, errors
 from fgd_api.container import Container
 from fgd_api.db_gate import DatabaseGate
 from fgd_api.routers import audit, fabrics, gitops, health, progress_ws, syncs, webhooks
@@ -53,17 +52,22 @@ class RequestMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.body_limit = 0  # fgd.api.max_request_body_bytes, read at the first request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket" and edge_guard.check_scope(scope).refusal:
+                # refused before the handshake (the client sees 403): nothing is audited
+                edge_guard.refused_input_total.labels("websocket").inc()
+                await send({"type": "websocket.close", "code": 1008})
+                return
             await self.app(scope, receive, send)
             return
-        header = None
-        for name, value in scope["headers"]:
-            if name == b"x-correlation-id":
-                header = value.decode("latin-1")
-                break
-        cid = (header or str(uuid.uuid4()))[:100]
+        # The edge: path, query, headers (correlation id included) — refused, like a body
+        # too large or holding unstorable text, before any endpoint, audit or store sees it.
+        head = edge_guard.check_scope(scope)
+        refusal = head.refusal
+        cid = head.correlation_id
         state = scope.setdefault("state", {})  # request.state, shared with the endpoint
         state["correlation_id"] = cid
         path = URL(scope=scope).path
@@ -104,7 +108,18 @@ class RequestMiddleware:
         token = correlation_id_var.set(cid)
         context_token = otel_context.attach(set_span_in_context(span))
         try:
-            await self.app(scope, receive, send_with_header)
+            if refusal is None and method in edge_guard.BODY_METHODS and not path.startswith(
+                edge_guard.WEBHOOK_PREFIX
+            ):
+                limit = self.body_limit or edge_guard.body_limit(scope["app"].state)
+                self.body_limit = limit
+                receive, refusal = await edge_guard.read_body(
+                    scope, receive, head.content_length, limit
+                )
+            if refusal is not None:
+                await refusal.response(cid)(scope, receive, send_with_header)
+            else:
+                await self.app(scope, receive, send_with_header)
         except BaseException as exc:
             if span_open:  # what start_as_current_span does with an escaping exception
                 span_open = False

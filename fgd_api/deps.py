@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
 from annotated_types import Ge, Le
 from fastapi import Depends, Path, Request
-from pydantic import BeforeValidator, Strict
+from pydantic import AfterValidator, BeforeValidator, Field, Strict
 
+from fgd_api.anonymous_audit import throttle_of
 from fgd_api.container import Container
 from fgd_core.auth import (
     Principal,
@@ -22,6 +24,7 @@ from fgd_core.auth import (
     key_digest,
 )
 from fgd_core.errors import FGDError
+from fgd_core.input_guard import Face, problem, sanitized
 
 # Fabric ids are positive integers (path parameter, documented in the OpenAPI document).
 FabricId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -36,6 +39,30 @@ def whole_number(ge: int = 1, le: int = 2**31 - 1) -> Any:
     """An integer in a request body: 30 or 30.0, never "30" or true; bounds in the type so
     the OpenAPI document shows them (``Field(ge=…)`` on an optional one would not)."""
     return Annotated[int, Strict(), Ge(ge), Le(le), BeforeValidator(_whole)]
+def _guard(face: Face, value: str) -> str:
+    why = problem(value, face)
+    if why is not None:
+        raise ValueError(why)  # pydantic: a 422 naming the field
+    return value
+
+
+def guarded_text(face: Face) -> Any:
+    """A string in a request body that must pass ``face`` (``fgd_core.input_guard``): no
+    control character, no lone surrogate, at most ``face.max_chars`` characters (the pattern
+    and the length show it in the OpenAPI document)."""
+    pattern = FREE_TEXT_PATTERN if face.line_breaks else PRINTABLE_PATTERN
+    return Annotated[str, Field(max_length=face.max_chars, pattern=pattern),
+                     AfterValidator(partial(_guard, face))]
+
+
+# What the edge guard lets through, for the OpenAPI document (path and query parameters).
+PRINTABLE_PATTERN = r"^[^\x00-\x1f]*$"
+FREE_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+# A sync id in a path: what the edge lets through (the id itself is a UUID; anything else is
+# simply not found).
+SyncId = Annotated[str, Path(min_length=1, max_length=1900, pattern=PRINTABLE_PATTERN)]
+
+
 # Text the store can keep: no control characters (lone surrogates are refused by the domain).
 TEXT_PATTERN = r"^[^\x00-\x1f]+$"
 # A name: the same, and no leading or trailing whitespace.
@@ -70,7 +97,7 @@ class Caller:
 
     @property
     def user_agent(self) -> str:
-        return self.request.headers.get("user-agent", "")[:500]
+        return sanitized(self.request.headers.get("user-agent", ""))
 
     @property
     def correlation_id(self) -> str | None:
@@ -82,13 +109,9 @@ class Caller:
         try:
             authorize(self.principal, permission, fabric_id)
         except FGDError as exc:
-            self.audit(
-                action or permission.removeprefix(PERM),
-                fabric_id,
-                success=False,
-                error=exc.message,
-                details={"permission": permission},
-            )
+            details = self._denial_details(permission)
+            if details is not None:
+                self._audit_denial(exc, permission, fabric_id, action, details)
             raise
 
     async def require_async(
@@ -96,9 +119,34 @@ class Caller:
     ) -> None:
         """``require`` for async endpoints: granted on the event loop (no I/O); a denial is
         audited in a worker thread (a save), then raised."""
-        if self.principal is not None and self.principal.has_perm(permission, fabric_id):
-            return
-        await anyio.to_thread.run_sync(self.require, permission, fabric_id, action)
+        try:
+            authorize(self.principal, permission, fabric_id)
+        except FGDError as exc:
+            details = self._denial_details(permission)
+            if details is not None:
+                await anyio.to_thread.run_sync(
+                    self._audit_denial, exc, permission, fabric_id, action, details
+                )
+            raise
+
+    def _denial_details(self, permission: str) -> dict[str, Any] | None:
+        """The audit details of a denial; None when it is left out of the audit log: anyone
+        can send anonymous requests, so those are throttled (``fgd_api.anonymous_audit``)."""
+        details: dict[str, Any] = {"permission": permission}
+        if self.principal is None:
+            reason = "invalid token" if self.request.headers.get("authorization") else "no token"
+            suppressed = throttle_of(self.container).admit(self.ip, reason)
+            if suppressed is None:
+                return None
+            details.update(reason=reason, suppressed=suppressed)
+        return details
+
+    def _audit_denial(
+        self, exc: FGDError, permission: str, fabric_id: int | None, action: str,
+        details: dict[str, Any],
+    ) -> None:
+        self.audit(action or permission.removeprefix(PERM), fabric_id, success=False,
+                   error=exc.message, details=details)
 
     def audit(
         self,
@@ -136,7 +184,7 @@ class Caller:
             sync_id=sync_id,
             details={
                 "method": self.request.method,
-                "path": self.request.url.path,
+                "path": sanitized(self.request.url.path),  # client input: cut to 200
                 **(details or {}),
             },
             success=success,

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fgd_core.errors import FGDError, FGDErrorCodes, NotFoundError, error_body
+from fgd_core.input_guard import bounded, sanitized
 
 log = logging.getLogger("fgd_api")
 
@@ -51,6 +52,20 @@ def status_for(exc: FGDError) -> int:
     return int(explicit) if explicit else STATUS_BY_CODE.get(exc.code, 500)
 
 
+# An error body echoes client input (a path's sync id, a field name, a file path): its
+# message keeps MESSAGE_CHARS characters, every string in its details ECHO_CHARS (200).
+MESSAGE_CHARS = 300
+PROBLEMS_LISTED = 20
+
+
+def bounded_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The spec's error body with what it echoes cut and made storable (``input_guard``)."""
+    error = body["error"]
+    error["message"] = sanitized(error["message"], MESSAGE_CHARS)
+    error["details"] = bounded(error["details"])
+    return body
+
+
 def correlation_id(request: Request) -> str | None:
     return getattr(request.state, "correlation_id", None)
 
@@ -63,7 +78,7 @@ def fgd_response(request: Request, exc: FGDError) -> JSONResponse:
     if status == 429 and exc.details.get("retry_after_seconds"):
         headers["Retry-After"] = str(exc.details["retry_after_seconds"])
     return JSONResponse(
-        exc.to_body(correlation_id(request)), status_code=status, headers=headers
+        bounded_body(exc.to_body(correlation_id(request))), status_code=status, headers=headers
     )
 
 
@@ -74,23 +89,28 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
-            for e in exc.errors()
+        errors = exc.errors()
+        problems = [  # a field name may be a client's key: cut, like every echo
+            {"field": sanitized(".".join(str(p) for p in e["loc"]), 100),
+             "problem": sanitized(e["msg"])}
+            for e in errors[:PROBLEMS_LISTED]
         ]
+        details: dict[str, Any] = {"problems": problems}
+        if len(errors) > PROBLEMS_LISTED:
+            details["more_problems"] = len(errors) - PROBLEMS_LISTED
         body = error_body(
             FGDErrorCodes.VALIDATION_FAILED,
             "invalid request: " + "; ".join(f"{p['field']}: {p['problem']}" for p in problems),
-            {"problems": problems},
+            details,
             correlation_id(request),
         )
-        return JSONResponse(body, status_code=422)
+        return JSONResponse(bounded_body(body), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = FGDErrorCodes.VALIDATION_FAILED if exc.status_code < 500 else "FGD_5001"
         body = error_body(code, str(exc.detail), {}, correlation_id(request))
-        return JSONResponse(body, status_code=exc.status_code)
+        return JSONResponse(bounded_body(body), status_code=exc.status_code)
 
     @app.exception_handler(PersistenceError)
     @app.exception_handler(psycopg.Error)

@@ -39,6 +39,7 @@ from fgd_core.domain.auth import (
     token_uuid,
 )
 from fgd_core.errors import FGDError, FGDErrorCodes, NotFoundError, ValidationError
+from fgd_core.input_guard import bounded, sanitized
 from fgd_core.redact import REDACTED, SECRET_MARKERS, scrub, scrub_text  # noqa: F401 — re-exported
 
 __all__ = [
@@ -443,15 +444,15 @@ def _json_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(details, Mapping):
         raise ValidationError("audit details must be a mapping", details={"field": "details"})
-    try:  # what is stored is JSON: make it so now, so the live entry equals a replayed one
-        data = orjson.loads(
-            orjson.dumps(dict(details), default=str, option=orjson.OPT_NON_STR_KEYS)
-        )
+    try:  # JSON now, so the live entry equals a replayed one; control characters and lone
+        # surrogates escaped (input_guard): the edges refuse them, this is the backstop
+        data = orjson.loads(orjson.dumps(bounded(dict(details), None, None, 64), default=str,
+                                         option=orjson.OPT_NON_STR_KEYS))
     except (TypeError, orjson.JSONEncodeError):
         raise ValidationError(
             "audit details must be JSON-serializable", details={"field": "details"}
         ) from None
-    return scrub(data)
+    return scrub(data)  # type: ignore[no-any-return]
 
 
 def _ip(value: Any) -> str | None:
@@ -461,7 +462,7 @@ def _ip(value: Any) -> str | None:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        return text[:255]  # e.g. "testclient", or a proxy's opaque name: kept as given
+        return sanitized(text, 255)  # e.g. "testclient", or a proxy's opaque name
 
 
 def _sync_id(value: Any) -> str | None:
@@ -471,7 +472,7 @@ def _sync_id(value: Any) -> str | None:
         return str(value if isinstance(value, UUID) else UUID(str(value)))
     except ValueError:
         raise ValidationError(
-            f"sync_id {value!r} is not a UUID", details={"field": "sync_id"}
+            f"sync_id {sanitized(str(value))!r} is not a UUID", details={"field": "sync_id"}
         ) from None
 
 
@@ -512,14 +513,14 @@ def audit_entry(
         raise ValidationError("success must be a boolean", details={"field": "success"})
     entry = AuditEntry(
         fabric_id=fabric_id,
-        correlation_id=correlation_id or str(uuid4()),
-        user=user[:150] if user else None,
-        action=action.strip(),
+        correlation_id=sanitized(correlation_id, 200) if correlation_id else str(uuid4()),
+        user=sanitized(user, 150) if user else None,
+        action=sanitized(action.strip(), 100),
         ip_address=_ip(ip_address),
-        user_agent=scrub_text(str(user_agent or ""))[:500],
+        user_agent=sanitized(scrub_text(str(user_agent or "")), 500),
         sync_id=_sync_id(sync_id),
         details=_json_details(details),
         success=success,
-        error_message=scrub_text(str(error_message or "")),
+        error_message=sanitized(scrub_text(str(error_message or "")), None),
     )
     return entry

@@ -137,6 +137,23 @@ class MonitoringConfig(_Section):
     alert_thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
 
 
+# --- the HTTP API's bounds ----------------------------------------------------------------
+
+
+class ApiConfig(_Section):
+    """Bounds of what one HTTP request may send or receive (not in the spec: an extension)."""
+
+    max_request_body_bytes: PositiveInt = 1_048_576
+    """Largest request body the API reads (413 beyond); the GitHub webhook keeps 25 MiB."""
+    files_content_max_file_bytes: PositiveInt = 1_048_576
+    """gitops-files?include_content: a file's content is cut after this many bytes."""
+    files_content_max_total_bytes: PositiveInt = 8_388_608
+    """gitops-files?include_content: contents stop after this many bytes in one answer."""
+
+
+# ---------------------------------------------------------------------------------------------
+
+
 class FGDConfig(_Section):
     """The ``fgd:`` section of fgd_config.yaml."""
 
@@ -149,6 +166,7 @@ class FGDConfig(_Section):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     hedgehog: HedgehogConfig = Field(default_factory=HedgehogConfig)
     """The fabric Hedgehog's validation rules assume (fabricator's defaults)."""
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
 
 class ConfigFile(_Section):
@@ -167,6 +185,12 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "HEDGEHOG_FGD_WORKER_CONCURRENCY": (("fgd", "ingestion", "worker_pool_size"), int),
     "HEDGEHOG_FGD_GITHUB_WEBHOOK_SECRET": (("fgd", "github", "webhook_secret"), str),
     "HEDGEHOG_FGD_METRICS_ENABLED": (("fgd", "monitoring", "metrics_enabled"), bool),
+    # the HTTP API's bounds (ApiConfig)
+    "HEDGEHOG_FGD_MAX_REQUEST_BODY_BYTES": (("fgd", "api", "max_request_body_bytes"), int),
+    "HEDGEHOG_FGD_FILES_CONTENT_MAX_FILE_BYTES": (
+        ("fgd", "api", "files_content_max_file_bytes"), int),
+    "HEDGEHOG_FGD_FILES_CONTENT_MAX_TOTAL_BYTES": (
+        ("fgd", "api", "files_content_max_total_bytes"), int),
 }
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _URL_SCHEMES = {

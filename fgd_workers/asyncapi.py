@@ -58,10 +58,12 @@ delivery id counts once whether it came over HTTP or the bus.
 exchange with routing key = `reply_to` and the command's `correlation_id` (channel `reply`), \
 after it is committed.
   * Refused commands (unknown routing key, not JSON, schema violation, missing/invalid token, \
-missing permission, missing `message_id`, bad signature, or failing `x-delivery-limit` times) \
-get no reply: they are audited as denied actions and republished to `fgd.dlx` (kept in quorum \
-queue `fgd.dead`) with header `x-fgd-reason` (human) and `x-fgd-reason-code` ({codes}); the \
-`authorization` header is redacted.
+missing permission, missing `message_id`, bad signature, a property, header or body field \
+holding text the store cannot keep — NUL, other control characters, lone surrogates, or longer \
+than its limit: `message_id`, `app_id`, `reply_to` 255, `correlation_id` 200 characters — or \
+failing `x-delivery-limit` times) get no reply: they are audited as denied actions and \
+republished to `fgd.dlx` (kept in quorum queue `fgd.dead`) with header `x-fgd-reason` \
+(human) and `x-fgd-reason-code` ({codes}); the `authorization` header is redacted.
 """
 
 COMMAND_SUMMARIES = {

@@ -47,6 +47,7 @@ from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import DatabaseError, FGDError, error_body
 from fgd_core.events.schemas import load_schema
 from fgd_core.services import webhook_intake as intake
+from fgd_workers import command_guard
 from fgd_workers.command_outcomes import error_outcome, replayed_outcome, started_outcome
 
 log = logging.getLogger("fgd_workers.commands")
@@ -90,7 +91,7 @@ class Result:
 
 # Why a command is refused: header x-fgd-reason-code of its dead letter (asyncapi.yaml).
 REFUSAL_REASONS = ("unknown_command", "not_json", "schema", "unauthenticated", "forbidden",
-                   "missing_message_id", "signature", "invalid_delivery")
+                   "missing_message_id", "signature", "invalid_delivery", command_guard.REASON)
 
 
 class Refused(Exception):
@@ -101,6 +102,11 @@ class Refused(Exception):
             raise ValueError(f"undocumented refusal reason {kind!r}")
         super().__init__(reason)
         self.kind, self.reason, self.fabric_id = kind, reason, fabric_id
+
+
+def refuse_unstorable(found: tuple[str, str] | None) -> None:
+    if found is not None:  # what fgd_workers.command_guard found
+        raise Refused(command_guard.REASON, command_guard.refusal_text(found))
 
 
 @dataclass
@@ -151,6 +157,7 @@ class CommandIntake:
             cmd.routing_key, AUDIT_UNKNOWN
         )
         try:
+            refuse_unstorable(command_guard.property_problem(cmd))
             if cmd.routing_key == SYNC_TRIGGER:
                 return self._sync_trigger(cmd, principal)
             if cmd.routing_key == WEBHOOK_GITHUB:
@@ -197,6 +204,7 @@ class CommandIntake:
             else:
                 principal = self._principal(cmd)
             try:
+                refuse_unstorable(command_guard.property_problem(cmd))
                 accepted = self._accept(cmd, principal)
             except Refused as exc:
                 results[i] = self._refuse(cmd, AUDIT_SYNC, principal, exc)
@@ -357,6 +365,7 @@ class CommandIntake:
                 f"body does not match schemas/commands/{cmd.routing_key}.json: {exc.message}",
                 fabric_id=fabric_id,
             ) from None
+        refuse_unstorable(command_guard.body_problem(data))
         return data  # type: ignore[no-any-return]
 
     # -- sync.trigger -----------------------------------------------------------------------
@@ -488,7 +497,7 @@ class CommandIntake:
         delivery_id: str = data["delivery_id"]
         github_event: str = data["event"][:100]
         if "body" in data:
-            raw = data["body"].encode("utf-8", "surrogatepass")
+            raw = data["body"].encode("utf-8")  # (command_guard refused surrogates)
         else:
             try:
                 raw = base64.b64decode(data["body_base64"], validate=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from fgd_api.deps import VIEW_HISTORY, Caller, get_caller
+from fgd_api.deps import PRINTABLE_PATTERN, VIEW_HISTORY, Caller, get_caller
 from fgd_api.errors import ERROR_RESPONSES
 from fgd_api.routers.syncs import page_links
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/plugins/hedgehog", tags=["audit"], responses=ERR
 def audit_log(
     request: Request,
     fabric_id: int | None = Query(None, ge=0, le=2**31 - 1),
-    user: str | None = Query(None, max_length=150),
+    user: str | None = Query(None, max_length=150, pattern=PRINTABLE_PATTERN),
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=2**31 - 1),
     caller: Caller = Depends(get_caller),

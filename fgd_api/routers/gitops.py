@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from fgd_api.deps import (
     CONFIGURE_SYNC,
@@ -16,10 +16,12 @@ from fgd_api.deps import (
     Caller,
     FabricId,
     get_caller,
+    guarded_text,
 )
 from fgd_api.errors import ERROR_RESPONSES
 from fgd_api.routers.syncs import wait_for_own_write
 from fgd_core.errors import FGDError
+from fgd_core.input_guard import FILE_PATH, IDENTIFIER
 
 router = APIRouter(
     prefix="/api/plugins/hedgehog/fabrics/{fabric_id}", tags=["gitops"], responses=ERROR_RESPONSES
@@ -34,13 +36,13 @@ class InitializeRequest(BaseModel):
 
 class RepairRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    issues: list[str] = []
+    issues: list[guarded_text(IDENTIFIER)] = Field([], max_length=50)  # type: ignore[valid-type]
     auto_detect: bool = True
 
 
 class ProcessRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    file_path: str
+    file_path: guarded_text(FILE_PATH)  # type: ignore[valid-type]
     validate_only: bool = False
 
 

@@ -33,6 +33,7 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from fgd_api.anonymous_audit import throttle_of
 from fgd_api.container import Container
 from fgd_api.deps import VIEW_SYNC
 from fgd_core.auth import Principal, authenticate, record_audit
@@ -40,6 +41,7 @@ from fgd_core.domain.sync_operation import FINAL_STATES, SyncOperation
 from fgd_core.errors import NotFoundError
 from fgd_core.events.envelope import decode_envelope
 from fgd_core.events.types import WEBSOCKET_TYPES
+from fgd_core.input_guard import sanitized
 
 log = logging.getLogger("fgd_api.progress_ws")
 router = APIRouter(tags=["sync-progress"])
@@ -153,7 +155,13 @@ def _authorize(
     credential = websocket.headers.get("authorization") or websocket.query_params.get("token")
     principal = authenticate(app, credential) if credential else None
     if principal is None:
-        _audit_denial(container, websocket, None, None, sync_id, "authentication required")
+        # anyone can knock: one entry per address and reason per second (anonymous_audit)
+        reason = "invalid token" if credential else "no token"
+        address = websocket.client.host if websocket.client else None
+        suppressed = throttle_of(container).admit(address, reason)
+        if suppressed is not None:
+            _audit_denial(container, websocket, None, None, sync_id, "authentication required",
+                          reason=reason, suppressed=suppressed)
         return CLOSE_UNAUTHENTICATED, "authentication required", None
     try:
         sync = app.get_sync(sync_id)
@@ -174,6 +182,7 @@ def _audit_denial(
     fabric_id: int | None,
     sync_id: str,
     error: str,
+    **more: Any,
 ) -> None:
     try:
         valid_sync_id: str | None = str(UUID(sync_id))
@@ -187,7 +196,8 @@ def _audit_denial(
         ip_address=websocket.client.host if websocket.client else None,
         user_agent=websocket.headers.get("user-agent", ""),
         sync_id=valid_sync_id,
-        details={"method": "WEBSOCKET", "path": websocket.url.path, "permission": VIEW_SYNC},
+        details={"method": "WEBSOCKET", "path": sanitized(websocket.url.path),
+                 "permission": VIEW_SYNC, **more},
         success=False,
         error_message=error,
     )

@@ -14,15 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from fgd_api.deps import (
     CANCEL_SYNC,
     FORCE_SYNC,
+    PRINTABLE_PATTERN,
     TRIGGER_SYNC,
     VIEW_HISTORY,
     VIEW_SYNC,
     Caller,
     FabricId,
+    SyncId,
     get_caller,
 )
 from fgd_api.errors import ERROR_RESPONSES
 from fgd_core.errors import FGDError, NotFoundError
+from fgd_core.input_guard import sanitized
 
 router = APIRouter(prefix="/api/plugins/hedgehog", tags=["syncs"], responses=ERROR_RESPONSES)
 READ_TIMEOUT = 5.0
@@ -71,7 +74,8 @@ def found(value: Any, what: str, **details: Any) -> Any:
 
 def sync_fabric_id(caller: Caller, sync_id: str) -> int:
     status = found(
-        caller.container.read_model.sync_status(sync_id), f"sync {sync_id}", sync_id=sync_id
+        caller.container.read_model.sync_status(sync_id), f"sync {sanitized(sync_id, 100)}",
+        sync_id=sync_id,
     )
     return int(status["fabric_id"])
 
@@ -131,7 +135,7 @@ def trigger_sync(
 
 
 @router.get("/sync-status/{sync_id}/")
-async def sync_status(sync_id: str, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
+async def sync_status(sync_id: SyncId, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     if caller.principal is None:
         await caller.require_async(VIEW_SYNC, None, "view_sync")
     read_model = caller.container.read_model
@@ -140,14 +144,14 @@ async def sync_status(sync_id: str, caller: Caller = Depends(get_caller)) -> dic
         status = await reader(sync_id)
     else:
         status = await anyio.to_thread.run_sync(read_model.sync_status, sync_id)
-    status = found(status, f"sync {sync_id}", sync_id=sync_id)
+    status = found(status, f"sync {sanitized(sync_id, 100)}", sync_id=sync_id)
     await caller.require_async(VIEW_SYNC, int(status["fabric_id"]), "view_sync")
     return status  # type: ignore[no-any-return]
 
 
 @router.post("/sync-status/{sync_id}/cancel/", response_model=CancelResponse)
 def cancel_sync(
-    sync_id: str, response: Response, caller: Caller = Depends(get_caller)
+    sync_id: SyncId, response: Response, caller: Caller = Depends(get_caller)
 ) -> dict[str, Any]:
     if caller.principal is None:
         caller.require(CANCEL_SYNC, None, "cancel_sync")
@@ -172,7 +176,7 @@ async def sync_history(
     request: Request,
     limit: int = Query(10, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=2**31 - 1),
-    status: str | None = Query(None),
+    status: str | None = Query(None, max_length=100, pattern=PRINTABLE_PATTERN),
     start_date: datetime | None = Query(None),
     end_date: datetime | None = Query(None),
     caller: Caller = Depends(get_caller),

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from fgd_api.anonymous_audit import throttle_of
 from fgd_api.container import Container
 from fgd_api.deps import Caller, get_container
 from fgd_api.errors import correlation_id
@@ -132,7 +133,10 @@ async def github_webhook(
             delivery_id,
         )
     except WebhookRejected as exc:
-        await run_in_threadpool(audit, False, exc.message)
+        # unsigned requests are anonymous: one audit entry per address and reason per second
+        suppressed = throttle_of(container).admit(caller.ip, exc.message)
+        if suppressed is not None:
+            await run_in_threadpool(audit, False, exc.message, suppressed=suppressed)
         body_json = error_body(exc.code, exc.message, {}, correlation_id(request))
         headers = {"WWW-Authenticate": 'HMAC realm="github"'} if exc.status == 401 else {}
         return JSONResponse(body_json, status_code=exc.status, headers=headers)

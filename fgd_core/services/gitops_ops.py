@@ -22,6 +22,24 @@ from fgd_core.services.sync_runner import AUTHOR, RemoteFactory, SyncRunner, rul
 Compute = Callable[[Snapshot], tuple[dict[str, bytes], dict[str, Any]]]
 
 
+def cap_contents(listing: dict[str, Any], per_file: int, total: int) -> None:
+    """``include_content`` within bounds: each file's ``content`` cut after ``per_file`` UTF-8
+    bytes, and no more than ``total`` bytes of content in one answer (later files get an empty
+    content). Each file says ``truncated``; so does the answer when any file was cut."""
+    left, cut_any = total, False
+    for item in listing["files"]:
+        raw = item["content"].encode("utf-8")
+        keep = min(len(raw), per_file, left)
+        truncated = keep < len(raw)
+        if truncated:  # cut on a character boundary
+            item["content"] = raw[:keep].decode("utf-8", "ignore")
+            keep = len(item["content"].encode("utf-8"))
+        item["truncated"] = truncated
+        left -= keep
+        cut_any = cut_any or truncated
+    listing["truncated"] = cut_any
+
+
 class GitOpsService:
     def __init__(self, runner: SyncRunner) -> None:
         self.runner = runner
@@ -145,7 +163,7 @@ class GitOpsService:
     ) -> dict[str, Any]:
         fabric, remote = self._open(fabric_id)
         snapshot = remote.fetch(fabric.branch)
-        return directory.list_files(
+        listing = directory.list_files(
             snapshot,
             fabric.gitops_directory,
             directory=directory_name,
@@ -153,6 +171,11 @@ class GitOpsService:
             include_content=include_content,
             rules=rules_for(self.config, fabric),
         )
+        if include_content:
+            limits = self.config.api
+            cap_contents(listing, limits.files_content_max_file_bytes,
+                         limits.files_content_max_total_bytes)
+        return listing
 
     def process_file(
         self, fabric_id: int, file_path: str, validate_only: bool = False

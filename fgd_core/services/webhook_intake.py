@@ -38,6 +38,7 @@ from fgd_core.errors import (
     SyncAlreadyInProgressError,
     WorkerPoolExhaustedError,
 )
+from fgd_core.input_guard import GIT_REF, IDENTIFIER, Face, problem
 
 __all__ = [
     "DELIVERY_RE",
@@ -47,6 +48,7 @@ __all__ = [
     "WebhookResult",
     "candidates",
     "check_delivery_id",
+    "check_kept_fields",
     "check_signature",
     "fabric_settings",
     "fabric_settings_from_app",
@@ -57,7 +59,7 @@ __all__ = [
     "verify_delivery",
 ]
 
-MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps a delivery at 25 MB
 RETRIES = 20
 DELIVERY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 SETTINGS_USED = ("repository", "branch", "gitops_directory", "sync_enabled", "auto_sync_on_change")
@@ -119,7 +121,28 @@ def parse_payload(body: bytes) -> dict[str, Any]:
         raise WebhookRejected(400, "payload is not JSON") from None
     if not isinstance(payload, dict):
         raise WebhookRejected(400, "payload is not a JSON object")
+    check_kept_fields(payload)
     return payload
+
+
+# What a delivery's records keep of its payload (webhook.received, the audit entry), and the
+# face each must pass (fgd_core.input_guard). The rest of the payload is only matched against.
+KEPT_FIELDS: tuple[tuple[tuple[str, ...], Face], ...] = (
+    (("ref",), GIT_REF),
+    (("after",), IDENTIFIER),
+    (("repository", "full_name"), IDENTIFIER),
+)
+
+
+def check_kept_fields(payload: dict[str, Any]) -> None:
+    """400 (``invalid_delivery`` on the bus) when a field the delivery's records keep holds
+    text the store cannot keep: GitHub never sends such a ref, sha or repository name."""
+    for path, face in KEPT_FIELDS:
+        value: Any = payload
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and (why := problem(value, face)) is not None:
+            raise WebhookRejected(400, f"payload field {'.'.join(path)} {why}")
 
 
 def verify_delivery(
@@ -327,10 +350,12 @@ class WebhookResult:
             return {"status": self.status}
         assert self.outcome is not None
         repository = self.payload.get("repository")
-        return {
+        ref = self.payload.get("ref")
+        name = repository.get("full_name") if isinstance(repository, dict) else None
+        return {  # the texts checked by check_kept_fields; anything else is not kept
             "status": "accepted",
-            "ref": self.payload.get("ref"),
-            "repository": repository.get("full_name") if isinstance(repository, dict) else None,
+            "ref": ref if isinstance(ref, str) else None,
+            "repository": name if isinstance(name, str) else None,
             "triggered": self.outcome.triggered,
             "coalesced": self.outcome.coalesced,
             "ignored": self.outcome.ignored,

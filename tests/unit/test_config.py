@@ -123,6 +123,10 @@ def test_defaults_are_the_spec_values() -> None:
     # fgd.hedgehog is FGD Sync's own section (the fabric Hedgehog's rules run under):
     # fabricator's defaults, absent from the spec's example.
     hedgehog = dump.pop("hedgehog")
+    # fgd.api: our bounds extension beyond the spec's keys (docs/decisions.md)
+    assert dump.pop("api") == {"max_request_body_bytes": 1_048_576,
+                               "files_content_max_file_bytes": 1_048_576,
+                               "files_content_max_total_bytes": 8_388_608}
     assert dump == spec
     assert hedgehog["vpc_irb_vlans"] == [{"from": 3000, "to": 3899}]
     assert "172.30.128.0/17" in hedgehog["reserved_subnets"]
@@ -176,6 +180,12 @@ def test_empty_file_means_defaults(tmp_path: Path) -> None:
         ("HEDGEHOG_FGD_BATCH_SIZE", " 7 ", lambda f: f.ingestion.batch_size, 7),
         ("HEDGEHOG_FGD_WORKER_CONCURRENCY", "16", lambda f: f.ingestion.worker_pool_size, 16),
         ("HEDGEHOG_FGD_METRICS_ENABLED", "0", lambda f: f.monitoring.metrics_enabled, False),
+        ("HEDGEHOG_FGD_MAX_REQUEST_BODY_BYTES", "2048",
+         lambda f: f.api.max_request_body_bytes, 2048),
+        ("HEDGEHOG_FGD_FILES_CONTENT_MAX_FILE_BYTES", "10",
+         lambda f: f.api.files_content_max_file_bytes, 10),
+        ("HEDGEHOG_FGD_FILES_CONTENT_MAX_TOTAL_BYTES", "20",
+         lambda f: f.api.files_content_max_total_bytes, 20),
         (
             "HEDGEHOG_FGD_GITHUB_WEBHOOK_SECRET",
             SECRET,
@@ -483,7 +493,7 @@ def test_int_fields_were_found() -> None:
     assert "fgd.sync.timeout_seconds" in INT_FIELDS
     assert "fgd.monitoring.alert_thresholds.queue_depth" in INT_FIELDS
     assert "fgd.hedgehog.fabric_mtu" in INT_FIELDS
-    assert len(INT_FIELDS) == 15
+    assert len(INT_FIELDS) == 18  # the spec's 13, fgd.hedgehog's 2 and fgd.api's 3 bounds
 
 
 @settings(max_examples=300)
