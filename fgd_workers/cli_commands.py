@@ -47,6 +47,8 @@ def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: i
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
     stop = stop_on_signals()
+    # Bus commands come from other people: the Applications below hold repositories to
+    # fgd.repositories.allowed (no command sets one today; any that does is covered).
     if metrics_port:
         from prometheus_client import start_http_server
 
@@ -55,10 +57,10 @@ def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: i
     if embedded:
         from fgd_workers.embedded import EmbeddedExecutor
 
-        app, runner = build_runner(settings, source="fgd_workers")
+        app, runner = build_runner(settings, source="fgd_workers", for_others=True)
         executor = EmbeddedExecutor(runner, settings.fgd.sync.max_concurrent_syncs)
     else:
-        app = build_app(settings, source="fgd_workers")
+        app = build_app(settings, source="fgd_workers", for_others=True)
     intake = CommandIntake(
         app, settings.fgd.github.webhook_secret,
         submit=executor.submit if executor is not None else None,

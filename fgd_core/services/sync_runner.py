@@ -39,6 +39,7 @@ from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
 from fgd_core.gitops.manifest import metadata_changes
 from fgd_core.gitops.plan import FileResult, IngestionRules, RawFile, SyncPlan, plan_sync
 from fgd_core.observability import correlated, stage_span
+from fgd_core.repository_policy import token_allowed
 from fgd_core.services.retry import call_with_retry, idempotent_push, retry_details
 
 AUTHOR = "FGD Sync <fgd-sync@localhost>"
@@ -100,8 +101,12 @@ class LazyBlobs(Mapping[str, bytes]):
 def make_remote(
     fabric: Fabric, config: FGDConfig, token: str | None, cache_root: Path | None
 ) -> GitRemote:
-    """The fabric's git remote with the configured timeouts (and a per-fabric cache)."""
+    """The fabric's git remote with the configured timeouts (and a per-fabric cache). The
+    token goes only to an https repository on one of ``github.token_hosts``: a fabric set
+    to any other host (a listener on 127.0.0.1 …) never receives it."""
     cache = cache_root / f"fabric-{fabric.fabric_id}" if cache_root else None
+    if token and not token_allowed(fabric.repository, config.github.token_hosts):
+        token = None
     return GitRemote(
         fabric.repository,
         token=token,

@@ -26,6 +26,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[st
     seed_repo(repo, {"gitops/raw/README.md": b"x\n"})
     container = Container.build(load_settings(environ={
         "HEDGEHOG_FGD_SQLITE_PATH": str(tmp / "fgd.sqlite3"),
+        "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp),
         "HEDGEHOG_FGD_GITHUB_WEBHOOK_SECRET": "s3cret"}))
     key, _ = create_token(container.app, "fuzzer", superuser=True)
     container.app.register_fabric("lab", str(repo))  # fabric 1 exists: requests go deep
