@@ -422,3 +422,10 @@ def test_the_cli_checks_transports_but_not_the_policy(tmp_path: Path, lab_repo: 
     assert "FGD_1003" in bad.output and "Traceback" not in bad.output
     assert bad.exception is None or isinstance(bad.exception, SystemExit)
     assert os.path.exists(tmp_path / "cli.sqlite3")
+    # `fgd sync` finds the fabric owning the place however the repository is spelled
+    for spelling in (f"file://{lab_repo}", f"{lab_repo}/"):
+        again = CliRunner().invoke(fgd_cli, ["sync", "--repo", spelling, "--validate-only",
+                                             "--json"], env=env)
+        assert again.exit_code == 0, again.output
+    listed = CliRunner().invoke(fgd_cli, ["fabric", "list"], env=env)
+    assert listed.output.count('"id"') == 1, listed.output
