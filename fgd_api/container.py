@@ -30,7 +30,8 @@ class Container:
     @classmethod
     def build(cls, settings: Settings | None = None, read_model: Any = None) -> Container:
         settings = settings or load_settings()
-        app, runner = build_runner(settings, source="fgd_api")
+        # API callers are other people: their repositories are held to the policy.
+        app, runner = build_runner(settings, source="fgd_api", for_others=True)
         executor: Any = (
             BusExecutor()
             if settings.broker_url

@@ -27,6 +27,7 @@ from fgd_core.domain.sync_operation import SyncOperation, normalize_options
 from fgd_core.errors import DatabaseError, InternalError, NotFoundError, ValidationError
 from fgd_core.events.envelope import EnvelopeMapper
 from fgd_core.persistence import SCHEMA_LOCK
+from fgd_core.repository_policy import RepositoryPolicy, claim_place
 from fgd_core.signals import send_signals
 
 # Optimistic concurrency: a command that lost a race is re-run on fresh state this often.
@@ -80,10 +81,15 @@ class FGDApplication(Application[UUID]):
         env: dict[str, str] | None = None,
         source: str = "fgd_core",
         max_concurrent_syncs: int | None = None,
+        repository_policy: RepositoryPolicy | None = None,
     ) -> None:
         """``max_concurrent_syncs``: how many syncs may be active at once across every
         trigger and process sharing the event store (FGD_5004 beyond it); None = unlimited,
-        and the SyncCapacity aggregate is never read or written."""
+        and the SyncCapacity aggregate is never read or written.
+
+        ``repository_policy``: the repositories fabrics may be registered with or moved to
+        (processes acting for other people: the API, the bus); None = any the git adapter
+        supports (the CLI and the library act with the operator's own rights)."""
         if max_concurrent_syncs is not None and (
             isinstance(max_concurrent_syncs, bool) or max_concurrent_syncs < 1
         ):
@@ -93,6 +99,7 @@ class FGDApplication(Application[UUID]):
             )
         self.source = source
         self.max_concurrent_syncs = max_concurrent_syncs
+        self.repository_policy = repository_policy
         self._listeners: list[Listener] = []
         self._local = threading.local()
         super().__init__(env)
@@ -203,6 +210,8 @@ class FGDApplication(Application[UUID]):
         )
         if fabric_id is not None and (isinstance(fabric_id, bool) or fabric_id < 1):
             raise ValidationError("fabric_id must be a positive integer", details={})
+        if self.repository_policy is not None:
+            self.repository_policy.check(repository)
 
         def register() -> Fabric:
             registry = self._registry()
@@ -211,6 +220,7 @@ class FGDApplication(Application[UUID]):
             fabric = Fabric(
                 fabric_id=new_id, correlation_id=correlation_id or f"fabric-{new_id}", **settings
             )
+            claim_place(self, registry, fabric)
             self.save(registry, fabric)
             return fabric
 
@@ -228,14 +238,22 @@ class FGDApplication(Application[UUID]):
         return [self.get_fabric(i) for i in sorted(self._registry().names.values())]
 
     def update_fabric(self, fabric_id: int, correlation_id: str = "", **changes: Any) -> Fabric:
+        check_settings(changes)
+        if self.repository_policy is not None and "repository" in changes:
+            self.repository_policy.check(changes["repository"])
+        moves = {"repository", "branch", "gitops_directory"}.intersection(changes)
+
         def update() -> Fabric:
             fabric = self.get_fabric(fabric_id)
             cid = correlation_id or fabric.correlation_id
             registry = None
-            if "name" in changes and changes["name"] != fabric.name:
+            if moves or ("name" in changes and changes["name"] != fabric.name):
                 registry = self._registry()
+            if registry is not None and "name" in changes and changes["name"] != fabric.name:
                 registry.rename(fabric_id, fabric.name, changes["name"], cid)
             fabric.update_settings(cid, **changes)
+            if registry is not None and moves:
+                claim_place(self, registry, fabric)
             self.save(fabric, registry)
             return fabric
 

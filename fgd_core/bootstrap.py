@@ -12,23 +12,38 @@ from typing import Any
 from fgd_core.application import FGDApplication
 from fgd_core.config import Settings, load_settings
 from fgd_core.persistence import persistence_env
+from fgd_core.repository_policy import RepositoryPolicy
 
 
-def build_app(settings: Settings | None = None, source: str = "fgd_core") -> FGDApplication:
+def build_app(
+    settings: Settings | None = None,
+    source: str = "fgd_core",
+    *,
+    for_others: bool = False,
+    env: dict[str, str] | None = None,
+) -> FGDApplication:
+    """``for_others``: the process takes fabric settings from other people (the API, the bus
+    workers), so repositories are held to ``fgd.repositories.allowed``; the CLI and library
+    act with the operator's own rights and are not. ``env``: extra eventsourcing settings."""
     settings = settings or load_settings()
-    env = persistence_env(settings.database_url, settings.sqlite_path)
     return FGDApplication(
-        env=env, source=source, max_concurrent_syncs=settings.fgd.sync.max_concurrent_syncs
+        env={**persistence_env(settings.database_url, settings.sqlite_path), **(env or {})},
+        source=source,
+        max_concurrent_syncs=settings.fgd.sync.max_concurrent_syncs,
+        repository_policy=RepositoryPolicy.from_config(settings.fgd) if for_others else None,
     )
 
 
-def build_runner(settings: Settings | None = None, source: str = "fgd_core") -> tuple[Any, Any]:
+def build_runner(
+    settings: Settings | None = None, source: str = "fgd_core", *, for_others: bool = False
+) -> tuple[Any, Any]:
     """An Application and a SyncRunner on it. The git token comes from
-    ``HEDGEHOG_FGD_GITHUB_TOKEN`` only: it is never written to config, events or logs."""
+    ``HEDGEHOG_FGD_GITHUB_TOKEN`` only: it is never written to config, events or logs, and
+    the runner sends it only over https to ``github.token_hosts``."""
     from fgd_core.services.sync_runner import SyncRunner
 
     settings = settings or load_settings()
-    app = build_app(settings, source)
+    app = build_app(settings, source, for_others=for_others)
     runner = SyncRunner(
         app,
         settings.fgd,

@@ -18,9 +18,21 @@ FILE_DONE = {"file.processed", "file.failed", "file.skipped"}
 
 
 def _find_or_register(app: Any, repo: str, branch: str, path: str, name: str | None) -> Any:
+    from fgd_core.domain.repository import LocationError
+    from fgd_core.repository_policy import place_of
+
+    try:  # the fabric owning this place, however its repository was spelled
+        wanted: Any = place_of(repo, branch, path)
+    except LocationError:
+        wanted = None  # registering below reports why
     for fabric in app.list_fabrics():
         if (fabric.repository, fabric.branch, fabric.gitops_directory) == (repo, branch, path):
             return fabric
+        try:
+            if place_of(fabric.repository, fabric.branch, fabric.gitops_directory) == wanted:
+                return fabric
+        except LocationError:
+            continue
     base = name or Path(repo.rstrip("/")).name.removesuffix(".git") or "fabric"
     taken = {f.name for f in app.list_fabrics()}
     candidate, n = base, 1

@@ -42,6 +42,7 @@ from pydantic import (
     field_validator,
 )
 
+from fgd_core.domain.repository import LocationError, parse_prefix
 from fgd_core.errors import ConfigurationError
 from fgd_core.gitops.hedgehog.fabric_config import HedgehogConfig
 
@@ -115,6 +116,15 @@ class GitHubConfig(_Section):
     read_timeout: PositiveInt = 60
     webhook_secret: SecretStr | None = None
     """HMAC secret for GitHub webhooks; empty or absent means webhooks are not verified."""
+    token_hosts: tuple[TokenHost, ...] = ("github.com",)
+    """Hosts (host or host:port) HEDGEHOG_FGD_GITHUB_TOKEN is sent to, over https only."""
+
+    @field_validator("token_hosts", mode="before")
+    @classmethod
+    def _hosts_lower(cls, value: object) -> object:
+        if isinstance(value, list | tuple):  # host names are case-insensitive
+            return [item.lower() if isinstance(item, str) else item for item in value]
+        return value
 
     @field_validator("webhook_secret", mode="before")
     @classmethod
@@ -152,6 +162,33 @@ class ApiConfig(_Section):
 
 
 # ---------------------------------------------------------------------------------------------
+# --- repository policy and git credentials --------------------------------------------------
+# (kept together: which repositories API users may point a fabric at, and where the git token
+# may go.)
+
+# A host name as in a URL, optionally with ":port" (lower case).
+TokenHost = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$"),
+]
+
+
+class RepositoriesConfig(_Section):
+    allowed: tuple[str, ...] = ("https://",)
+    """Prefixes a repository set through the HTTP API (or the bus) must match after
+    normalization: URL prefixes (https://github.com/acme/; https:// alone allows any https
+    host) or absolute path prefixes (/srv/git/, file:///srv/git/). Empty: none. The CLI and
+    the library are not limited by it."""
+
+    @field_validator("allowed")
+    @classmethod
+    def _valid_prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for index, prefix in enumerate(value):
+            try:
+                parse_prefix(prefix)
+            except LocationError as exc:
+                raise ValueError(f"[{index}] {exc}") from None
+        return value
 
 
 class FGDConfig(_Section):
@@ -167,6 +204,7 @@ class FGDConfig(_Section):
     hedgehog: HedgehogConfig = Field(default_factory=HedgehogConfig)
     """The fabric Hedgehog's validation rules assume (fabricator's defaults)."""
     api: ApiConfig = Field(default_factory=ApiConfig)
+    repositories: RepositoriesConfig = Field(default_factory=RepositoriesConfig)
 
 
 class ConfigFile(_Section):
@@ -191,6 +229,9 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
         ("fgd", "api", "files_content_max_file_bytes"), int),
     "HEDGEHOG_FGD_FILES_CONTENT_MAX_TOTAL_BYTES": (
         ("fgd", "api", "files_content_max_total_bytes"), int),
+    # Comma-separated lists.
+    "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": (("fgd", "repositories", "allowed"), list),
+    "HEDGEHOG_FGD_GITHUB_TOKEN_HOSTS": (("fgd", "github", "token_hosts"), list),
 }
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _URL_SCHEMES = {
@@ -297,6 +338,8 @@ def _env_value(raw: str, kind: type) -> object:
         if not re.fullmatch(r"[+-]?[0-9]+", raw.strip()):
             raise ValueError(f"expected an integer, got {raw!r}")
         return int(raw.strip())
+    if kind is list:
+        return [item.strip() for item in raw.split(",") if item.strip()]
     return raw  # the secret: taken verbatim, never echoed
 
 

@@ -17,6 +17,7 @@ from fgd_core.application import FGDApplication
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import NotFoundError
 from fgd_core.events.envelope import decode_envelope
+from fgd_core.events.redaction import redacted_envelope
 
 PAGE = 1000
 
@@ -53,6 +54,7 @@ def history(
             if wanted_sync is not None and originator != wanted_sync:
                 continue
             envelope = decode_envelope(notification.state)
+            envelope = redacted_envelope(envelope) or envelope  # legacy URL credentials
             if fabric_id is not None and envelope["fabric_id"] != fabric_id:
                 continue
             yield RecordedEvent(position, envelope, originator, notification.originator_version)

@@ -8,6 +8,7 @@ from typing import Any
 from fgd_core.domain.fabric import Fabric
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.events.envelope import iso
+from fgd_core.events.redaction import shown_repository
 
 
 def sync_status(sync: SyncOperation) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def fabric_view(fabric: Fabric) -> dict[str, Any]:
     return {
         "id": fabric.fabric_id,
         "name": fabric.name,
-        "repository": fabric.repository,
+        "repository": shown_repository(fabric.repository),
         "branch": fabric.branch,
         "gitops_directory": fabric.gitops_directory,
         "gitops_initialized": fabric.gitops_initialized,

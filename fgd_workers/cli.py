@@ -133,17 +133,15 @@ def _steps(settings: Settings, cache_dir: str | None,
     import tempfile
     from pathlib import Path
 
-    from fgd_core.application import FGDApplication
-    from fgd_core.persistence import persistence_env
+    from fgd_core.bootstrap import build_app
     from fgd_core.services.steps import SyncSteps
 
     # Every message re-reads its sync: keep recent aggregates in memory and only read the
     # events recorded since (fast-forward), instead of replaying a 200-file sync each time.
-    env = persistence_env(settings.database_url, settings.sqlite_path)
-    limit = settings.fgd.sync.max_concurrent_syncs
+    # Bus commands come from other people: repositories are held to the policy.
     app = open_when_store_answers(
-        lambda: FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "64"},
-                               max_concurrent_syncs=limit), stop, "worker")
+        lambda: build_app(settings, env={"AGGREGATE_CACHE_MAXSIZE": "64"}, for_others=True),
+        stop, "worker")
     root = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="fgd-git-"))
     steps = SyncSteps(app, settings.fgd,
                       token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None,
@@ -255,19 +253,16 @@ def scheduler(name: str, tick: float, queue_prefix: str, metrics_port: int,
               metrics_host: str) -> None:
     """Scheduled syncs, sync timeouts (FGD_3002), max_concurrent_syncs, webhook follow-ups;
     syncs whose message the broker dead-lettered are failed at once (fgd_workers.dead_watch)."""
-    from fgd_core.application import FGDApplication
+    from fgd_core.bootstrap import build_app
     from fgd_core.config import load_settings
-    from fgd_core.persistence import persistence_env
     from fgd_workers.bus import connection_factory
     from fgd_workers.dead_watch import DeadLetterWatcher
     from fgd_workers.scheduler import Scheduler
 
     settings = load_settings()
     stop = stop_on_signals()
-    env = persistence_env(settings.database_url, settings.sqlite_path)
     app = open_when_store_answers(
-        lambda: FGDApplication(env={**env, "AGGREGATE_CACHE_MAXSIZE": "256"},
-                               max_concurrent_syncs=settings.fgd.sync.max_concurrent_syncs),
+        lambda: build_app(settings, env={"AGGREGATE_CACHE_MAXSIZE": "256"}, for_others=True),
         stop, f"scheduler {name}")
     factory = connection_factory(settings.broker_url)
     _serve_metrics(metrics_port, metrics_host, app, factory, [f"{queue_prefix}.discovery"])

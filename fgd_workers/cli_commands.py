@@ -47,6 +47,8 @@ def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: i
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
     stop = stop_on_signals()
+    # Bus commands come from other people: the Applications below hold repositories to
+    # fgd.repositories.allowed (no command sets one today; any that does is covered).
     if metrics_port:
         from prometheus_client import start_http_server
 
@@ -56,11 +58,12 @@ def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: i
         from fgd_workers.embedded import EmbeddedExecutor
 
         app, runner = open_when_store_answers(
-            lambda: build_runner(settings, source="fgd_workers"), stop, "commands")
+            lambda: build_runner(settings, source="fgd_workers", for_others=True), stop,
+            "commands")
         executor = EmbeddedExecutor(runner, settings.fgd.sync.max_concurrent_syncs)
     else:
         app = open_when_store_answers(
-            lambda: build_app(settings, source="fgd_workers"), stop, "commands")
+            lambda: build_app(settings, source="fgd_workers", for_others=True), stop, "commands")
     intake = CommandIntake(
         app, settings.fgd.github.webhook_secret,
         submit=executor.submit if executor is not None else None,

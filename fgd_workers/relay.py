@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import amqp
+import orjson
 import psycopg
 from eventsourcing.persistence import Notification, PersistenceError
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -36,6 +37,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from psycopg.sql import SQL, Identifier
 
 from fgd_core.events.envelope import decode_envelope
+from fgd_core.events.redaction import redacted_envelope
 from fgd_core.observability import traceparent
 from fgd_core.persistence import SCHEMA_LOCK
 from fgd_workers.bus import (
@@ -526,6 +528,8 @@ class Relay:
                 correlation_id=None, content_type="application/octet-stream",
             )
             return None
+        if (shown := redacted_envelope(envelope)) is not None:  # a legacy URL's credentials
+            body = orjson.dumps(shown)
         event_id = envelope["event_id"]
         correlation_id = envelope["correlation_id"]
         publisher.publish(

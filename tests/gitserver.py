@@ -9,6 +9,10 @@
         server.latency = 0.5                             # seconds before each answer
         server.before_backend = lambda method, path: ... # e.g. race a push
 
+``GitHTTPServer(root, tls=True)`` serves https with a self-signed certificate for 127.0.0.1
+(made with the ``openssl`` CLI); ``server.ca_file`` is what a client must trust (e.g. as
+``SSL_CERT_FILE``).
+
 Fetch and push (receive-pack) both work; ``requests`` records (method, path, status).
 Use it as a pytest fixture with ``pytest_plugins = ["tests.gitserver"]`` or by importing
 ``git_http_server``. The git CLI helpers run git with an isolated configuration.
@@ -20,6 +24,7 @@ import base64
 import contextlib
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -209,10 +214,12 @@ class _Server(ThreadingHTTPServer):
 class GitHTTPServer:
     """Serves every repository under ``root`` at ``http://127.0.0.1:<port>/<name>``."""
 
-    def __init__(self, root: Path, *, token: str | None = None) -> None:
+    def __init__(self, root: Path, *, token: str | None = None, tls: bool = False) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.token = token
+        self.tls = tls
+        self.ca_file: Path | None = None
         self.latency = 0.0
         self.before_backend: Callable[[str, str], None] | None = None
         self.requests: list[tuple[str, str, int]] = []
@@ -228,7 +235,7 @@ class GitHTTPServer:
         return self._httpd.server_address[1]
 
     def url(self, name: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/{name}"
 
     def fail_next(self, status: int, count: int = 1, headers: dict[str, str] | None = None) -> None:
         """Answer the next ``count`` requests with ``status`` (and ``headers``)."""
@@ -251,11 +258,30 @@ class GitHTTPServer:
     def start(self) -> GitHTTPServer:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
+        if self.tls:
+            self._httpd.socket = self._tls_context().wrap_socket(
+                self._httpd.socket, server_side=True
+            )
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
         return self
+
+    def _tls_context(self) -> ssl.SSLContext:
+        tls_dir = self.root.parent / f"{self.root.name}-tls"
+        tls_dir.mkdir(exist_ok=True)
+        cert, key = tls_dir / "cert.pem", tls_dir / "key.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+             "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True,
+        )
+        self.ca_file = cert
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        return context
 
     def stop(self) -> None:
         if self._httpd is not None:

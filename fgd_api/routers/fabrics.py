@@ -22,10 +22,17 @@ from fgd_api.errors import ERROR_RESPONSES
 from fgd_api.routers.syncs import found, wait_for_own_write
 from fgd_core.domain.fabric import DIRECTORY_PATTERN
 from fgd_core.errors import FGDError
+from fgd_core.events.redaction import shown_repository
 
 router = APIRouter(
     prefix="/api/plugins/hedgehog/fabrics", tags=["fabrics"], responses=ERROR_RESPONSES
 )
+
+
+def _shown(fabric: dict[str, Any]) -> dict[str, Any]:
+    """A fabric of the read model as shown: a repository URL stored with credentials before
+    they were refused is shown without them."""
+    return {**fabric, "repository": shown_repository(fabric.get("repository"))}
 
 
 class FabricCreate(BaseModel):
@@ -35,7 +42,8 @@ class FabricCreate(BaseModel):
         min_length=1,
         max_length=500,
         pattern=TEXT_PATTERN,
-        description="Git repository: path, file:// or https:// URL",
+        description="Git repository: an https:// (or http://) URL without credentials, a "
+        "file:// URL or an absolute path, under one of fgd.repositories.allowed",
     )
     branch: str = Field("main", min_length=1, max_length=200, pattern=TEXT_PATTERN)
     gitops_directory: str = Field("gitops", min_length=1, max_length=500, pattern=DIRECTORY_PATTERN)
@@ -77,7 +85,7 @@ def create_fabric(
         raise
     caller.audit("create_fabric", fabric.fabric_id, success=True, details={"name": body.name})
     wait_for_own_write(caller, response)
-    return found(caller.container.read_model.fabric(fabric.fabric_id), "fabric")  # type: ignore[no-any-return]
+    return _shown(found(caller.container.read_model.fabric(fabric.fabric_id), "fabric"))
 
 
 @router.get("/")
@@ -86,7 +94,9 @@ def list_fabrics(caller: Caller = Depends(get_caller)) -> dict[str, Any]:
         caller.require(VIEW_SYNC, None, "list_fabrics")
     allowed = caller.principal.fabrics_with(VIEW_SYNC)  # type: ignore[union-attr]
     fabrics = [
-        f for f in caller.container.read_model.fabrics() if allowed is None or f["id"] in allowed
+        _shown(f)
+        for f in caller.container.read_model.fabrics()
+        if allowed is None or f["id"] in allowed
     ]
     return {"count": len(fabrics), "next": None, "previous": None, "results": fabrics}
 
@@ -94,11 +104,8 @@ def list_fabrics(caller: Caller = Depends(get_caller)) -> dict[str, Any]:
 @router.get("/{fabric_id}/")
 def get_fabric(fabric_id: FabricId, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     caller.require(VIEW_SYNC, fabric_id, "view_fabric")
-    return found(
-        caller.container.read_model.fabric(fabric_id),
-        f"fabric {fabric_id}",  # type: ignore[no-any-return]
-        fabric_id=fabric_id,
-    )
+    fabric = caller.container.read_model.fabric(fabric_id)
+    return _shown(found(fabric, f"fabric {fabric_id}", fabric_id=fabric_id))
 
 
 @router.patch("/{fabric_id}/")
@@ -125,4 +132,4 @@ def update_fabric(
         raise
     caller.audit("update_fabric", fabric_id, success=True, details={"changes": changes})
     wait_for_own_write(caller, response)
-    return found(caller.container.read_model.fabric(fabric_id), "fabric")  # type: ignore[no-any-return]
+    return _shown(found(caller.container.read_model.fabric(fabric_id), "fabric"))

@@ -7,7 +7,6 @@ the fabric's version and exactly one wins (the loser reloads and gets FGD_3001).
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 from uuid import uuid5
@@ -15,12 +14,21 @@ from uuid import uuid5
 from eventsourcing.domain import event
 
 from fgd_core.domain.base import ID_NAMESPACE, FGDAggregate, fabric_uuid
+from fgd_core.domain.repository import (
+    DIRECTORY_PATTERN,
+    LocationError,
+    branch_problem,
+    directory_problem,
+    parse_location,
+    shown,
+)
 from fgd_core.errors import (
     DuplicateError,
     IllegalTransitionError,
     SyncAlreadyInProgressError,
     ValidationError,
 )
+from fgd_core.input_guard import storable
 
 DIRECTORY_STATUSES = ("not_initialized", "initializing", "valid", "invalid", "repairing")
 SETTINGS: dict[str, type] = {
@@ -32,8 +40,7 @@ SETTINGS: dict[str, type] = {
     "auto_sync_on_change": bool,
     "sync_interval_minutes": int,
 }
-DIRECTORY_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
-_DIRECTORY_RE = re.compile(DIRECTORY_PATTERN)
+__all__ = ["DIRECTORY_PATTERN", "Fabric", "FabricRegistry", "check_settings"]
 
 
 def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +55,7 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
                 f"fabric setting {key!r} must be {expected.__name__}", details={"field": key}
             )
     for key, value in settings.items():
-        if isinstance(value, str) and not _storable(value):
+        if isinstance(value, str) and not storable(value):
             raise ValidationError(
                 f"fabric setting {key!r} holds characters that cannot be stored "
                 "(NUL, control characters or invalid unicode)",
@@ -62,24 +69,25 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError(
             "sync_interval_minutes must be >= 1", details={"field": "sync_interval_minutes"}
         )
-    directory = settings.get("gitops_directory")
-    if directory is not None and (
-        not _DIRECTORY_RE.match(directory) or ".." in directory.split("/")
-    ):
+    if "repository" in settings:
+        try:
+            parse_location(settings["repository"])
+        except LocationError as exc:
+            raise ValidationError(
+                f"repository {exc}", details={"field": "repository", "problem": str(exc)}
+            ) from None
+    if "branch" in settings and (problem := branch_problem(settings["branch"])):
         raise ValidationError(
-            f"gitops_directory {directory!r} must be a relative path inside the repository",
-            details={"field": "gitops_directory"},
+            f"branch {shown(settings['branch'])} {problem}",
+            details={"field": "branch", "problem": problem},
+        )
+    directory = settings.get("gitops_directory")
+    if directory is not None and (problem := directory_problem(directory)):
+        raise ValidationError(
+            f"gitops_directory {shown(directory)} {problem}",
+            details={"field": "gitops_directory", "problem": problem},
         )
     return settings
-
-
-def _storable(text: str) -> bool:
-    """UTF-8 encodable, no NUL or other C0 control character (PostgreSQL text and JSON)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return not any(ord(c) < 32 for c in text)
 
 
 class Fabric(FGDAggregate):
@@ -220,9 +228,14 @@ class Fabric(FGDAggregate):
 REGISTRY_ID = uuid5(ID_NAMESPACE, "fabric-registry")
 
 
+Place = tuple[str, str, str]  # (repository identity, branch, gitops directory)
+
+
 class FabricRegistry(FGDAggregate):
-    """Allocates integer fabric ids and keeps names unique. It is saved together with each
-    new Fabric, so concurrent registrations conflict here rather than duplicating an id."""
+    """Allocates integer fabric ids and keeps names unique — and places: no two fabrics own
+    the same repository + branch + GitOps directory. It is saved together with each new
+    Fabric and each move of one, so concurrent registrations (or moves) conflict here rather
+    than duplicating an id, a name or a place."""
 
     @staticmethod
     def create_id(*_: Any, **__: Any) -> Any:
@@ -233,6 +246,7 @@ class FabricRegistry(FGDAggregate):
         self.fabric_id = 0
         self.correlation_id = correlation_id
         self.names: dict[str, int] = {}
+        self.places: dict[int, Place] = {}  # fabric id → the place it claimed
 
     @property
     def next_id(self) -> int:
@@ -266,4 +280,35 @@ class FabricRegistry(FGDAggregate):
         self.names.pop(old, None)
         self.names[new] = fabric_id
 
+    def owner_of(self, place: Place) -> int | None:
+        return next((fid for fid, held in self.places.items() if held == place), None)
 
+    def claim(self, fabric_id: int, place: Place, correlation_id: str) -> None:
+        """``fabric_id`` owns ``place`` from now on (releasing the one it held); a
+        ``DuplicateError`` naming the repository if another fabric owns it."""
+        owner = self.owner_of(place)
+        if owner is not None and owner != fabric_id:
+            raise DuplicateError(
+                f"fabric {owner} already syncs this repository, branch and gitops_directory",
+                details={"field": "repository", "fabric_id": owner},
+            )
+        if owner != fabric_id:
+            repository, branch, directory = place
+            self._claimed(
+                fabric_id=fabric_id,
+                repository=repository,
+                branch=branch,
+                gitops_directory=directory,
+                correlation_id=correlation_id,
+            )
+
+    @event("Claimed")
+    def _claimed(
+        self,
+        fabric_id: int,
+        repository: str,
+        branch: str,
+        gitops_directory: str,
+        correlation_id: str,
+    ) -> None:
+        self.places[fabric_id] = (repository, branch, gitops_directory)

@@ -47,6 +47,7 @@ EVENT_TYPES: dict[type, str] = {
     FabricRegistry.Opened: "registry.opened",
     FabricRegistry.Added: "registry.added",
     FabricRegistry.Renamed: "registry.renamed",
+    FabricRegistry.Claimed: "registry.claimed",
     Token.Created: "token.created",
     Token.Revoked: "token.revoked",
     TokenRegistry.Opened: "tokenregistry.opened",

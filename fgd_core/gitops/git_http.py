@@ -10,12 +10,13 @@ it was configured for. It never appears in a message, a ``details`` dict, a repr
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import urllib3
 from dulwich.client import (
@@ -33,6 +34,9 @@ from fgd_core.errors import (
 )
 
 DEFAULT_USERNAME = "x-access-token"
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+logger = logging.getLogger("fgd_core.git")
 
 
 def redact_url(url: str) -> str:
@@ -80,10 +84,21 @@ def error_for_status(status: int, headers: Mapping[str, str], url: str) -> GitHu
 
 
 def connection_error(exc: BaseException, url: str) -> GitHubConnectionError:
+    # The body says only "cannot reach": whether the port refused, reset, timed out or spoke
+    # no TLS would turn the error into a port scanner for whoever sets the URL. The log
+    # keeps the low-level reason for the operator.
     reason = getattr(exc, "reason", None) or exc
+    logger.info("cannot reach %s: %s: %s", redact_url(url), type(reason).__name__, reason)
     return GitHubConnectionError(
-        f"cannot reach {redact_url(url)}: {reason}",
-        details={"url": redact_url(url), "reason": type(reason).__name__},
+        f"cannot reach {redact_url(url)}",
+        details={"url": redact_url(url), "reason": "unreachable"},
+    )
+
+
+def redirect_refused(url: str) -> GitHubConnectionError:
+    return GitHubConnectionError(
+        f"{redact_url(url)} redirected to another origin (scheme, host or port): refused",
+        details={"url": redact_url(url), "reason": "cross_origin_redirect"},
     )
 
 
@@ -122,15 +137,17 @@ class GitHttpClient(AbstractHttpGitClient):
             self._credential = _Credential(f"Basic {raw}")
         self._timeout = urllib3.Timeout(connect=connection_timeout, read=read_timeout)
         # No retries of failed connections or reads: the sync worker owns retry policy.
-        # Redirects are followed (GitHub redirects renamed repositories); urllib3 drops the
-        # Authorization header when a redirect leaves the host.
+        # Redirects are followed here, not by urllib3, and only within the origin the
+        # remote was configured with (GitHub redirects renamed repositories on its own
+        # host): a redirect to another scheme, host or port is refused, so the token never
+        # follows one and a remote cannot send us to a host the policy did not allow.
         self._retries = urllib3.Retry(
             total=None,
             connect=0,
             read=0,
             status=0,
             other=0,
-            redirect=5,
+            redirect=False,
             raise_on_status=False,
         )
         self._pool = _pool_manager(self._base_url)
@@ -142,28 +159,13 @@ class GitHttpClient(AbstractHttpGitClient):
         data: bytes | Iterator[bytes] | None = None,
         raise_for_status: bool = True,
     ) -> tuple[Any, Callable[[int], bytes]]:
-        req_headers = {"Pragma": "no-cache", **(headers or {})}
-        if self._credential is not None and _origin(url) == self._origin:
-            req_headers["Authorization"] = self._credential.header()
-        try:
-            resp = self._pool.request(
-                "GET" if data is None else "POST",
-                url,
-                body=data,
-                headers=req_headers,
-                preload_content=False,
-                timeout=self._timeout,
-                retries=self._retries,
-            )
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise connection_error(exc, url) from exc
+        resp, final_url = self._request_following(url, headers, data)
         if raise_for_status and resp.status != 200:
             error = error_for_status(resp.status, resp.headers, url)
             resp.drain_conn()  # a half-read body would poison the pooled connection
             resp.release_conn()
             raise error
         resp.content_type = resp.headers.get("Content-Type")
-        final_url = resp.geturl() or url
         resp.redirect_location = final_url if final_url != url else ""
 
         def read(amt: int) -> bytes:
@@ -173,6 +175,43 @@ class GitHttpClient(AbstractHttpGitClient):
                 raise connection_error(exc, url) from exc
 
         return resp, read
+
+    def _request_following(
+        self, url: str, headers: dict[str, str] | None, data: bytes | Iterator[bytes] | None
+    ) -> tuple[Any, str]:
+        """The response and the URL that gave it, after same-origin redirects."""
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            req_headers = {"Pragma": "no-cache", **(headers or {})}
+            if self._credential is not None and _origin(current) == self._origin:
+                req_headers["Authorization"] = self._credential.header()
+            try:
+                resp = self._pool.request(
+                    "GET" if data is None else "POST",
+                    current,
+                    body=data,
+                    headers=req_headers,
+                    preload_content=False,
+                    timeout=self._timeout,
+                    retries=self._retries,
+                    redirect=False,
+                )
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise connection_error(exc, url) from exc
+            location = resp.headers.get("Location")
+            if resp.status not in REDIRECT_STATUSES or not location:
+                return resp, current
+            resp.drain_conn()
+            resp.release_conn()
+            target = urljoin(current, location)
+            # A POST body (a stream) cannot be sent twice; git redirects its GETs.
+            if data is not None or _origin(target) != self._origin:
+                raise redirect_refused(url)
+            current = target
+        raise GitHubConnectionError(
+            f"too many redirects from {redact_url(url)}",
+            details={"url": redact_url(url), "reason": "too_many_redirects"},
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._base_url!r})"

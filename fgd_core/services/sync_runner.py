@@ -39,6 +39,7 @@ from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
 from fgd_core.gitops.manifest import metadata_changes
 from fgd_core.gitops.plan import FileResult, IngestionRules, RawFile, SyncPlan, plan_sync
 from fgd_core.observability import correlated, stage_span
+from fgd_core.services.remotes import make_remote
 from fgd_core.services.retry import call_with_retry, idempotent_push, retry_details
 
 AUTHOR = "FGD Sync <fgd-sync@localhost>"
@@ -96,20 +97,6 @@ class LazyBlobs(Mapping[str, bytes]):
 
     def __len__(self) -> int:
         return len(self.snapshot.files(self.prefix))
-
-
-def make_remote(
-    fabric: Fabric, config: FGDConfig, token: str | None, cache_root: Path | None
-) -> GitRemote:
-    """The fabric's git remote with the configured timeouts (and a per-fabric cache)."""
-    cache = cache_root / f"fabric-{fabric.fabric_id}" if cache_root else None
-    return GitRemote(
-        fabric.repository,
-        token=token,
-        connection_timeout=config.github.connection_timeout,
-        read_timeout=config.github.read_timeout,
-        cache_dir=cache,
-    )
 
 
 def failed_before(app: FGDApplication, fabric: Fabric) -> dict[str, str]:

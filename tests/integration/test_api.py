@@ -25,7 +25,9 @@ def vpc(n: int) -> bytes:
 
 @pytest.fixture
 def container(database_url: str | None, tmp_path: Path) -> Iterator[Container]:
-    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3")}
+    # The tests' repositories live under tmp_path: the policy allows that (and nothing else).
+    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"),
+               "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp_path)}
     if database_url:
         environ["HEDGEHOG_FGD_DATABASE_URL"] = database_url
     c = Container.build(load_settings(environ=environ))
@@ -52,8 +54,10 @@ def repo(tmp_path: Path) -> Path:
     return bare
 
 
-def make_fabric(client: TestClient, admin: dict[str, str], repo: Path, name: str = "lab") -> int:
-    response = client.post(f"{API}/fabrics/", json={"name": name, "repository": str(repo)},
+def make_fabric(client: TestClient, admin: dict[str, str], repo: Path, name: str = "lab",
+                **settings: Any) -> int:
+    response = client.post(f"{API}/fabrics/",
+                           json={"name": name, "repository": str(repo), **settings},
                            headers=admin)
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
@@ -261,7 +265,7 @@ def test_auth_matrix(
     repo = init_bare(tmp_path / "m.git")
     seed_repo(repo, {"gitops/raw/a.yaml": vpc(1)})
     fabric_id = make_fabric(client, admin, repo)
-    other_id = make_fabric(client, admin, repo, name="other")
+    other_id = make_fabric(client, admin, repo, name="other", gitops_directory="other")
     sync = container.app.start_sync(fabric_id)  # a running sync to look at / cancel
     if path.endswith("gitops-sync/") or path.endswith("process/"):
         container.app.cancel_sync(sync.sync_id)  # the fabric must be free to start one

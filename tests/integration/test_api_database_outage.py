@@ -44,7 +44,8 @@ def test_database_outage_is_503_then_the_api_recovers(
 ) -> None:
     url = f"postgresql://root@127.0.0.1:{proxy.port}/test?schema={pg_schema}"
     container = Container.build(load_settings(environ={
-        "HEDGEHOG_FGD_DATABASE_URL": url, "HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "x")}))
+        "HEDGEHOG_FGD_DATABASE_URL": url, "HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "x"),
+        "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": "/r"}))
     key, _ = create_token(container.app, "admin", superuser=True)
     headers = {"Authorization": f"Token {key}"}
     try:

@@ -162,7 +162,7 @@ def test_fabric_names_are_unique_and_ids_allocated(app: FGDApplication) -> None:
         app.register_fabric("c", "/r/c", sync_interval_minutes=0)
     app.update_fabric(b.fabric_id, name="b2", sync_enabled=False)
     assert [f.name for f in app.list_fabrics()] == ["a", "b2"]
-    assert app.register_fabric("b", "/r/b").fabric_id == 3
+    assert app.register_fabric("b", "/r/b3").fabric_id == 3
 
 
 def test_history_is_ordered_validated_and_filterable(app: FGDApplication) -> None:

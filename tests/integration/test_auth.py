@@ -500,3 +500,66 @@ def test_concurrent_creations_get_distinct_user_ids(app: FGDApplication) -> None
     assert sorted(ids.values()) == list(range(1, 7))
     assert all(ids[t.user] == t.user_id for t in created)
     assert {t.token_id for t in list_tokens(app)} == {t.token_id for t in created}
+
+
+# -- the repository policy over HTTP: who may point a fabric where ---------------------------
+
+POLICY_CASES = [
+    # (who, target, expected status): target "outside" is a repository outside
+    # fgd.repositories.allowed, "other_place" the place fabric 2 owns, "inside" a free one.
+    ("none", "inside", 401),
+    ("viewer", "inside", 403),
+    ("configure_other_fabric", "inside", 403),
+    ("configure_own_fabric", "outside", 422),
+    ("configure_own_fabric", "file_outside", 422),
+    ("configure_own_fabric", "other_place", 409),
+    ("configure_own_fabric", "inside", 200),
+    ("superuser", "outside", 422),  # the policy binds every API caller, superusers too
+    ("superuser", "inside", 200),
+]
+
+
+@pytest.mark.parametrize(("who", "target", "expected"), POLICY_CASES,
+                         ids=[f"{w}-{t}" for w, t, _ in POLICY_CASES])
+def test_auth_matrix_policy_cases(tmp_path: Path, who: str, target: str, expected: int) -> None:
+    """A configure token for one fabric cannot repoint it outside the policy, nor onto
+    another fabric's place; without the permission for that fabric it learns nothing."""
+    from fastapi.testclient import TestClient
+
+    from fgd_api.app import create_app
+    from fgd_api.container import Container
+    from fgd_core.config import load_settings
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    container = Container.build(load_settings(environ={
+        "HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"), "HOME": str(tmp_path),
+        "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(allowed)}))
+    try:
+        app = container.app
+        own = app.register_fabric("own", str(allowed / "own.git"))
+        other = app.register_fabric("other", str(allowed / "other.git"))
+        keys = {
+            "viewer": create_token(app, "v", permissions=["view_fgd_sync"])[0],
+            "configure_other_fabric": create_token(
+                app, "o", permissions=["configure_fgd_sync"], fabrics=[other.fabric_id])[0],
+            "configure_own_fabric": create_token(
+                app, "c", permissions=["configure_fgd_sync"], fabrics=[own.fabric_id])[0],
+            "superuser": create_token(app, "s", superuser=True)[0],
+        }
+        repository = {"outside": str(tmp_path / "elsewhere.git"),
+                      "file_outside": f"file://{tmp_path}/elsewhere.git",
+                      "other_place": str(allowed / "other.git"),
+                      "inside": str(allowed / "new.git")}[target]
+        headers = {"Authorization": f"Token {keys[who]}"} if who in keys else {}
+        with TestClient(create_app(container)) as client:
+            response = client.patch(f"/api/plugins/hedgehog/fabrics/{own.fabric_id}/",
+                                    json={"repository": repository}, headers=headers)
+        assert response.status_code == expected, response.text
+        if expected >= 400:
+            assert response.json()["error"]["code"] == "FGD_1003"
+            assert app.get_fabric(own.fabric_id).repository == str(allowed / "own.git")
+        else:
+            assert app.get_fabric(own.fabric_id).repository == repository
+    finally:
+        container.close()

@@ -145,7 +145,8 @@ def test_the_api_honours_revocation(tmp_path: Path) -> None:
     from fgd_api.container import Container
     from fgd_core.config import load_settings
 
-    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "f.sqlite3"), "HOME": str(tmp_path)}
+    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "f.sqlite3"), "HOME": str(tmp_path),
+               "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp_path)}
     container = Container.build(load_settings(environ=environ))
     try:
         principal_cache(container.app).ttl = 0.5

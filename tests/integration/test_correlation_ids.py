@@ -73,7 +73,8 @@ def test_a_repeated_x_correlation_id_answers_the_sync_it_started(
                   and e["payload"]["details"].get("status") == "duplicate"]
     assert len(duplicates) == 2 and all(e["payload"]["success"] for e in duplicates)
     # later writes, of any kind, are served
-    other = client.post(f"{API}/fabrics/", json={"name": "lab2", "repository": str(repo)},
+    other = client.post(f"{API}/fabrics/", json={"name": "lab2", "repository": str(repo),
+                                                  "gitops_directory": "lab2"},
                         headers={**admin, "X-Correlation-ID": "netbox-42"})
     assert other.status_code == 201, other.text
     fresh = trigger(client, admin, fabric_id, "netbox-43")
@@ -86,7 +87,7 @@ def test_a_correlation_id_reused_for_another_fabric_or_other_options_is_409(
     client: TestClient, admin: dict[str, str], container: Container, repo: Path  # noqa: F811
 ) -> None:
     lab = make_fabric(client, admin, repo)
-    other = make_fabric(client, admin, repo, name="other")
+    other = make_fabric(client, admin, repo, name="other", gitops_directory="other")
     first = trigger(client, admin, lab, "cid-1")
     assert first.status_code == 202
     wait_final(client, admin, first.json()["sync_id"])

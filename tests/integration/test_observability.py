@@ -67,7 +67,8 @@ def test_trigger_request_span_links_to_the_sync_trace(tmp_path: Path) -> None:
     repo = init_bare(tmp_path / "r.git")
     seed_repo(repo, {"gitops/raw/README.md": b"x\n"})
     container = Container.build(load_settings(
-        environ={"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "f.sqlite3")}))
+        environ={"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "f.sqlite3"),
+                 "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp_path)}))
     key, _ = create_token(container.app, "admin", superuser=True)
     fabric = container.app.register_fabric("lab", str(repo))
     with TestClient(create_app(container)) as client:

@@ -30,8 +30,14 @@ def url(sync_id: str, token: str | None = None) -> str:
 
 
 @pytest.fixture
-def container(tmp_path: Path) -> Iterator[Container]:
-    c = build_container(tmp_path)
+def server(tmp_path: Path) -> Iterator[GitHTTPServer]:
+    with GitHTTPServer(tmp_path / "srv") as srv:
+        yield srv
+
+
+@pytest.fixture
+def container(tmp_path: Path, server: GitHTTPServer) -> Iterator[Container]:
+    c = build_container(tmp_path, allowed=server.url())  # the policy allows the test server
     yield c
     c.close()
 
@@ -43,13 +49,12 @@ def client(container: Container) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def fabric(tmp_path: Path, container: Container) -> Iterator[Fabric]:
-    with GitHTTPServer(tmp_path / "srv") as server:
-        bare = init_bare(server.root / "fabric.git")
-        seed_repo(bare, {"gitops/raw/a.yaml": vpc("vpc-a", 1) + b"---\n" + vpc("vpc-b", 2),
-                         "gitops/raw/b.yaml": vpc("vpc-c", 3),
-                         "gitops/raw/bad.yaml": b"apiVersion: v1\nkind: Nope\n"})
-        yield container.app.register_fabric("lab", server.url("fabric.git"))
+def fabric(server: GitHTTPServer, container: Container) -> Fabric:
+    bare = init_bare(server.root / "fabric.git")
+    seed_repo(bare, {"gitops/raw/a.yaml": vpc("vpc-a", 1) + b"---\n" + vpc("vpc-b", 2),
+                     "gitops/raw/b.yaml": vpc("vpc-c", 3),
+                     "gitops/raw/bad.yaml": b"apiVersion: v1\nkind: Nope\n"})
+    return container.app.register_fabric("lab", server.url("fabric.git"))
 
 
 @pytest.fixture

@@ -153,6 +153,33 @@ def test_every_event_reaches_the_bus_in_order(app: FGDApplication, bound: Bound)
     assert {m.delivery_info["routing_key"] for m in messages} == {"sync.started", "sync.warning"}
 
 
+def test_repository_credentials_of_older_stores_never_reach_the_bus(
+    app: FGDApplication, bound: Bound
+) -> None:
+    """A fabric saved by an older version with ``user:secret@`` in its URL (refused at save
+    today): the relay publishes its events with the URL redacted; the store keeps them."""
+    from fgd_core.domain.fabric import Fabric
+
+    fabric = Fabric(fabric_id=1, correlation_id="c", name="old", branch="main",
+                    repository="https://user:s3cretpw@github.com/acme/r.git",
+                    gitops_directory="gitops", sync_enabled=True, auto_sync_on_change=False,
+                    sync_interval_minutes=60)
+    fabric._updated(correlation_id="c", changes={"repository": "https://u:s3cretpw@h/r"})
+    app.save(fabric)
+    relay = Relay(app, connection_factory(BROKER))
+    try:
+        assert relay.run_once() == 2
+    finally:
+        relay.close()
+    messages = bound.take(2)
+    assert [m.delivery_info["routing_key"] for m in messages] == [
+        "fabric.registered", "fabric.updated"]
+    assert all(b"s3cretpw" not in m.body for m in messages)
+    assert messages[0].decode()["payload"]["repository"].endswith("@github.com/acme/r.git")
+    assert all(b"s3cretpw" in n.state for n in stored(app))  # as stored, for replay
+    assert app.get_fabric(1).repository == "https://u:s3cretpw@h/r"
+
+
 def test_position_survives_a_new_relay(app: FGDApplication, bound: Bound) -> None:
     record_sync(app, 2)
     first = Relay(app, connection_factory(BROKER))

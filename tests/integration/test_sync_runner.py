@@ -208,13 +208,17 @@ def test_timeout_fails_the_sync_with_3002(app: FGDApplication, repo: Path) -> No
     assert app.get_fabric(fabric.fabric_id).failed_sync_count == 1
 
 
-def test_sync_over_smart_http_with_a_token(app: FGDApplication, config: Any,
-                                            tmp_path: Path) -> None:
+def test_sync_over_https_with_a_token_sent_only_to_the_token_hosts(
+    app: FGDApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = "s3cr3t-token-value"
-    with GitHTTPServer(tmp_path / "srv", token=token) as server:
+    with GitHTTPServer(tmp_path / "srv", token=token, tls=True) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))  # trust the test server
         bare = init_bare(tmp_path / "srv" / "fabric.git")
         seed_repo(bare, {"gitops/raw/a.yaml": vpc("vpc-a", 1)})
         fabric = app.register_fabric("lab", server.url("fabric.git"))
+        host = f"127.0.0.1:{server.port}"
+        config = load_settings(environ={"HEDGEHOG_FGD_GITHUB_TOKEN_HOSTS": host}).fgd
         result = runner_for(app, config, token=token).run(fabric.fabric_id)
         assert result.ok and result.pushed
         assert "gitops/managed/vpcs/vpc-a.yaml" in tree(bare)
@@ -222,6 +226,13 @@ def test_sync_over_smart_http_with_a_token(app: FGDApplication, config: Any,
         denied = runner_for(app, config, token="wrong").run(fabric.fabric_id)
         assert denied.sync.state == "failed"
         assert denied.sync.errors[-1]["code"] == "FGD_4002"
+
+        # The same https server, not among the token hosts (default github.com): no token.
+        server.auth_headers.clear()
+        default = load_settings(environ={}).fgd
+        unsent = runner_for(app, default, token=token).run(fabric.fabric_id)
+        assert unsent.sync.errors[-1]["code"] == "FGD_4002"
+        assert server.auth_headers and set(server.auth_headers) == {None}
     for recorded in history(app):
         assert token not in str(recorded.envelope)
 

@@ -59,8 +59,11 @@ class StubReadModel:
         return 0
 
 
-def build_container(tmp_path: Path, secret: str | None = SECRET) -> Container:
-    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"), "HOME": str(tmp_path)}
+def build_container(tmp_path: Path, secret: str | None = SECRET, allowed: str = "") -> Container:
+    # The repositories these tests register: under tmp_path, or on the test git server.
+    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"), "HOME": str(tmp_path),
+               "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": ",".join(filter(None, [str(tmp_path),
+                                                                          allowed]))}
     if secret is not None:
         environ["HEDGEHOG_FGD_GITHUB_WEBHOOK_SECRET"] = secret
     read_model = StubReadModel()
@@ -76,8 +79,8 @@ def server(tmp_path: Path) -> Iterator[GitHTTPServer]:
 
 
 @pytest.fixture
-def container(tmp_path: Path) -> Iterator[Container]:
-    c = build_container(tmp_path)
+def container(tmp_path: Path, server: GitHTTPServer) -> Iterator[Container]:
+    c = build_container(tmp_path, allowed=server.url())
     yield c
     c.close()
 
@@ -220,10 +223,12 @@ def test_signed_push_triggers_one_webhook_sync_per_matching_fabric_which_complet
     other_branch = app.register_fabric("dev", remote, branch="dev", auto_sync_on_change=True)
     local = app.register_fabric("local", str(tmp_path / "srv" / "hedgehog" / "fabric.git"),
                                 auto_sync_on_change=True)
-    manual_only = app.register_fabric("manual", remote, gitops_directory="gitops")
+    # Another directory of the same repository and branch (two fabrics cannot own one).
+    manual_only = app.register_fabric("manual", remote, gitops_directory="manual")
 
     started = time.perf_counter()
-    response = deliver(client, push_payload(remote), delivery="d-1")
+    response = deliver(client, push_payload(remote, ("gitops/raw/vpcs.yaml",
+                                                     "manual/raw/x.yaml")), delivery="d-1")
     elapsed = time.perf_counter() - started
     assert response.status_code == 202, response.text
     body = response.json()

@@ -120,16 +120,19 @@ def test_defaults_are_the_spec_values() -> None:
     spec = yaml.safe_load(SPEC_YAML)["fgd"]
     spec["github"]["webhook_secret"] = None  # "${GITHUB_WEBHOOK_SECRET}" with it unset
     dump = FGDConfig().model_dump(mode="json", by_alias=True)
-    # fgd.hedgehog is FGD Sync's own section (the fabric Hedgehog's rules run under):
-    # fabricator's defaults, absent from the spec's example.
+    # FGD Sync's own additions to the spec's file (docs/decisions.md):
+    # fgd.hedgehog, the fabric Hedgehog's rules run under (fabricator's defaults);
     hedgehog = dump.pop("hedgehog")
-    # fgd.api: our bounds extension beyond the spec's keys (docs/decisions.md)
+    assert hedgehog["vpc_irb_vlans"] == [{"from": 3000, "to": 3899}]
+    assert "172.30.128.0/17" in hedgehog["reserved_subnets"]
+    # fgd.api, the HTTP API's bounds;
     assert dump.pop("api") == {"max_request_body_bytes": 1_048_576,
                                "files_content_max_file_bytes": 1_048_576,
                                "files_content_max_total_bytes": 8_388_608}
+    # the repository policy and the token's hosts.
+    assert dump.pop("repositories") == {"allowed": ["https://"]}
+    assert dump["github"].pop("token_hosts") == ["github.com"]
     assert dump == spec
-    assert hedgehog["vpc_irb_vlans"] == [{"from": 3000, "to": 3899}]
-    assert "172.30.128.0/17" in hedgehog["reserved_subnets"]
 
 
 def test_no_file_and_no_environment_gives_defaults() -> None:
