@@ -68,10 +68,12 @@ def describe(exc: BaseException) -> str:
 def stuck_error(fault: dict[str, Any], written: int | None = None) -> ProjectionStuckError:
     """The error a caller gets while the read model is stuck at ``fault``."""
     position = fault["position"]
+    # The way out before the error text: error bodies keep a bounded part of a message,
+    # and the database's own words are in details["error"].
     message = (
         f"the read model ({PROJECTION}) is stopped at event {position} "
-        f"({fault['event_type']}): {fault['error']}. An operator must fix or skip it "
-        f"(fgd projections skip {position}, or fix and fgd projections rebuild)"
+        f"({fault['event_type']}); an operator must skip it (fgd projections skip {position}) "
+        f"or fix the cause and run fgd projections rebuild: {fault['error']}"
     )
     details = {"projection": PROJECTION, "stuck_position": position,
                "event_type": fault["event_type"], "error": fault["error"]}

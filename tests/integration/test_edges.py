@@ -41,7 +41,8 @@ SECRET = "edge-secret"
 
 def build(database_url: str | None, tmp_path: Path, **env: str) -> Container:
     environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"),
-               "HEDGEHOG_FGD_GITHUB_WEBHOOK_SECRET": SECRET, **env}
+               "HEDGEHOG_FGD_GITHUB_WEBHOOK_SECRET": SECRET,
+               "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": f"{tmp_path},/srv/", **env}
     if database_url:
         environ["HEDGEHOG_FGD_DATABASE_URL"] = database_url
     return Container.build(load_settings(environ=environ))
