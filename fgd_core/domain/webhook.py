@@ -119,12 +119,16 @@ def branch_of(ref: Any) -> str | None:
 def touched_paths(payload: Mapping[str, Any]) -> tuple[set[str], bool]:
     """The paths a push adds, modifies or removes, and whether that list is complete
     (GitHub truncates ``commits`` at 20: a full list may hide more changes)."""
-    commits = [c for c in payload.get("commits") or [] if isinstance(c, Mapping)]
+    # A signed delivery is still client input: anything but a list counts as none.
+    listed = payload.get("commits")
+    commits = [c for c in listed if isinstance(c, Mapping)] if isinstance(listed, list) else []
     head = payload.get("head_commit")
     paths: set[str] = set()
     for commit in [*commits, *([head] if isinstance(head, Mapping) else [])]:
         for key in ("added", "modified", "removed"):
-            paths.update(p for p in commit.get(key) or [] if isinstance(p, str))
+            changed = commit.get(key)
+            if isinstance(changed, list):
+                paths.update(p for p in changed if isinstance(p, str))
     return paths, len(commits) < GITHUB_COMMIT_CAP
 
 

@@ -197,6 +197,12 @@ def test_validly_signed_garbage_deliveries_are_answered_or_refused_never_crash(
         "ref": "refs/heads/main", "after": "a" * 40,
         "repository": {"clone_url": "https://github.com/hedgehog/fabric.git"},
         "commits": [{"added": ["gitops/raw/x.yaml"]}]}).encode()))  # starts a sync
+    @example(("push", "6f1c1b6e-0000-4000-8000-000000000004", json.dumps({
+        "ref": "refs/heads/main", "commits": True,  # not a list (found by hypothesis)
+        "repository": {"clone_url": "https://github.com/hedgehog/fabric.git"}}).encode()))
+    @example(("push", "6f1c1b6e-0000-4000-8000-000000000005", json.dumps({
+        "ref": "refs/heads/main", "commits": [{"added": True, "removed": 3}],
+        "repository": {"clone_url": "https://github.com/hedgehog/fabric.git"}}).encode()))
     def check(delivery: tuple[str, str, bytes]) -> None:
         event, delivery_id, raw = delivery
         signature = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
