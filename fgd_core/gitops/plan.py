@@ -17,6 +17,12 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from fgd_core.errors import FGDError, FGDErrorCodes
+from fgd_core.gitops.hedgehog.fabric_check import (
+    ManagedFabric,
+    fabric_verdict,
+    remember_facts,
+)
+from fgd_core.gitops.hedgehog.fabric_index import FabricObject, object_facts
 from fgd_core.gitops.kinds import KindInfo, managed_path
 from fgd_core.gitops.resources import ValidatedResource, validate_resource
 from fgd_core.gitops.yaml_safe import DEFAULT_LIMITS, YamlLimits, dump_document, iter_documents
@@ -83,6 +89,7 @@ class IngestError:
     index: int | None = None  # 0-based among the file's non-empty documents
     line: int | None = None  # 1-based
     field: str | None = None
+    rule: str | None = None  # the Hedgehog rule it mirrors (fabric-wide rules name theirs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +98,7 @@ class IngestError:
             "code": self.code,
             "message": self.message,
             "field": self.field,
+            "rule": self.rule,
         }
 
 
@@ -245,6 +253,7 @@ class _Claim:
     # failed, so that it fails again, as before, where the plan writes the file.)
     content: bytes | None
     resource: ValidatedResource | None = None
+    fabric_object: FabricObject | None = None  # its facts, for the fabric-wide checks
 
     def managed_content(self) -> bytes:
         if self.content is None:
@@ -349,6 +358,11 @@ def _draft_file(
                 content: bytes | None = dump_document(res.normalized)
             except Exception:  # noqa: BLE001 — raised again where the plan writes it
                 content = None
+            facts = object_facts(res.info.kind, res.normalized.get("spec"))
+            obj = FabricObject(res.info.kind, res.name, res.namespace, facts, path,
+                               doc.index, doc.line)
+            if content is not None:  # the next sync finds the fabric this one leaves
+                remember_facts(git_blob_id(content), obj.kind, obj.name, obj.namespace, facts)
             draft.claims.append(
                 _Claim(
                     path,
@@ -359,6 +373,7 @@ def _draft_file(
                     mpath,
                     content,
                     None if content is not None else res,
+                    obj,
                 )
             )
     except FGDError as exc:  # InvalidYAMLError: the file cannot be trusted as a whole
@@ -405,6 +420,31 @@ def _mark_conflicts(drafts: list[_Draft]) -> None:
                 draft.intrinsic_failure = True  # a duplicate inside the file itself
 
 
+def _mark_fabric_breakers(drafts: list[_Draft], managed_fabric: ManagedFabric) -> None:
+    """Fail the files whose documents would break the desired fabric (not intrinsic: the
+    verdict depends on other files and on managed/, so the file is retried next sync)."""
+    incoming = {
+        d.path: [c.fabric_object for c in d.claims if c.fabric_object is not None]
+        for d in drafts
+    }
+    incoming = {path: objs for path, objs in incoming.items() if objs}
+    if not incoming:
+        return
+    verdicts = fabric_verdict(managed_fabric(), incoming)
+    for d in drafts:
+        verdict = verdicts.get(d.path)
+        if verdict is None:
+            continue
+        for obj, issue in verdict.errors:
+            d.errors.append(IngestError(issue.code, f"{obj.kind} {obj.name!r}: {issue.message}",
+                                        index=obj.index, line=obj.line, field=issue.field,
+                                        rule=issue.rule))
+        d.warnings.extend(
+            f"document {obj.index}: {issue.message} ({issue.rule})"
+            for obj, issue in verdict.warnings
+        )
+
+
 def plan_sync(
     raw_files: Mapping[str, bytes | RawFile],
     managed_files: Mapping[str, bytes],
@@ -412,6 +452,7 @@ def plan_sync(
     failed_before: Mapping[str, str],
     sync_id: str,
     rules: IngestionRules | None = None,
+    managed_fabric: ManagedFabric | None = None,
 ) -> SyncPlan:
     """Plan one sync.
 
@@ -420,6 +461,9 @@ def plan_sync(
     ``existing_paths``: every path in the tree (archive names must not overwrite any).
     ``failed_before``: path → content id of files that failed earlier (see
     ``SyncPlan.failures_to_record``); such a file, unchanged, is skipped with a warning.
+    ``managed_fabric``: the objects of ``managed/`` (called once, only if needed); given,
+    the fabric-wide checks run and a file that would break the fabric fails. Left out
+    (one file planned alone by a distributed worker), the publish step runs them.
     """
     rules = rules or IngestionRules()
     drafts: list[_Draft] = []
@@ -436,6 +480,9 @@ def plan_sync(
             drafts.append(d)
 
     _mark_conflicts([d for d in drafts if d.status is None])
+    if managed_fabric is not None:
+        _mark_fabric_breakers([d for d in drafts if d.status is None and not d.errors],
+                              managed_fabric)
 
     # ``managed_files`` may be a lazy view of a large tree (``Snapshot.blobs``): it is only
     # ever asked about paths this plan writes or archives to, never listed.

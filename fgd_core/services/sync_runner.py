@@ -36,6 +36,7 @@ from fgd_core.errors import (
 )
 from fgd_core.gitops.directory import raw_file_role
 from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
+from fgd_core.gitops.hedgehog.fabric_check import ManagedFabric, managed_objects
 from fgd_core.gitops.manifest import metadata_changes
 from fgd_core.gitops.plan import FileResult, IngestionRules, RawFile, SyncPlan, plan_sync
 from fgd_core.observability import correlated, stage_span
@@ -95,6 +96,18 @@ class LazyBlobs(Mapping[str, bytes]):
 
     def __len__(self) -> int:
         return len(self.snapshot.files(self.prefix))
+
+
+def fabric_of(snapshot: Snapshot, rules: IngestionRules) -> ManagedFabric:
+    """The objects of the snapshot's managed/ tree, for the fabric-wide checks: listed with
+    their blob ids, read only when their facts are not cached yet."""
+    prefix = rules.managed_prefix
+
+    def objects() -> list[Any]:
+        entries = ((e.path, e.blob_id) for e in snapshot.files(prefix) if not e.is_symlink)
+        return managed_objects(entries, snapshot.read_blob, prefix)
+
+    return objects
 
 
 def make_remote(
@@ -298,7 +311,8 @@ class SyncRunner:
     ) -> SyncPlan:
         existing = [e.path for e in snapshot.files(rules.raw_prefix)]
         managed = LazyBlobs(snapshot, rules.managed_prefix)
-        return plan_sync(raw, managed, existing, failed_before, sync_id, rules)
+        return plan_sync(raw, managed, existing, failed_before, sync_id, rules,
+                         managed_fabric=fabric_of(snapshot, rules))
 
     def _ingestion(
         self,
