@@ -244,3 +244,12 @@ def managed_objects(
         kind, name, namespace, facts = hit
         out.append(FabricObject(kind, name, namespace, facts, source=path, index=0, line=1))
     return out
+
+
+def tree_errors(objects: Iterable[FabricObject]) -> list[tuple[FabricObject, FabricIssue]]:
+    """A whole fabric's errors, by source file (directory validation). References to a
+    kind Git holds none of are left out: that is how such a repository is meant to be."""
+    out: list[tuple[FabricObject, FabricIssue]] = []
+    for obj, found in sorted(check_fabric(objects).items(), key=lambda i: i[0].source):
+        out += [(obj, e) for e in found.errors]
+    return out
