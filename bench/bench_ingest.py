@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.fabric_gen import FabricGen  # noqa: E402
 from fgd_core.gitops import IngestionRules, RawFile, plan_sync  # noqa: E402
 from fgd_core.gitops.git_repo import GitRemote, Snapshot  # noqa: E402
 from fgd_core.gitops.plan import ARCHIVE_SUFFIX, SyncPlan  # noqa: E402
-from bench.fabric_gen import FabricGen  # noqa: E402
 from fgd_core.services.sync_runner import fabric_of  # noqa: E402
 from tests.gitserver import init_bare, seed_repo  # noqa: E402
 

@@ -362,7 +362,9 @@ def _draft_file(
             obj = FabricObject(res.info.kind, res.name, res.namespace, facts, path,
                                doc.index, doc.line)
             if content is not None:  # the next sync finds the fabric this one leaves
-                remember_facts(git_blob_id(content), obj.kind, obj.name, obj.namespace, facts)
+                blob = git_blob_id(content)
+                obj.landing_at = (mpath, blob)
+                remember_facts(blob, obj.kind, obj.name, obj.namespace, facts)
             draft.claims.append(
                 _Claim(
                     path,
@@ -430,7 +432,8 @@ def _mark_fabric_breakers(drafts: list[_Draft], managed_fabric: ManagedFabric) -
     incoming = {path: objs for path, objs in incoming.items() if objs}
     if not incoming:
         return
-    verdicts = fabric_verdict(managed_fabric(), incoming)
+    with managed_fabric() as index:
+        verdicts = fabric_verdict(index, incoming)
     for d in drafts:
         verdict = verdicts.get(d.path)
         if verdict is None:

@@ -64,10 +64,12 @@ def reject_fabric_breakers(
             if hit is not None:
                 kind, name, namespace, facts = hit
                 objs.append(FabricObject(kind, name, namespace, facts, path,
-                                         w["document_index"], None))
+                                         w["document_index"], None,
+                                         landing_at=(w["path"], w["blob_id"])))
         if objs:
             incoming[path] = objs
-    verdicts = fabric_verdict(fabric_of(base, rules)(), incoming)
+    with fabric_of(base, rules)() as index:
+        verdicts = fabric_verdict(index, incoming)
     findings = {p: v for p, v in verdicts.items() if v.errors or v.warnings}
     if not findings:
         return sync

@@ -35,8 +35,9 @@ from fgd_core.errors import (
     SyncTimeoutError,
 )
 from fgd_core.gitops.directory import raw_file_role
+from fgd_core.gitops.fabric_tree import managed_index
 from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
-from fgd_core.gitops.hedgehog.fabric_check import ManagedFabric, managed_objects
+from fgd_core.gitops.hedgehog.fabric_check import ManagedFabric
 from fgd_core.gitops.manifest import metadata_changes
 from fgd_core.gitops.plan import FileResult, IngestionRules, RawFile, SyncPlan, plan_sync
 from fgd_core.observability import correlated, stage_span
@@ -99,15 +100,9 @@ class LazyBlobs(Mapping[str, bytes]):
 
 
 def fabric_of(snapshot: Snapshot, rules: IngestionRules) -> ManagedFabric:
-    """The objects of the snapshot's managed/ tree, for the fabric-wide checks: listed with
-    their blob ids, read only when their facts are not cached yet."""
-    prefix = rules.managed_prefix
-
-    def objects() -> list[Any]:
-        entries = ((e.path, e.blob_id) for e in snapshot.files(prefix) if not e.is_symlink)
-        return managed_objects(entries, snapshot.read_blob, prefix)
-
-    return objects
+    """The fabric of the snapshot's managed/ tree, for the fabric-wide checks (kept in the
+    process and moved from tree to tree: see ``fabric_tree``)."""
+    return lambda: managed_index(snapshot, rules.managed_prefix)
 
 
 def make_remote(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +41,14 @@ from fgd_core.gitops.hedgehog.fabric_rules import (
 from fgd_core.gitops.kinds import DEFAULT_NAMESPACE, KINDS
 from fgd_core.gitops.yaml_safe import iter_documents
 
-# The objects of managed/ as the sync found them, produced only when a check needs them.
-ManagedFabric = Callable[[], Iterable[FabricObject]]
+# The index of managed/ as the sync found them, lent for a ``with`` block, only when a
+# check needs it (``fabric_tree.managed_index`` for a git snapshot, ``fabric_of_objects``).
+ManagedFabric = Callable[[], AbstractContextManager[FabricIndex]]
+
+
+def fabric_of_objects(objects: Iterable[FabricObject]) -> ManagedFabric:
+    """A ManagedFabric of plain objects (files on disk, tests)."""
+    return lambda: nullcontext(FabricIndex.of(objects))
 
 
 @dataclass
@@ -72,16 +79,44 @@ def _dependents(index: FabricIndex, key: Key, depth: int = 2) -> set[Key]:
 
 
 def fabric_verdict(
-    managed: Iterable[FabricObject],
+    managed: FabricIndex | Iterable[FabricObject],
     incoming: Mapping[str, list[FabricObject]],
     cfg: FabricWideConfig = DEFAULT_CONFIG,
 ) -> dict[str, FileVerdict]:
     """Per incoming file, the fabric-wide errors and warnings of its documents.
 
-    ``managed``: the objects of ``managed/`` before the sync. ``incoming``: raw path → the
-    valid documents of that file (files that already fail on their own are left out).
+    ``managed``: the fabric of ``managed/`` before the sync (an index is changed while
+    the verdict is made and given back as it was). ``incoming``: raw path → the valid
+    documents of that file (files that already fail on their own are left out).
     """
-    index = FabricIndex.of(managed)
+    index = managed if isinstance(managed, FabricIndex) else FabricIndex.of(managed)
+    replaced: dict[Key, FabricObject] = {}
+    verdicts: dict[str, FileVerdict] = {}
+    try:
+        verdicts = _verdict(index, incoming, cfg, replaced)
+        return verdicts
+    finally:
+        # Give the index back as it was — except that the objects of files that pass stay
+        # when the index follows a git tree (``landing``): the sync is about to write them.
+        for path, objs in incoming.items():
+            lands = index.landing is not None and path in verdicts and not verdicts[path].errors
+            for obj in objs:
+                index.withdrawn.pop(obj.key, None)
+                if lands and obj.landing_at is not None:
+                    index.landing(obj)  # type: ignore[misc]
+                else:
+                    index.remove(obj)
+        for old in replaced.values():
+            if old.key not in index.objects:
+                index.add(old)
+
+
+def _verdict(
+    index: FabricIndex,
+    incoming: Mapping[str, list[FabricObject]],
+    cfg: FabricWideConfig,
+    replaced: dict[Key, FabricObject],
+) -> dict[str, FileVerdict]:
     incoming_keys = {o.key: path for path, objs in incoming.items() for o in objs}
     # Managed objects whose checks an incoming replacement could change: their findings
     # before the sync are the baseline, so only what the replacement causes is blamed.
@@ -95,7 +130,6 @@ def fabric_verdict(
         dep: {_signature(i) for i in check_object(index.objects[dep], index, cfg).errors}
         for dep in dependents
     }
-    replaced: dict[Key, FabricObject] = {}
     for objs in incoming.values():
         for obj in objs:
             old = index.add(obj)
@@ -175,7 +209,7 @@ def check_fabric(
 # adds what it writes, so the next sync (or the publish step) finds the fabric it left.
 _FACTS_BY_BLOB: dict[str, tuple[str, str, str, dict[str, Any]] | None] = {}
 _FACTS_CACHE_LIMIT = 250_000
-_DIRECTORY_KINDS = {info.directory: info.kind for info in KINDS.values()}
+DIRECTORY_KINDS = {info.directory: info.kind for info in KINDS.values()}
 
 
 def remember_facts(blob_id: str, kind: str, name: str, namespace: str,
@@ -234,12 +268,12 @@ def managed_objects(
     for path, blob_id in entries:
         rel = path[len(managed_prefix):] if path.startswith(managed_prefix) else path
         directory, _, filename = rel.partition("/")
-        if directory not in _DIRECTORY_KINDS or "/" in filename or not filename.endswith(
+        if directory not in DIRECTORY_KINDS or "/" in filename or not filename.endswith(
             (".yaml", ".yml")
         ):
             continue
         hit = facts_for_blob(blob_id, read)
-        if hit is None or hit[0] != _DIRECTORY_KINDS[directory]:
+        if hit is None or hit[0] != DIRECTORY_KINDS[directory]:
             continue
         kind, name, namespace, facts = hit
         out.append(FabricObject(kind, name, namespace, facts, source=path, index=0, line=1))

@@ -13,9 +13,8 @@ the desired fabric and check again.
 from __future__ import annotations
 
 import bisect
-import ipaddress
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +35,8 @@ class FabricObject:
     source: str = ""  # the file it lives in (raw or managed path)
     index: int | None = None  # document index within that file
     line: int | None = None  # line where the document starts
+    # For an incoming object: the managed path and blob id it will be written as.
+    landing_at: tuple[str, str] | None = None
 
     @property
     def key(self) -> Key:
@@ -114,7 +115,9 @@ def _connection_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
                 servers[device] = None
             ip = _s(_m(link.get(end)).get("ip"))
             if ip and ctype in IP_LINK_TYPES:
-                facts["ips"].append([ip, f"{base}.{end}.ip", i])
+                addr = v4_prefix(ip, host_bits=True)
+                facts["ips"].append([ip, f"{base}.{end}.ip", i,
+                                     dotted(addr[0]) if addr else ""])
     facts["switches"], facts["servers"] = list(switches), list(servers)
     if ctype == "staticExternal":
         facts["within"] = _s(body.get("withinVPC"))
@@ -122,15 +125,20 @@ def _connection_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _vpc_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
+    # subnet name → [prefix, vlan, hostBGP, relayVPC, network start (int), prefix length]
     subnets: dict[str, list[Any]] = {}
     for name, sub in _m(spec.get("subnets")).items():
         sub = _m(sub)
         dhcp = _m(sub.get("dhcp"))
+        prefix = _s(sub.get("subnet"))
+        start, length = v4_prefix(prefix) or (None, None)
         subnets[str(name)] = [
-            _s(sub.get("subnet")),
+            prefix,
             _i(sub.get("vlan")),
             sub.get("hostBGP") is True,
             _s(dhcp.get("relayVPC")),
+            start,
+            length,
         ]
     return {
         "ipns": _s(spec.get("ipv4Namespace")) or DEFAULT_NAMESPACE_REF,
@@ -176,6 +184,7 @@ def _switch_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
         "rtype": _s(redundancy.get("type")),
         "asn": _i(spec.get("asn")),
         "ip": _s(spec.get("ip")),
+        "ipaddr": dotted(a[0]) if (a := v4_prefix(_s(spec.get("ip")), host_bits=True)) else "",
         "pip": _s(spec.get("protocolIP")),
         "vtep": _s(spec.get("vtepIP")),
         "breakouts": breakouts,
@@ -208,7 +217,8 @@ def object_facts(kind: str, spec: Any) -> dict[str, Any]:
         return {"vpc": _s(vpc.get("name")), "ext": _s(_m(permit.get("external")).get("name")),
                 "subnets": [s for s in _l(vpc.get("subnets")) if isinstance(s, str)]}
     if kind == "IPv4Namespace":
-        return {"subnets": [s for s in _l(spec.get("subnets")) if isinstance(s, str)]}
+        subnets = [s for s in _l(spec.get("subnets")) if isinstance(s, str)]
+        return {"subnets": subnets, "nets": [p for s in subnets if (p := v4_prefix(s))]}
     if kind == "VLANNamespace":
         ranges = []
         for r in _l(spec.get("ranges")):
@@ -227,18 +237,31 @@ def object_facts(kind: str, spec: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- helpers
 
 
-def parse_net(value: str) -> ipaddress.IPv4Network | None:
-    try:
-        return ipaddress.IPv4Network(value, strict=False)
-    except ValueError:
+def v4_prefix(value: str, host_bits: bool = False) -> tuple[int, int] | None:
+    """(address as int, prefix length) of "a.b.c.d/n" — without ipaddress objects, which
+    cost more than everything else when 10,000 objects are indexed. Host bits are masked
+    off unless ``host_bits`` (an interface address such as a link IP)."""
+    addr, slash, bits = value.partition("/")
+    parts = addr.split(".")
+    if not slash or len(parts) != 4 or not bits.isdigit() or not 0 <= int(bits) <= 32:
         return None
+    n = 0
+    for part in parts:
+        if not part.isdigit() or len(part) > 3 or (len(part) > 1 and part[0] == "0"):
+            return None
+        octet = int(part)
+        if octet > 255:
+            return None
+        n = (n << 8) | octet
+    length = int(bits)
+    if not host_bits:
+        n &= (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF if length else 0
+    return n, length
 
 
-def parse_iface(value: str) -> ipaddress.IPv4Interface | None:
-    try:
-        return ipaddress.IPv4Interface(value)
-    except ValueError:
-        return None
+def dotted(value: int) -> str:
+    """An IPv4 address (int) as text."""
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
 
 
 def port_key(port: str) -> str:
@@ -257,26 +280,29 @@ class _Prefixes:
     def __init__(self) -> None:
         self.exact: dict[tuple[int, int], list[tuple[Key, str]]] = defaultdict(list)
         self._starts: list[tuple[int, int]] | None = None  # (start, prefixlen), sorted
+        self._lengths: dict[int, int] = defaultdict(int)  # prefix length → how many
 
-    def add(self, net: ipaddress.IPv4Network, owner: tuple[Key, str]) -> None:
-        self.exact[(int(net.network_address), net.prefixlen)].append(owner)
+    def add(self, k: tuple[int, int], owner: tuple[Key, str]) -> None:
+        self.exact[k].append(owner)
+        self._lengths[k[1]] += 1
         self._starts = None
 
-    def remove(self, net: ipaddress.IPv4Network, owner: tuple[Key, str]) -> None:
-        k = (int(net.network_address), net.prefixlen)
+    def remove(self, k: tuple[int, int], owner: tuple[Key, str]) -> None:
         owners = self.exact.get(k)
         if owners and owner in owners:
             owners.remove(owner)
+            self._lengths[k[1]] -= 1
             if not owners:
                 del self.exact[k]
             self._starts = None
 
-    def overlapping(self, net: ipaddress.IPv4Network) -> Iterator[tuple[str, tuple[Key, str]]]:
-        start, length = int(net.network_address), net.prefixlen
-        for bits in range(length, -1, -1):  # P itself and its supernets
-            mask = (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF if bits else 0
-            for owner in self.exact.get((start & mask, bits), ()):
-                yield (_fmt(start & mask, bits), owner)
+    def overlapping(self, start: int, length: int) -> Iterator[tuple[str, tuple[Key, str]]]:
+        for bits, count in self._lengths.items():  # P itself and its supernets
+            if bits > length or not count:
+                continue
+            up = start & mask(bits)
+            for owner in self.exact.get((up, bits), ()):
+                yield (_fmt(up, bits), owner)
         if self._starts is None:
             self._starts = sorted(self.exact)
         end = start + (1 << (32 - length)) - 1
@@ -290,7 +316,16 @@ class _Prefixes:
 
 
 def _fmt(start: int, bits: int) -> str:
-    return f"{ipaddress.IPv4Address(start)}/{bits}"
+    return f"{dotted(start)}/{bits}"
+
+
+def mask(bits: int) -> int:
+    return (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF if bits else 0
+
+
+def inside(start: int, length: int, outer: tuple[int, int] | list[int]) -> bool:
+    """Whether prefix (start, length) lies within ``outer`` (start, length)."""
+    return length >= outer[1] and (start & mask(outer[1])) == outer[0]
 
 
 # --------------------------------------------------------------------------- the index
@@ -318,6 +353,9 @@ class FabricIndex:
         default_factory=lambda: defaultdict(list)
     )
     referrers: dict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
+    # Set by an index that follows a git tree: told of each object a sync is about to write
+    # (``landing_at``), which stays indexed, so the next sync need not read it again.
+    landing: Callable[[FabricObject], None] | None = None
 
     @classmethod
     def of(cls, objects: Iterable[FabricObject]) -> FabricIndex:
@@ -373,20 +411,20 @@ class FabricIndex:
             else:
                 self.referrers.get(target, set()).discard(key)
         if obj.kind == "VPC":
-            for sub_name, (prefix, vlan, host_bgp, _relay) in f["subnets"].items():
-                net = parse_net(prefix)
-                if net is not None:
+            for sub_name, (_prefix, vlan, host_bgp, _relay, start, length) in f[
+                "subnets"
+            ].items():
+                if start is not None:
                     prefixes = self.subnets[f["ipns"]]
-                    (prefixes.add if add else prefixes.remove)(net, (key, sub_name))
+                    (prefixes.add if add else prefixes.remove)((start, length), (key, sub_name))
                 if vlan and not host_bgp:
                     self._put(self.vlans, (f["vlanns"], vlan), (key, sub_name), add)
         elif obj.kind == "Connection":
             for port, _field, _role in f["ports"]:
                 self._put(self.ports, port_key(port), key, add)
-            for ip, _field, _link in f["ips"]:
-                iface = parse_iface(ip)
-                if iface is not None:
-                    self._put(self.link_ips, str(iface.ip), key, add)
+            for _ip, _field, _link, addr in f["ips"]:
+                if addr:
+                    self._put(self.link_ips, addr, key, add)
         elif obj.kind == "VPCAttachment":
             self._put(self.attachments_by_conn, f["conn"], key, add)
         elif obj.kind == "ExternalAttachment":
@@ -405,9 +443,8 @@ def switch_unique_values(f: Mapping[str, Any]) -> list[tuple[str, Any]]:
         out.append(("vtep", f["vtep"]))
     if f["pip"]:
         out.append(("pip", f["pip"]))
-    iface = parse_iface(f["ip"]) if f["ip"] else None
-    if iface is not None:
-        out.append(("ip", str(iface.ip)))
+    if f["ipaddr"]:
+        out.append(("ip", f["ipaddr"]))
     return out
 
 

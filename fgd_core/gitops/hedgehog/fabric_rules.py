@@ -11,19 +11,21 @@ in the cluster). Built-in switch profiles are known without Git (``switch_profil
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from fgd_core.errors import FGDErrorCodes
 from fgd_core.gitops.hedgehog.fabric_index import (
     FabricIndex,
     FabricObject,
-    parse_iface,
-    parse_net,
+    dotted,
+    inside,
+    mask,
     port_key,
     switch_unique_values,
+    v4_prefix,
 )
 from fgd_core.gitops.hedgehog.switch_profiles import Profile, catalog, profile_from_spec
 
@@ -127,13 +129,11 @@ def _vpc(c: _Check) -> None:
     ipns = c.ref("IPv4Namespace", f["ipns"], "spec.ipv4Namespace", "vpc.ipv4namespace-exists")
     vlanns = c.ref("VLANNamespace", f["vlanns"], "spec.vlanNamespace",
                    "vpc.vlannamespace-exists")
-    ns_nets = [n for n in (parse_net(s) for s in ipns.facts["subnets"]) if n] if ipns else []
-    for sub_name, (prefix, vlan, host_bgp, relay) in f["subnets"].items():
+    for sub_name, (prefix, vlan, host_bgp, relay, start, length) in f["subnets"].items():
         at = f"spec.subnets.{sub_name}"
-        net = parse_net(prefix)
-        if net is None:
+        if start is None:
             continue
-        if ipns is not None and not any(net.subnet_of(n) for n in ns_nets):
+        if ipns is not None and not any(inside(start, length, n) for n in ipns.facts["nets"]):
             c.error("vpc.subnet-in-ipv4namespace", f"{at}.subnet",
                     f"subnet {sub_name} ({prefix}) is outside IPv4Namespace {f['ipns']!r} "
                     f"({', '.join(ipns.facts['subnets']) or 'no subnets'})")
@@ -146,7 +146,7 @@ def _vpc(c: _Check) -> None:
         if relay:
             c.ref("VPC", relay, f"{at}.dhcp.relayVPC", "vpc.dhcp-relay-vpc-exists",
                   "DHCP relay VPC")
-        for other_net, (okey, osub) in c.index.subnets[f["ipns"]].overlapping(net):
+        for other_net, (okey, osub) in c.index.subnets[f["ipns"]].overlapping(start, length):
             if okey != c.obj.key:
                 c.error("vpc.subnet-overlap", f"{at}.subnet",
                         f"subnet {sub_name} ({prefix}) overlaps subnet {osub} ({other_net}) "
@@ -373,27 +373,47 @@ def _breakout_hint(local: str, breakouts: Mapping[str, str]) -> str:
 
 def _link_ips(c: _Check) -> None:
     f = c.obj.facts
-    fabric = ipaddress.IPv4Network(c.cfg.fabric_subnet)
-    by_link: dict[int, list[tuple[ipaddress.IPv4Interface, str]]] = {}
-    for ip, field_path, link in f["ips"]:
-        iface = parse_iface(ip)
-        if iface is None:
+    fabric = _nets(c.cfg)["fabric"]
+    by_link: dict[int, list[tuple[int, int, str]]] = {}
+    for ip, field_path, link, addr_text in f["ips"]:
+        parsed = v4_prefix(ip, host_bits=True)
+        if parsed is None:
             continue
-        by_link.setdefault(link, []).append((iface, field_path))
-        if iface.network.prefixlen != 31:
+        addr, length = parsed
+        by_link.setdefault(link, []).append((addr, length, field_path))
+        if length != 31:
             c.error("connection.link-ip-31", field_path, f"link IP {ip} is not a /31")
-        if iface.ip not in fabric:
+        if not inside(addr, 32, fabric):
             c.error("connection.link-ip-in-fabric-subnet", field_path,
-                    f"link IP {iface.ip} is outside the fabric subnet {fabric}")
-        for other_key in c.index.link_ips.get(str(iface.ip), ()):
+                    f"link IP {addr_text} is outside the fabric subnet {c.cfg.fabric_subnet}")
+        for other_key in c.index.link_ips.get(addr_text, ()):
             if other_key != c.obj.key:
                 c.error("connection.link-ip-unique", field_path,
-                        f"link IP {iface.ip} is already used by connection {other_key[1]!r}")
+                        f"link IP {addr_text} is already used by connection {other_key[1]!r}")
     for ends in by_link.values():
-        if len(ends) == 2 and ends[0][0].network != ends[1][0].network:
-            c.error("connection.link-ip-same-subnet", ends[1][1],
-                    f"the two ends of a link must share one /31: {ends[0][0]} and "
-                    f"{ends[1][0]}")
+        (a1, l1, _), (a2, l2, at2) = ends[0], ends[-1]
+        if len(ends) == 2 and (a1 & mask(l1), l1) != (a2 & mask(l2), l2):
+            c.error("connection.link-ip-same-subnet", at2,
+                    f"the two ends of a link must share one /31: {dotted(a1)}/{l1} and "
+                    f"{dotted(a2)}/{l2}")
+
+
+@lru_cache(maxsize=16)
+def _nets(cfg: FabricWideConfig) -> dict[str, Any]:
+    """The config's prefixes and addresses as ints, parsed once per config."""
+    def net(text: str) -> tuple[int, int]:
+        parsed = v4_prefix(text)
+        assert parsed is not None, text
+        return parsed
+
+    return {
+        "fabric": net(cfg.fabric_subnet),
+        "management": net(cfg.management_subnet),
+        "dhcp_start": net(cfg.management_dhcp_start + "/32")[0],
+        "vip": net(cfg.control_vip)[0],
+        "pip": net(cfg.protocol_subnet),
+        "vtep": net(cfg.vtep_subnet),
+    }
 
 
 # ----------------------------------------------------------------------- Switch
@@ -448,30 +468,32 @@ def _switch_hydration(c: _Check) -> None:
                 field_path, what = _UNIQUE_FIELDS[kind_value[0]]
                 c.error(f"switch.{kind_value[0]}-unique", field_path,
                         f"{what} {kind_value[1]} is already used by switch {other_key[1]!r}")
-    ip = parse_iface(f["ip"]) if f["ip"] else None
+    nets = _nets(cfg)
+    ip = v4_prefix(f["ip"], host_bits=True) if f["ip"] else None
     if ip is not None:
-        if ip.ip not in ipaddress.IPv4Network(cfg.management_subnet):
+        addr = ip[0]
+        if not inside(addr, 32, nets["management"]):
             c.error("switch.ip-in-management-subnet", "spec.ip",
-                    f"management IP {ip.ip} is outside the management subnet "
+                    f"management IP {dotted(addr)} is outside the management subnet "
                     f"{cfg.management_subnet}")
-        elif ip.ip >= ipaddress.IPv4Address(cfg.management_dhcp_start):
+        elif addr >= nets["dhcp_start"]:
             c.error("switch.ip-below-dhcp", "spec.ip",
-                    f"management IP {ip.ip} is in the management DHCP range starting at "
-                    f"{cfg.management_dhcp_start}")
-        if ip.ip == ipaddress.IPv4Interface(cfg.control_vip).ip:
+                    f"management IP {dotted(addr)} is in the management DHCP range starting "
+                    f"at {cfg.management_dhcp_start}")
+        if addr == nets["vip"]:
             c.error("switch.ip-unique", "spec.ip",
-                    f"management IP {ip.ip} is the control node's VIP")
+                    f"management IP {dotted(addr)} is the control node's VIP")
     for key, subnet, what in (("pip", cfg.protocol_subnet, "protocol"),
                               ("vtep", cfg.vtep_subnet, "VTEP")):
-        iface = parse_iface(f[key]) if f[key] else None
+        parsed = v4_prefix(f[key], host_bits=True) if f[key] else None
         field_path = _UNIQUE_FIELDS[key][0]
-        if iface is None:
+        if parsed is None:
             continue
-        if iface.network.prefixlen != 32:
+        if parsed[1] != 32:
             c.error(f"switch.{key}-32", field_path, f"{what} IP {f[key]} must be a /32")
-        if iface.ip not in ipaddress.IPv4Network(subnet):
+        if not inside(parsed[0], 32, nets[key]):
             c.error(f"switch.{key}-in-subnet", field_path,
-                    f"{what} IP {iface.ip} is outside the {what} subnet {subnet}")
+                    f"{what} IP {dotted(parsed[0])} is outside the {what} subnet {subnet}")
     if f["asn"]:
         if f["role"].endswith("leaf") and not (
             cfg.leaf_asn_start <= f["asn"] <= cfg.leaf_asn_end
