@@ -272,6 +272,11 @@ class _Draft:
     errors: list[IngestError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     intrinsic_failure: bool = False
+    # (index, line, kind, name) of every document read, valid or not (``fgd validate``)
+    documents: list[tuple[int, int, Any, Any]] = field(default_factory=list)
+
+
+FileDraft = _Draft  # what ``draft_files`` returns
 
 
 def _v(message: str, **kw: Any) -> IngestError:
@@ -294,7 +299,8 @@ def _path_problem(path: str, rules: IngestionRules) -> str | None:
 
 
 def _draft_file(
-    path: str, raw: RawFile, failed_before: Mapping[str, str], rules: IngestionRules
+    path: str, raw: RawFile, failed_before: Mapping[str, str], rules: IngestionRules,
+    dump: bool = True,
 ) -> _Draft:
     draft = _Draft(path=path, content_id=git_blob_id(raw.content))
 
@@ -327,6 +333,9 @@ def _draft_file(
     try:
         for doc in iter_documents(raw.content, rules.yaml_limits):
             draft.documents_found += 1
+            meta = doc.data.get("metadata")
+            draft.documents.append((doc.index, doc.line, doc.data.get("kind"),
+                                    meta.get("name") if isinstance(meta, Mapping) else None))
             if draft.documents_found > rules.max_documents_per_file:
                 return fail(
                     _v(
@@ -355,7 +364,7 @@ def _draft_file(
             draft.warnings.extend(f"document {doc.index}: {w}" for w in res.warnings)
             mpath = managed_path(rules.gitops_dir, res.info, res.name)
             try:
-                content: bytes | None = dump_document(res.normalized)
+                content: bytes | None = dump_document(res.normalized) if dump else None
             except Exception:  # noqa: BLE001 — raised again where the plan writes it
                 content = None
             facts = object_facts(res.info.kind, res.normalized.get("spec"))
@@ -374,7 +383,7 @@ def _draft_file(
                     res.name,
                     mpath,
                     content,
-                    None if content is not None else res,
+                    None if content is not None or not dump else res,
                     obj,
                 )
             )
@@ -448,6 +457,36 @@ def _mark_fabric_breakers(drafts: list[_Draft], managed_fabric: ManagedFabric) -
         )
 
 
+def draft_files(
+    raw_files: Mapping[str, bytes | RawFile],
+    failed_before: Mapping[str, str],
+    rules: IngestionRules,
+    managed_fabric: ManagedFabric | None = None,
+    *,
+    dump: bool = True,
+) -> list[_Draft]:
+    """Every rule a sync applies to its raw files — per document, across files (conflicts)
+    and across the fabric — without deciding any write. ``plan_sync`` plans from these;
+    ``fgd validate`` reports them (``dump=False``: no managed file is produced)."""
+    drafts: list[_Draft] = []
+    for path in sorted(raw_files):
+        item = raw_files[path]
+        raw = item if isinstance(item, RawFile) else RawFile(bytes(item))
+        try:
+            drafts.append(_draft_file(path, raw, failed_before, rules, dump))
+        except Exception as exc:  # noqa: BLE001 — one bad file must not sink the sync
+            d = _Draft(path=path, content_id=git_blob_id(raw.content), status="failed")
+            d.errors.append(
+                IngestError(FGDErrorCodes.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+            )
+            drafts.append(d)
+    _mark_conflicts([d for d in drafts if d.status is None])
+    if managed_fabric is not None:
+        _mark_fabric_breakers([d for d in drafts if d.status is None and not d.errors],
+                              managed_fabric)
+    return drafts
+
+
 def plan_sync(
     raw_files: Mapping[str, bytes | RawFile],
     managed_files: Mapping[str, bytes],
@@ -469,23 +508,7 @@ def plan_sync(
     (one file planned alone by a distributed worker), the publish step runs them.
     """
     rules = rules or IngestionRules()
-    drafts: list[_Draft] = []
-    for path in sorted(raw_files):
-        item = raw_files[path]
-        raw = item if isinstance(item, RawFile) else RawFile(bytes(item))
-        try:
-            drafts.append(_draft_file(path, raw, failed_before, rules))
-        except Exception as exc:  # noqa: BLE001 — one bad file must not sink the sync
-            d = _Draft(path=path, content_id=git_blob_id(raw.content), status="failed")
-            d.errors.append(
-                IngestError(FGDErrorCodes.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
-            )
-            drafts.append(d)
-
-    _mark_conflicts([d for d in drafts if d.status is None])
-    if managed_fabric is not None:
-        _mark_fabric_breakers([d for d in drafts if d.status is None and not d.errors],
-                              managed_fabric)
+    drafts = draft_files(raw_files, failed_before, rules, managed_fabric)
 
     # ``managed_files`` may be a lazy view of a large tree (``Snapshot.blobs``): it is only
     # ever asked about paths this plan writes or archives to, never listed.

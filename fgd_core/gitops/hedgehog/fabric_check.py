@@ -98,12 +98,13 @@ def fabric_verdict(
     finally:
         # Give the index back as it was — except that the objects of files that pass stay
         # when the index follows a git tree (``landing``): the sync is about to write them.
+        landing = index.landing
         for path, objs in incoming.items():
-            lands = index.landing is not None and path in verdicts and not verdicts[path].errors
+            lands = landing is not None and path in verdicts and not verdicts[path].errors
             for obj in objs:
                 index.withdrawn.pop(obj.key, None)
-                if lands and obj.landing_at is not None:
-                    index.landing(obj)  # type: ignore[misc]
+                if landing is not None and lands and obj.landing_at is not None:
+                    landing(obj)
                 else:
                     index.remove(obj)
         for old in replaced.values():
