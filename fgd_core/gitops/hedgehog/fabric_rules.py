@@ -117,7 +117,10 @@ class _Check:
         built_in = catalog().get(name)
         if built_in is not None:
             return built_in
-        self.ref("SwitchProfile", name, field_path, rule, "switch profile")
+        # Hedgehog's default fabric config allows only its built-in profiles (the catalog is
+        # known here), so an unknown name is an error even when Git holds no SwitchProfile.
+        self.error(rule, field_path, f"switch profile {name!r} is neither one of Hedgehog's "
+                   "built-in profiles nor a SwitchProfile in this fabric's Git")
         return None
 
 
