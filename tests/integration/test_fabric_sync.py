@@ -114,3 +114,49 @@ def test_the_readme_example_repo_syncs_as_a_valid_fabric(
     assert result.sync.warnings == []  # every reference could be checked, and holds
     snapshot = GitRemote(str(target)).fetch("main")
     assert validate_directory(snapshot, "gitops")["valid"]
+
+
+def test_the_managed_index_follows_the_tree_and_forgets_what_never_landed(
+    tmp_path: Path,
+) -> None:
+    from fgd_core.gitops.fabric_tree import managed_index
+    from fgd_core.gitops.hedgehog.fabric_check import fabric_verdict
+    from fgd_core.gitops.yaml_safe import iter_documents
+    from tests.unit.test_fabric_rules import obj
+
+    repo = init_bare(tmp_path / "f.git")
+    managed = {}
+    for doc in iter_documents((EXAMPLES / "wiring.yaml").read_bytes()):
+        if doc.data["kind"] == "Connection":
+            name = doc.data["metadata"]["name"]
+            managed[f"gitops/managed/connections/{name}.yaml"] = json_bytes(doc.data)
+    seed_repo(repo, managed)
+    remote = GitRemote(str(repo))
+    first = remote.fetch("main")
+    prefix = "gitops/managed/"
+    with managed_index(first, prefix) as index:
+        assert len(index) == len(managed)
+        before = {k: o.facts for k, o in index.objects.items()}
+        # A verdict gives a shared index back as it was, landing aside.
+        vpc_doc = next(iter_documents((EXAMPLES / "vpcs.yaml").read_bytes())).data
+        incoming = obj(vpc_doc, "raw/x.yaml")
+        incoming.landing_at = ("gitops/managed/vpcs/demo-vpc-1.yaml", "0" * 40)
+        fabric_verdict(index, {"raw/x.yaml": [incoming]})
+        assert ("VPC", "demo-vpc-1") in index.objects  # it passed: it is about to land
+    with managed_index(first, prefix) as index:  # ... but the commit never came
+        assert {k: o.facts for k, o in index.objects.items()} == before
+    gone = next(iter(managed))
+    work = tmp_path / "work"
+    git("clone", "-q", str(repo), str(work), cwd=tmp_path)
+    git("rm", "-q", gone, cwd=work)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "rm", cwd=work)
+    git("push", "-q", "origin", "HEAD:main", cwd=work)
+    with managed_index(remote.fetch("main"), prefix) as index:
+        assert len(index) == len(managed) - 1
+        assert ("Connection", Path(gone).stem) not in index.objects
+
+
+def json_bytes(data: Any) -> bytes:
+    import json
+
+    return json.dumps(data).encode()

@@ -48,7 +48,12 @@ ManagedFabric = Callable[[], AbstractContextManager[FabricIndex]]
 
 def fabric_of_objects(objects: Iterable[FabricObject]) -> ManagedFabric:
     """A ManagedFabric of plain objects (files on disk, tests)."""
-    return lambda: nullcontext(FabricIndex.of(objects))
+    def fabric() -> AbstractContextManager[FabricIndex]:
+        index = FabricIndex.of(objects)
+        index.disposable = True
+        return nullcontext(index)
+
+    return fabric
 
 
 @dataclass
@@ -89,27 +94,36 @@ def fabric_verdict(
     the verdict is made and given back as it was). ``incoming``: raw path → the valid
     documents of that file (files that already fail on their own are left out).
     """
-    index = managed if isinstance(managed, FabricIndex) else FabricIndex.of(managed)
+    if not isinstance(managed, FabricIndex):
+        managed = FabricIndex.of(managed)
+        managed.disposable = True
+    index = managed
     replaced: dict[Key, FabricObject] = {}
     verdicts: dict[str, FileVerdict] = {}
     try:
         verdicts = _verdict(index, incoming, cfg, replaced)
         return verdicts
     finally:
-        # Give the index back as it was — except that the objects of files that pass stay
-        # when the index follows a git tree (``landing``): the sync is about to write them.
-        landing = index.landing
-        for path, objs in incoming.items():
-            lands = landing is not None and path in verdicts and not verdicts[path].errors
-            for obj in objs:
-                index.withdrawn.pop(obj.key, None)
-                if landing is not None and lands and obj.landing_at is not None:
-                    landing(obj)
-                else:
-                    index.remove(obj)
-        for old in replaced.values():
-            if old.key not in index.objects:
-                index.add(old)
+        if not index.disposable:
+            _give_back(index, incoming, replaced, verdicts)
+
+
+def _give_back(index: FabricIndex, incoming: Mapping[str, list[FabricObject]],
+               replaced: dict[Key, FabricObject], verdicts: dict[str, FileVerdict]) -> None:
+    """Give a shared index back as it was — except that the objects of files that pass
+    stay when the index follows a git tree (``landing``): the sync is about to write them."""
+    landing = index.landing
+    for path, objs in incoming.items():
+        lands = landing is not None and path in verdicts and not verdicts[path].errors
+        for obj in objs:
+            index.withdrawn.pop(obj.key, None)
+            if landing is not None and lands and obj.landing_at is not None:
+                landing(obj)
+            else:
+                index.remove(obj)
+    for old in replaced.values():
+        if old.key not in index.objects:
+            index.add(old)
 
 
 def _verdict(

@@ -356,6 +356,8 @@ class FabricIndex:
     # Set by an index that follows a git tree: told of each object a sync is about to write
     # (``landing_at``), which stays indexed, so the next sync need not read it again.
     landing: Callable[[FabricObject], None] | None = None
+    # Built for one verdict and dropped after it: nothing to give back (``fgd validate``).
+    disposable: bool = False
 
     @classmethod
     def of(cls, objects: Iterable[FabricObject]) -> FabricIndex:
