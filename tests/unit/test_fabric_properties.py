@@ -114,3 +114,36 @@ def test_a_change_into_a_forbidden_zone_is_caught_by_its_rule(docs: list[Doc],
         docs.append(twin)
         expected = ("Connection", "server-x--unbundled--twin", "connection.port-unique")
     assert expected in errors(docs)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 70000) | st.text(max_size=12)
+    | st.sampled_from(["10.20.0.0/16", "1.2.3.4/31", "leaf/E1/1", "default", "a/b/c/d"]),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(["subnets", "subnet", "vlan", "links", "link", "switch",
+                                       "server", "port", "ip", "ranges", "from", "to",
+                                       "unbundled", "fabric", "eslag", "permit", "vpc", "name",
+                                       "connection", "profile", "groups", "portBreakouts",
+                                       "vlanNamespaces", "ipv4Namespace", "static", "asn",
+                                       "redundancy", "group", "type", "dhcp", "relayVPC"]),
+                      inner, max_size=5),
+    max_leaves=25,
+)
+KIND_NAMES = ["VPC", "VPCAttachment", "VPCPeering", "External", "ExternalAttachment",
+              "ExternalPeering", "IPv4Namespace", "Connection", "Server", "Switch",
+              "SwitchGroup", "VLANNamespace", "SwitchProfile", "ServerProfile"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(KIND_NAMES), st.sampled_from(["a", "b", "default"]),
+                          json_values), max_size=8))
+def test_hostile_specs_never_break_the_checks(objects: list[tuple[str, str, Any]]) -> None:
+    """A hand-edited managed/ file reaches the fabric checks without the per-document
+    rules: whatever its spec holds, the checks report findings, never raise."""
+    from fgd_core.gitops.hedgehog.fabric_index import FabricObject, object_facts
+
+    fabric = [FabricObject(kind, name, "default", object_facts(kind, spec), "m", 0, 1)
+              for kind, name, spec in objects]
+    wiring = [obj(d) for d in WIRING]
+    check_fabric(fabric)
+    check_fabric(wiring + fabric)

@@ -324,7 +324,7 @@ def _connection(c: _Check) -> None:
     groups: set[str] = set()
     rtypes: set[str] = set()
     for sw_name in f["switches"]:
-        at = next(p[1] for p in f["ports"] if p[0].split("/", 1)[0] == sw_name)
+        at = next((p[1] for p in f["ports"] if p[0].split("/", 1)[0] == sw_name), "spec")
         sw = c.ref("Switch", sw_name, at, "connection.switch-exists", "switch")
         if sw is None:
             continue
@@ -358,7 +358,8 @@ def _connection(c: _Check) -> None:
                     "all switches of an eslag connection need redundancy type eslag, found "
                     f"{', '.join(sorted(rtypes)) or 'none'}")
     for sv in f["servers"]:
-        at = next(p[1] for p in f["ports"] if p[2] == "server" and p[0].startswith(sv + "/"))
+        at = next((p[1] for p in f["ports"] if p[2] == "server"
+                   and p[0].split("/", 1)[0] == sv), "spec")
         c.ref("Server", sv, at, "connection.server-exists", "server")
     for port, field_path, _role in f["ports"]:
         for other_key in c.index.ports.get(port_key(port), ()):
