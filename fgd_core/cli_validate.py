@@ -25,7 +25,7 @@ from fgd_core.gitops.kinds import KINDS
 from fgd_core.gitops.plan import FileDraft, IngestionRules, RawFile, draft_files
 
 EXTENSIONS = (".yaml", ".yml")
-_DOC_PREFIX = re.compile(r"^document (\d+): ")
+_DOC_PREFIX = re.compile(r"^documents? (\d+(?:, \d+)*): ")
 _KIND_DIRS = {info.directory for info in KINDS.values()}
 
 
@@ -77,8 +77,9 @@ def _report_drafts(drafts: Iterable[FileDraft], names: dict[str, str]) -> list[_
             report.error(e.index, e.line, entry)
         for w in d.warnings:
             m = _DOC_PREFIX.match(w)
-            at = int(m.group(1)) if m else None
-            report.doc(at)["warnings"].append({"message": w[m.end():] if m else w})
+            at: list[int | None] = [int(i) for i in m.group(1).split(", ")] if m else [None]
+            for doc_index in at:
+                report.doc(doc_index)["warnings"].append({"message": w[m.end():] if m else w})
         out.append(report)
     return out
 

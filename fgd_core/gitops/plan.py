@@ -21,6 +21,7 @@ from fgd_core.gitops.hedgehog.fabric_check import (
     ManagedFabric,
     fabric_verdict,
     remember_facts,
+    warning_lines,
 )
 from fgd_core.gitops.hedgehog.fabric_index import FabricObject, object_facts
 from fgd_core.gitops.kinds import KindInfo, managed_path
@@ -451,10 +452,7 @@ def _mark_fabric_breakers(drafts: list[_Draft], managed_fabric: ManagedFabric) -
             d.errors.append(IngestError(issue.code, f"{obj.kind} {obj.name!r}: {issue.message}",
                                         index=obj.index, line=obj.line, field=issue.field,
                                         rule=issue.rule))
-        d.warnings.extend(
-            f"document {obj.index}: {issue.message} ({issue.rule})"
-            for obj, issue in verdict.warnings
-        )
+        d.warnings.extend(warning_lines(verdict))
 
 
 def draft_files(

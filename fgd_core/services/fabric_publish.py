@@ -15,7 +15,7 @@ from fgd_core.application import FGDApplication
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import FGDError, FGDErrorCodes
 from fgd_core.gitops.git_repo import Snapshot
-from fgd_core.gitops.hedgehog.fabric_check import fabric_verdict, facts_for_blob
+from fgd_core.gitops.hedgehog.fabric_check import fabric_verdict, facts_for_blob, warning_lines
 from fgd_core.gitops.hedgehog.fabric_index import FabricObject
 from fgd_core.gitops.plan import IngestionRules
 from fgd_core.gitops.yaml_safe import iter_documents
@@ -89,10 +89,7 @@ def reject_fabric_breakers(
                 }
                 for obj, issue in verdict.errors
             ]
-        warnings += [
-            (path, f"document {obj.index}: {issue.message} ({issue.rule})")
-            for obj, issue in verdict.warnings
-        ]
+        warnings += [(path, line) for line in warning_lines(verdict)]
 
     def command(s: SyncOperation) -> None:
         if s.current_stage != "github_sync":

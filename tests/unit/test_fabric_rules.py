@@ -399,3 +399,17 @@ def test_a_connection_type_is_immutable() -> None:
     conn["spec"]["bundled"] = {"links": [port]}
     verdict = fabric_verdict(managed, {"raw/a.yaml": [obj(conn, "raw/a.yaml")]})
     assert {i.rule for _, i in verdict["raw/a.yaml"].errors} == {"connection.type-immutable"}
+
+
+def test_installer_made_default_namespaces_are_never_missing() -> None:
+    # Git holds IPv4/VLAN namespaces, but not "default", which every installation has.
+    renamed = [copy.deepcopy(d) for d in WIRING]
+    for d in renamed:
+        if d["kind"] in ("IPv4Namespace", "VLANNamespace"):
+            d["metadata"]["name"] = "other"
+        if d["kind"] == "Switch":
+            d["spec"]["vlanNamespaces"] = ["other"]
+    found = findings(renamed + [vpc()])
+    assert found[("VPC", "vpc-1")] == (set(), {"fabric.reference-unchecked"})
+    assert errors(renamed + [vpc(ipv4Namespace="third")]) == {
+        ("VPC", "vpc-1", "vpc.ipv4namespace-exists")}

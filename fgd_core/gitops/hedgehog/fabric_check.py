@@ -64,6 +64,26 @@ class FileVerdict:
     warnings: list[tuple[FabricObject, FabricIssue]] = field(default_factory=list)
 
 
+def warning_lines(verdict: FileVerdict) -> list[str]:
+    """A file's fabric-wide warnings as the sync records them: one line per kind whose
+    references could not be checked, naming the documents ("document 3: …",
+    "documents 0, 2: …"), so 50 VPCs in a file make two warnings, not a hundred."""
+    by_kind: dict[str, list[tuple[FabricObject, FabricIssue]]] = defaultdict(list)
+    for obj, issue in verdict.warnings:
+        by_kind[issue.target_kind or issue.message].append((obj, issue))
+    lines = []
+    for kind, found in by_kind.items():
+        indexes = sorted({o.index for o, _ in found if o.index is not None})
+        if len(found) == 1 or len(indexes) <= 1:
+            obj, issue = found[0]
+            lines.append(f"document {obj.index}: {issue.message} ({issue.rule})")
+        else:
+            lines.append(f"documents {', '.join(map(str, indexes))}: references to {kind} not "
+                         f"checked: {found[0][1].message.split(': ', 1)[-1]} "
+                         f"({found[0][1].rule})")
+    return lines
+
+
 def _signature(issue: FabricIssue) -> tuple[str, str, str]:
     return (issue.rule, issue.field, issue.message)
 

@@ -38,6 +38,7 @@ class FabricIssue:
     field: str
     message: str
     code: str = FGDErrorCodes.VALIDATION_FAILED
+    target_kind: str = ""  # an unchecked reference's kind (warnings are grouped by it)
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "field": self.field, "rule": self.rule,
@@ -64,6 +65,8 @@ class FabricWideConfig:
 
 DEFAULT_CONFIG = FabricWideConfig()
 UNCHECKED = "fabric.reference-unchecked"
+# Objects every Hedgehog installation has (fabricator creates them), in Git or not.
+INSTALLER_DEFAULTS = ("IPv4Namespace", "VLANNamespace")
 
 
 @dataclass
@@ -95,12 +98,17 @@ class _Check:
             self.error(rule, field_path,
                        f"{what} {name!r} is defined in {failing}, which fails validation")
             return None
-        if not self.index.holds_kind(kind):
+        installer_made = name == "default" and kind in INSTALLER_DEFAULTS
+        if not self.index.holds_kind(kind) or installer_made:
             if kind not in self._warned:
                 self._warned.add(kind)
+                why = (f"this fabric's Git holds no {kind} objects"
+                       if not self.index.holds_kind(kind)
+                       else f"Hedgehog's installer creates {kind} 'default' and this "
+                            "fabric's Git does not hold it")
                 self.out.warnings.append(FabricIssue(
-                    UNCHECKED, field_path,
-                    f"{what} {name!r} not checked: this fabric's Git holds no {kind} objects",
+                    UNCHECKED, field_path, f"{what} {name!r} not checked: {why}",
+                    target_kind=kind,
                 ))
             return None
         self.error(rule, field_path, f"{what} {name!r} not found")
