@@ -37,10 +37,10 @@ class FabricObject:
     line: int | None = None  # line where the document starts
     # For an incoming object: the managed path and blob id it will be written as.
     landing_at: tuple[str, str] | None = None
+    key: Key = field(init=False)  # (kind, name): looked up thousands of times per sync
 
-    @property
-    def key(self) -> Key:
-        return (self.kind, self.name)
+    def __post_init__(self) -> None:
+        self.key = (self.kind, self.name)
 
 
 # --------------------------------------------------------------------------- facts
