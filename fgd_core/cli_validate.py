@@ -11,8 +11,12 @@ document is valid, 1 when any is not, 2 on usage errors.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,34 @@ class _Report:
         docs = sorted(self.documents.values(),
                       key=lambda d: -1 if d["index"] is None else d["index"])
         return {"file": self.file, "valid": all(d["valid"] for d in docs), "documents": docs}
+
+
+# Worth worker processes from this much YAML on: each file is drafted on its own anyway
+# (parse, per-document rules), only conflicts and the fabric-wide rules need them together.
+PARALLEL_MIN_BYTES = 512 * 1024
+
+
+@contextmanager
+def _file_mapper(files: dict[str, RawFile]) -> Iterator[Callable[..., Iterable[FileDraft]]]:
+    """``map``, or a process pool's map when there is enough to share among the CPUs."""
+    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                  else (os.cpu_count() or 1), 8)
+    size = sum(len(f.content) for f in files.values())
+    if workers < 2 or len(files) < 2 * workers or size < PARALLEL_MIN_BYTES:
+        yield map
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        def pooled(fn: Callable[..., FileDraft], items: list[Any]) -> Iterable[FileDraft]:
+            return pool.map(fn, items, chunksize=max(1, len(items) // (workers * 4)))
+
+        yield pooled
+
+
+def _draft(files: dict[str, RawFile], rules: IngestionRules, fabric: Any) -> list[FileDraft]:
+    with _file_mapper(files) as mapper:
+        return draft_files(files, {}, rules, fabric, dump=False, map_files=mapper)
 
 
 def _read(path: Path) -> RawFile:
@@ -92,7 +124,7 @@ def _gitops_dir(root: Path, rules: IngestionRules) -> list[_Report]:
         if managed_dir.is_dir() else []
     # managed/ files through the same per-document rules (a hand edit can break them too)
     keys = {f"raw/managed/{p.relative_to(managed_dir).as_posix()}": p for p in managed_paths}
-    managed_drafts = draft_files({k: _read(p) for k, p in keys.items()}, {}, rules, dump=False)
+    managed_drafts = _draft({k: _read(p) for k, p in keys.items()}, rules, None)
     names = {k: str(p) for k, p in keys.items()}
     objects: list[FabricObject] = [
         c.fabric_object for d in managed_drafts if not d.errors for c in d.claims
@@ -109,8 +141,8 @@ def _gitops_dir(root: Path, rules: IngestionRules) -> list[_Report]:
         raw_paths = [p for p in sorted(raw_dir.rglob("*"))
                      if (p.is_file() or p.is_symlink()) and p.suffix in rules.supported_extensions]
     raw_keys = {f"raw/{p.relative_to(raw_dir).as_posix()}": p for p in raw_paths}
-    raw_drafts = draft_files({k: _read(p) for k, p in raw_keys.items()}, {}, rules,
-                             fabric_of_objects(objects), dump=False)
+    raw_drafts = _draft({k: _read(p) for k, p in raw_keys.items()}, rules,
+                        fabric_of_objects(objects))
     raw_names = {k: str(p) for k, p in raw_keys.items()}
     return list(reports.values()) + _report_drafts(raw_drafts, raw_names)
 
@@ -129,8 +161,7 @@ def validate_paths(paths: Iterable[Path]) -> list[dict[str, Any]]:
             plain.append(path)
     if plain:
         keys = {f"raw/{i}/{p.name}": p for i, p in enumerate(plain)}
-        drafts = draft_files({k: _read(p) for k, p in keys.items()}, {}, rules,
-                             fabric_of_objects(()), dump=False)
+        drafts = _draft({k: _read(p) for k, p in keys.items()}, rules, fabric_of_objects(()))
         reports += _report_drafts(drafts, {k: str(p) for k, p in keys.items()})
     return [r.to_dict() for r in reports]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -51,6 +51,16 @@ class IngestionRules:
     def __post_init__(self) -> None:
         by_kind = MappingProxyType({k.kind: k for k in self.extra_kinds})
         object.__setattr__(self, "_extra_by_kind", by_kind)
+
+    # Picklable (``fgd validate`` drafts files in worker processes): the derived map is
+    # rebuilt, not sent.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_extra_by_kind"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        self.__post_init__()
 
     def validate(self, data: Mapping[Any, Any]) -> ValidatedResource:
         """``validate_resource`` under these rules (namespaces, labels, extra kinds)."""
@@ -455,6 +465,18 @@ def _mark_fabric_breakers(drafts: list[_Draft], managed_fabric: ManagedFabric) -
         d.warnings.extend(warning_lines(verdict))
 
 
+def _draft_item(item: tuple[str, RawFile, Mapping[str, str], IngestionRules, bool]) -> _Draft:
+    path, raw = item[0], item[1]
+    try:
+        return _draft_file(*item)
+    except Exception as exc:  # noqa: BLE001 — one bad file must not sink the sync
+        d = _Draft(path=path, content_id=git_blob_id(raw.content), status="failed")
+        d.errors.append(
+            IngestError(FGDErrorCodes.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+        )
+        return d
+
+
 def draft_files(
     raw_files: Mapping[str, bytes | RawFile],
     failed_before: Mapping[str, str],
@@ -462,22 +484,18 @@ def draft_files(
     managed_fabric: ManagedFabric | None = None,
     *,
     dump: bool = True,
+    map_files: Callable[..., Iterable[_Draft]] = map,
 ) -> list[_Draft]:
     """Every rule a sync applies to its raw files — per document, across files (conflicts)
     and across the fabric — without deciding any write. ``plan_sync`` plans from these;
-    ``fgd validate`` reports them (``dump=False``: no managed file is produced)."""
-    drafts: list[_Draft] = []
+    ``fgd validate`` reports them (``dump=False``: no managed file is produced; its
+    ``map_files`` drafts the files in worker processes, each file on its own as always)."""
+    items = []
     for path in sorted(raw_files):
         item = raw_files[path]
         raw = item if isinstance(item, RawFile) else RawFile(bytes(item))
-        try:
-            drafts.append(_draft_file(path, raw, failed_before, rules, dump))
-        except Exception as exc:  # noqa: BLE001 — one bad file must not sink the sync
-            d = _Draft(path=path, content_id=git_blob_id(raw.content), status="failed")
-            d.errors.append(
-                IngestError(FGDErrorCodes.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
-            )
-            drafts.append(d)
+        items.append((path, raw, failed_before, rules, dump))
+    drafts = list(map_files(_draft_item, items))
     _mark_conflicts([d for d in drafts if d.status is None])
     if managed_fabric is not None:
         _mark_fabric_breakers([d for d in drafts if d.status is None and not d.errors],

@@ -110,3 +110,23 @@ def test_usage_errors_exit_2() -> None:
     assert fgd_validate().returncode == 2
     assert fgd_validate("/no/such/path").returncode == 2
     assert fgd_validate(EXAMPLES, "--no-such-flag").returncode == 2
+
+
+def test_worker_processes_find_exactly_what_one_process_finds(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Large inputs are drafted in worker processes: the verdicts are the same."""
+    from fgd_core import cli_validate
+
+    for i, name in enumerate(["labci_env-ci-1_wiring.yaml", "hnp_vlab_prepop_wiring.yaml",
+                              "demogitops_env-1_pre-demo.yaml", "demogitops_env-1_demo.yaml",
+                              "docs_user-guide_connections_examples.yaml",
+                              "labci_env-ci-1_wiring-gateway.yaml"]):
+        (tmp_path / f"{i}-{name}").write_bytes((HEDGEHOG_FIXTURES / name).read_bytes())
+    monkeypatch.setattr(cli_validate.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(cli_validate, "PARALLEL_MIN_BYTES", 10**12)
+    alone = cli_validate.validate_paths([tmp_path])
+    monkeypatch.setattr(cli_validate, "PARALLEL_MIN_BYTES", 0)
+    pooled = cli_validate.validate_paths([tmp_path])
+    assert pooled == alone
+    assert [r["valid"] for r in alone].count(False) >= 2
