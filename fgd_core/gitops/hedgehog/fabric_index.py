@@ -21,6 +21,8 @@ from typing import Any
 Key = tuple[str, str]  # (kind, name)
 
 # Hedgehog's defaults for the fields references go through (VPC/External Default()).
+# The facts apply the few defaults a reference needs themselves (marked "Default()"):
+# D1's apply_defaults does this once merged, and then the facts can read defaulted specs.
 DEFAULT_NAMESPACE_REF = "default"
 
 
@@ -141,6 +143,7 @@ def _vpc_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
             length,
         ]
     return {
+        # VPC.Default(); D1's apply_defaults does this once merged
         "ipns": _s(spec.get("ipv4Namespace")) or DEFAULT_NAMESPACE_REF,
         "vlanns": _s(spec.get("vlanNamespace")) or DEFAULT_NAMESPACE_REF,
         "mode": _s(spec.get("mode")),
@@ -171,7 +174,8 @@ def _switch_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
     redundancy = _m(spec.get("redundancy"))
     groups = [g for g in _l(spec.get("groups")) if isinstance(g, str)]
     rgroup = _s(redundancy.get("group"))
-    if rgroup and rgroup not in groups:  # Switch.Default() adds the redundancy group
+    # Switch.Default() adds the redundancy group (D1's apply_defaults does this once merged)
+    if rgroup and rgroup not in groups:
         groups.append(rgroup)
     vlanns = [v for v in _l(spec.get("vlanNamespaces")) if isinstance(v, str)]
     breakouts = {str(k): str(v) for k, v in _m(spec.get("portBreakouts")).items()}
@@ -223,7 +227,8 @@ def object_facts(kind: str, spec: Any) -> dict[str, Any]:
         ranges = []
         for r in _l(spec.get("ranges")):
             lo = _i(_m(r).get("from"))
-            ranges.append([lo, _i(_m(r).get("to")) or lo])  # "to" defaults to "from"
+            # "to" defaults to "from" (D1's apply_defaults does this once merged)
+            ranges.append([lo, _i(_m(r).get("to")) or lo])
         return {"ranges": ranges}
     if kind == "Connection":
         return _connection_facts(spec)
