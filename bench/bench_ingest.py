@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 from bench.fabric_gen import FabricGen  # noqa: E402
 from fgd_core.gitops import IngestionRules, RawFile, plan_sync  # noqa: E402
 from fgd_core.gitops.git_repo import GitRemote, Snapshot  # noqa: E402
+from fgd_core.gitops.hedgehog import fabric_check  # noqa: E402
 from fgd_core.gitops.plan import ARCHIVE_SUFFIX, SyncPlan  # noqa: E402
 from fgd_core.services.sync_runner import fabric_of  # noqa: E402
 from tests.gitserver import init_bare, seed_repo  # noqa: E402
@@ -138,6 +139,30 @@ def sync(remote: GitRemote, sync_id: str, rules: IngestionRules) -> SyncResult:
     return SyncResult(plan, seconds, blob_reads, stages, cpu)
 
 
+class CheckTimer:
+    """CPU time spent in the fabric-wide verdict (the index, every rule) while active."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._original = fabric_check._verdict
+
+    def __enter__(self) -> CheckTimer:
+        original = self._original
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.process_time() - start
+
+        fabric_check._verdict = timed  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fabric_check._verdict = self._original  # type: ignore[assignment]
+
+
 def bare_libyaml(texts: list[bytes]) -> tuple[int, float, float]:
     start = time.perf_counter()
     cpu_start = time.process_time()
@@ -232,7 +257,9 @@ def main() -> None:
         )
         remote = GitRemote(bare, cache_dir=tmp / "cache")
 
-        full = sync(remote, "full", rules)
+        checks = CheckTimer()
+        with checks:
+            full = sync(remote, "full", rules)
         summary = full.plan.summary()
         assert summary["files_processed"] == args.files, summary
         assert summary["files_created"] == per_file * args.files, summary
@@ -248,7 +275,8 @@ def main() -> None:
         print(f"  ratio FGD / libyaml          {fgd_rate / lib_rate:6.2f} x   (target >= 0.6)")
         print(
             f"  (detail) CPU time: FGD {full.cpu_seconds:.2f} s, libyaml {lib_cpu:.2f} s, "
-            f"ratio {lib_cpu / full.cpu_seconds:.2f} x"
+            f"ratio {lib_cpu / full.cpu_seconds:.2f} x; fabric-wide verdict "
+            f"{checks.seconds:.2f} s CPU ({checks.seconds / full.cpu_seconds * 100:.0f} %)"
         )
 
         first = per_file * args.files
