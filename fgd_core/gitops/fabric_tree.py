@@ -2,11 +2,12 @@
 
 A sync needs the index of the managed fabric (10,000 objects or more) to check what it
 ingests. Building it from scratch every sync would cost more than ingesting one file, so
-one index per managed prefix is kept in the process and moved to each new snapshot: a
-kind directory whose git tree id is unchanged is skipped outright; in a changed one, only
-files whose blob id changed are re-read (their facts are cached by blob id too). Git's
-content addressing makes this exact — there is nothing to invalidate. The index is lent
-out under a lock; ``fabric_verdict`` undoes its own changes before giving it back.
+one index per repository and managed prefix is kept in the process and moved to each new
+snapshot: a kind directory whose git tree id is unchanged is skipped outright; in a changed
+one, only files whose blob id changed are re-read (their facts are cached by blob id too).
+Git's content addressing makes this exact — there is nothing to invalidate. The index is
+lent out under a lock; ``fabric_verdict`` gives it back as it was, except for the objects
+the sync is about to write.
 """
 
 from __future__ import annotations
@@ -115,19 +116,25 @@ class ManagedTreeIndex:
 
 
 _TREES: dict[str, ManagedTreeIndex] = {}
+_MAX_TREES = 16
 _TREES_LOCK = threading.Lock()
 
 
 @contextmanager
 def managed_index(snapshot: Snapshot, managed_prefix: str) -> Iterator[FabricIndex]:
     """The index of the snapshot's managed/ tree, for the duration of the ``with``."""
+    # One index per repository (its object store's path: the fabric's local repository or
+    # cache) and prefix, so that fabrics synced by one process do not evict each other.
+    key = f"{getattr(snapshot._store, 'path', '')}\0{managed_prefix}"
     with _TREES_LOCK:
-        tree_index = _TREES.setdefault(managed_prefix, ManagedTreeIndex())
+        if key not in _TREES and len(_TREES) >= _MAX_TREES:
+            _TREES.pop(next(iter(_TREES)))  # the oldest
+        tree_index = _TREES.setdefault(key, ManagedTreeIndex())
     with tree_index.lock:
         try:
             tree_index.move_to(snapshot, managed_prefix)
             yield tree_index.index
         except BaseException:
             # Whatever went wrong, the index may no longer match any tree: start afresh.
-            _TREES[managed_prefix] = ManagedTreeIndex()
+            _TREES[key] = ManagedTreeIndex()
             raise
