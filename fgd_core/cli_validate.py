@@ -172,9 +172,11 @@ def _human(result: dict[str, Any]) -> str:
         what = f"{d['kind'] or '?'} {d['name'] or '?'}"
         where = f"document {d['index']} (line {d['line']})" if d["index"] is not None \
             else "file"
+        said = f"{d['kind']} {d['name']!r}: "  # the sync's messages name their object
         for e in d["errors"]:
             rule = f" [{e['rule']}]" if e.get("rule") else ""
-            lines.append(f"  {where} {what}: {e.get('field') or '-'}: {e['message']}{rule}")
+            message = e["message"].removeprefix(said)
+            lines.append(f"  {where} {what}: {e.get('field') or '-'}: {message}{rule}")
         for w in d["warnings"]:
             lines.append(f"  {where} {what}: warning: {w['message']}")
     return "\n".join(lines)
@@ -188,7 +190,10 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> None:
     """Validate Hedgehog YAML offline, as a sync would (exit 1 if anything is invalid)."""
     results = validate_paths(paths)
     for result in results:
-        click.echo(json.dumps(result) if as_json else _human(result))
+        if as_json:
+            click.echo(json.dumps(result))
+        elif not result["valid"] or any(d["warnings"] for d in result["documents"]):
+            click.echo(_human(result))  # a readable report names only files with findings
     if not as_json:
         bad = sum(not r["valid"] for r in results)
         click.echo(f"{len(results)} file(s), {bad} invalid")
