@@ -243,7 +243,7 @@ def check_fabric(
 # Facts of managed contents by git blob id: content-addressed, so never stale. The planner
 # adds what it writes, so the next sync (or the publish step) finds the fabric it left.
 _FACTS_BY_BLOB: dict[str, tuple[str, str, str, dict[str, Any]] | None] = {}
-_FACTS_CACHE_LIMIT = 250_000
+_FACTS_CACHE_LIMIT = 50_000  # ~1 KB each; the tree indexes keep their own objects
 DIRECTORY_KINDS = {info.directory: info.kind for info in KINDS.values()}
 
 
