@@ -16,10 +16,13 @@ import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from dulwich.object_store import tree_lookup_path
 from dulwich.objects import Tree
 
+from fgd_core.gitops import fabric_tree_store
 from fgd_core.gitops.git_repo import Snapshot, _encode, _oid
 from fgd_core.gitops.hedgehog.fabric_check import DIRECTORY_KINDS, facts_for_blob
 from fgd_core.gitops.hedgehog.fabric_index import FabricIndex, FabricObject
@@ -28,8 +31,32 @@ _YAML = (b".yaml", b".yml")
 _UNKNOWN_TREE = b"unknown"  # never a tree id
 
 
+def _restore(tree_index: ManagedTreeIndex, saved: dict[str, Any], prefix: str) -> None:
+    """Fill an empty index from what ``fabric_tree_store`` saved (shapes checked)."""
+    for directory, item in saved.items():
+        kind = DIRECTORY_KINDS.get(directory)
+        if kind is None or not isinstance(item, list) or len(item) != 2:
+            continue
+        tree_hex, files = item
+        if not isinstance(files, dict):
+            continue
+        entries: dict[bytes, tuple[bytes, FabricObject | None]] = {}
+        for name, entry in files.items():
+            if not isinstance(entry, list) or not entry or not isinstance(entry[0], str):
+                continue
+            obj = None
+            if len(entry) == 5 and entry[1] == kind and isinstance(entry[4], dict):
+                obj = FabricObject(kind, str(entry[2]), str(entry[3]), entry[4],
+                                   f"{prefix.rstrip('/')}/{directory}/{name}", 0, 1)
+                tree_index.index.add(obj)
+            entries[name.encode()] = (entry[0].encode(), obj)
+        tree_id = tree_hex.encode() if isinstance(tree_hex, str) else _UNKNOWN_TREE
+        tree_index.dirs[directory] = (tree_id, entries)
+
+
 class ManagedTreeIndex:
     def __init__(self) -> None:
+        self.changed = False  # since it was last saved
         self.index = FabricIndex()
         # kind directory → (its tree id, file name → (blob id, object or None))
         self.dirs: dict[str, tuple[bytes | None, dict[bytes, tuple[bytes, FabricObject | None]]]]
@@ -57,6 +84,7 @@ class ManagedTreeIndex:
         # The directory's tree is no longer known: the next move_to compares its entries
         # (cheap: unchanged blobs are kept) instead of trusting an unchanged tree id.
         self.dirs[directory] = (_UNKNOWN_TREE, entries)
+        self.changed = True
         if self.index.objects.get(obj.key) is not obj:
             self.index.add(obj)
 
@@ -113,6 +141,7 @@ class ManagedTreeIndex:
                 self.index.add(obj)
             entries[name] = (blob, obj)
         self.dirs[directory] = (tree_id, entries)
+        self.changed = True
 
 
 _TREES: dict[str, ManagedTreeIndex] = {}
@@ -121,15 +150,22 @@ _TREES_LOCK = threading.Lock()
 
 
 @contextmanager
-def managed_index(snapshot: Snapshot, managed_prefix: str) -> Iterator[FabricIndex]:
-    """The index of the snapshot's managed/ tree, for the duration of the ``with``."""
+def managed_index(snapshot: Snapshot, managed_prefix: str,
+                  keep_in: Path | None = None) -> Iterator[FabricIndex]:
+    """The index of the snapshot's managed/ tree, for the duration of the ``with``;
+    ``keep_in``: a directory of the fabric's own where it is kept between processes."""
     # One index per repository (its object store's path: the fabric's local repository or
     # cache) and prefix, so that fabrics synced by one process do not evict each other.
     key = f"{getattr(snapshot._store, 'path', '')}\0{managed_prefix}"
     with _TREES_LOCK:
         if key not in _TREES and len(_TREES) >= _MAX_TREES:
             _TREES.pop(next(iter(_TREES)))  # the oldest
-        tree_index = _TREES.setdefault(key, ManagedTreeIndex())
+        tree_index = _TREES.get(key)
+        if tree_index is None:
+            tree_index = _TREES[key] = ManagedTreeIndex()
+            saved = fabric_tree_store.load(keep_in, managed_prefix) if keep_in else None
+            if saved is not None:
+                _restore(tree_index, saved, managed_prefix)
     with tree_index.lock:
         try:
             tree_index.move_to(snapshot, managed_prefix)
@@ -138,3 +174,9 @@ def managed_index(snapshot: Snapshot, managed_prefix: str) -> Iterator[FabricInd
             # Whatever went wrong, the index may no longer match any tree: start afresh.
             _TREES[key] = ManagedTreeIndex()
             raise
+        if keep_in is not None and tree_index.changed:
+            try:
+                fabric_tree_store.save(tree_index, keep_in, managed_prefix)
+                tree_index.changed = False
+            except OSError:
+                pass  # only a cache: the next fresh process reads managed/ instead

@@ -9,6 +9,7 @@ files, with the same errors, as the embedded planner fails.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fgd_core.application import FGDApplication
@@ -40,6 +41,7 @@ def reject_fabric_breakers(
     writes: dict[str, list[dict[str, Any]]],
     base: Snapshot,
     rules: IngestionRules,
+    keep_in: Path | None = None,
 ) -> SyncOperation:
     processed = {
         path: writes.get(path, [])
@@ -68,7 +70,7 @@ def reject_fabric_breakers(
                                          landing_at=(w["path"], w["blob_id"])))
         if objs:
             incoming[path] = objs
-    with fabric_of(base, rules)() as index:
+    with fabric_of(base, rules, keep_in)() as index:
         verdicts = fabric_verdict(index, incoming)
     findings = {p: v for p, v in verdicts.items() if v.errors or v.warnings}
     if not findings:

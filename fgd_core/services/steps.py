@@ -81,6 +81,7 @@ from fgd_core.services.sync_runner import (
     commit_changes,
     commit_message,
     failed_before,
+    index_dir,
     make_remote,
     record_file,
     rules_for,
@@ -467,7 +468,8 @@ class SyncSteps:
         sync = self._reject_conflicts(sync, writes)
         rules = rules_for(self.config, fabric)
         base = self._fetch(sync, remote, fabric.branch)
-        sync = reject_fabric_breakers(self.app, self.blobs, sync, writes, base, rules)
+        sync = reject_fabric_breakers(self.app, self.blobs, sync, writes, base, rules,
+                                      index_dir(self.cache_root, fabric.fabric_id))
         policy = self.config.sync.retry_policy
         for attempt in range(1, policy.max_attempts + 1):
             if (pushed := _pushed_by(base, sync_id)) is not None:

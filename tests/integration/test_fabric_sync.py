@@ -160,3 +160,44 @@ def json_bytes(data: Any) -> bytes:
     import json
 
     return json.dumps(data).encode()
+
+
+def test_a_fresh_process_takes_the_managed_index_from_the_fabric_cache(
+    app: FGDApplication, config: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from fgd_core.gitops import fabric_tree
+    from fgd_core.gitops.fabric_tree_store import FILE_NAME
+    from fgd_core.gitops.hedgehog import fabric_check
+
+    def fresh_process() -> None:
+        fabric_tree._TREES.clear()
+        fabric_check._FACTS_BY_BLOB.clear()
+
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {"gitops/raw/wiring.yaml": (EXAMPLES / "wiring.yaml").read_bytes()})
+    fabric = app.register_fabric("lab", str(repo))
+    cache = tmp_path / "cache"
+    runner = SyncRunner(app, config, cache_root=cache)
+    assert runner.run(fabric.fabric_id).ok
+    kept = cache / f"fabric-{fabric.fabric_id}" / FILE_NAME
+    assert kept.is_file()
+
+    reads: list[str] = []
+    original = fabric_tree.facts_for_blob
+    monkeypatch.setattr(fabric_tree, "facts_for_blob",
+                        lambda blob, read: reads.append(blob) or original(blob, read))
+    fresh_process()
+    seed_repo(repo, {"gitops/raw/vpcs.yaml": (EXAMPLES / "vpcs.yaml").read_bytes()},
+              message="vpcs")
+    result = runner.run(fabric.fabric_id)
+    assert result.ok and result.sync.files["gitops/raw/vpcs.yaml"]["status"] == "processed"
+    assert reads == []  # the wiring's objects came from the kept index, not from managed/
+
+    # A kept index that cannot be read is only a cache: ignored, and written anew.
+    kept.write_bytes(b"{not json")
+    fresh_process()
+    seed_repo(repo, {"gitops/raw/lonely.yaml": DANGLING}, message="lonely")
+    result = runner.run(fabric.fabric_id)
+    assert result.sync.files["gitops/raw/lonely.yaml"]["status"] == "failed"  # still checked
+    assert len(reads) > 30  # managed/ was read instead
+    assert kept.read_bytes().startswith(b"{\"format\"")
