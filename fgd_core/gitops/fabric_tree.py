@@ -56,7 +56,9 @@ def _restore(tree_index: ManagedTreeIndex, saved: dict[str, Any], prefix: str) -
 
 class ManagedTreeIndex:
     def __init__(self) -> None:
-        self.changed = False  # since it was last saved
+        # Objects a fresh process would have to read from managed/ with the saved copy it
+        # would find: saving is worth it only once there are enough of them.
+        self.unsaved = 0
         self.index = FabricIndex()
         # kind directory → (its tree id, file name → (blob id, object or None))
         self.dirs: dict[str, tuple[bytes | None, dict[bytes, tuple[bytes, FabricObject | None]]]]
@@ -84,7 +86,7 @@ class ManagedTreeIndex:
         # The directory's tree is no longer known: the next move_to compares its entries
         # (cheap: unchanged blobs are kept) instead of trusting an unchanged tree id.
         self.dirs[directory] = (_UNKNOWN_TREE, entries)
-        self.changed = True
+        self.unsaved += 1
         if self.index.objects.get(obj.key) is not obj:
             self.index.add(obj)
 
@@ -140,11 +142,12 @@ class ManagedTreeIndex:
                 obj = FabricObject(kind, obj_name, namespace, facts, path, 0, 1)
                 self.index.add(obj)
             entries[name] = (blob, obj)
+            self.unsaved += 1
         self.dirs[directory] = (tree_id, entries)
-        self.changed = True
 
 
 _TREES: dict[str, ManagedTreeIndex] = {}
+SAVE_AFTER = 200  # objects not in the saved copy (or 2 % of the index, if more)
 _MAX_TREES = 16
 _TREES_LOCK = threading.Lock()
 
@@ -174,9 +177,13 @@ def managed_index(snapshot: Snapshot, managed_prefix: str,
             # Whatever went wrong, the index may no longer match any tree: start afresh.
             _TREES[key] = ManagedTreeIndex()
             raise
-        if keep_in is not None and tree_index.changed:
+        if keep_in is not None and tree_index.unsaved >= max(
+            SAVE_AFTER, len(tree_index.index) // 50
+        ):
+            # An older copy is still good: a fresh process compares every tree id and reads
+            # only what changed since, so small changes are not worth a rewrite each.
             try:
                 fabric_tree_store.save(tree_index, keep_in, managed_prefix)
-                tree_index.changed = False
+                tree_index.unsaved = 0
             except OSError:
                 pass  # only a cache: the next fresh process reads managed/ instead

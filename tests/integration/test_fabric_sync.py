@@ -173,6 +173,7 @@ def test_a_fresh_process_takes_the_managed_index_from_the_fabric_cache(
         fabric_tree._TREES.clear()
         fabric_check._FACTS_BY_BLOB.clear()
 
+    monkeypatch.setattr(fabric_tree, "SAVE_AFTER", 1)  # the example is small: save anyway
     repo = init_bare(tmp_path / "fabric.git")
     seed_repo(repo, {"gitops/raw/wiring.yaml": (EXAMPLES / "wiring.yaml").read_bytes()})
     fabric = app.register_fabric("lab", str(repo))
