@@ -1,7 +1,7 @@
 """Hedgehog's fabric-wide rules: what its admission webhooks check against OTHER objects
 (the part of each kind's ``Validate()`` that needs the cluster), run against the index of
-the desired fabric instead of a cluster — the rules per kind are in ``vpc_rules`` and
-``wiring_rules``, what they share in ``rule_base``.
+the desired fabric instead of a cluster — the rules per kind are in ``fabric_vpc_rules`` and
+``fabric_wiring_rules``, what they share in ``fabric_rule_base``.
 
 Every rule has a stable id (``rule``), the field it blames and a message in a network
 engineer's words. Policy for what Git does not hold: a reference to a kind of which the
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from fgd_core.gitops.hedgehog.fabric_index import FabricIndex, FabricObject
-from fgd_core.gitops.hedgehog.rule_base import (
+from fgd_core.gitops.hedgehog.fabric_rule_base import (
     DEFAULT_CONFIG,
     UNCHECKED,
     Check,
@@ -23,7 +23,7 @@ from fgd_core.gitops.hedgehog.rule_base import (
     FabricWideConfig,
     Findings,
 )
-from fgd_core.gitops.hedgehog.vpc_rules import (
+from fgd_core.gitops.hedgehog.fabric_vpc_rules import (
     check_external,
     check_external_attachment,
     check_external_peering,
@@ -31,7 +31,7 @@ from fgd_core.gitops.hedgehog.vpc_rules import (
     check_vpc_attachment,
     check_vpc_peering,
 )
-from fgd_core.gitops.hedgehog.wiring_rules import check_connection, check_switch
+from fgd_core.gitops.hedgehog.fabric_wiring_rules import check_connection, check_switch
 
 __all__ = ["DEFAULT_CONFIG", "UNCHECKED", "FabricIssue", "FabricWideConfig", "Findings",
            "check_object", "update_findings"]

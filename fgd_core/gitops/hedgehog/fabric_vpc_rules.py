@@ -10,7 +10,7 @@ from fgd_core.gitops.hedgehog.fabric_index import (
     FabricObject,
     inside,
 )
-from fgd_core.gitops.hedgehog.rule_base import Check
+from fgd_core.gitops.hedgehog.fabric_rule_base import Check
 
 # ------------------------------------------------------------------------------ VPC
 

@@ -14,7 +14,7 @@ from fgd_core.gitops.hedgehog.fabric_index import (
     switch_unique_values,
     v4_prefix,
 )
-from fgd_core.gitops.hedgehog.rule_base import Check, config_nets
+from fgd_core.gitops.hedgehog.fabric_rule_base import Check, config_nets
 
 # ------------------------------------------------------------------- Connection
 
