@@ -258,8 +258,9 @@ from fgd_core.cli_auth import token  # noqa: E402
 from fgd_core.cli_bus import bus  # noqa: E402
 from fgd_core.cli_gitops import directory, files, process  # noqa: E402
 from fgd_core.cli_sync import example_repo, sync  # noqa: E402
+from fgd_core.cli_validate import validate  # noqa: E402
 
-for command in (sync, example_repo, directory, files, process, token, bus):
+for command in (sync, example_repo, directory, files, process, token, bus, validate):
     main.add_command(command)
 
 

@@ -51,6 +51,7 @@ from fgd_core.errors import (
     ValidationError,
 )
 from fgd_core.gitops.git_repo import FileEntry, Snapshot
+from fgd_core.gitops.hedgehog.fabric_check import managed_objects, tree_errors
 from fgd_core.gitops.kinds import KINDS
 from fgd_core.gitops.manifest import (
     METADATA_DIR,
@@ -328,6 +329,8 @@ def validate_directory(
     else:
         issues += _check_raw(snapshot, scan, raw, extensions, mode_severity)
         issues += _check_managed(snapshot, scan, managed, subs, known_dirs, mode_severity)
+        if managed["exists"]:
+            issues += _check_fabric(snapshot, scan)
         issues += _check_metadata(snapshot, scan, metadata)
 
     names = list(dict.fromkeys(i["issue"] for i in issues if i["issue"] in REPAIRABLE))
@@ -412,6 +415,19 @@ def _check_managed(
             msg = f"managed/{sub}/ is not the directory of any supported kind"
             issues.append(_issue("unknown_managed_dir", _join(path, sub), msg, "warning"))
     return issues
+
+
+def _check_fabric(snapshot: Snapshot, scan: _Scan) -> list[dict[str, Any]]:
+    """managed/ as one fabric, by Hedgehog's cross-object rules: what a hand edit broke
+    (a dangling reference after a connection file was deleted, a reused VLAN …)."""
+    prefix = scan.path("managed") + "/"
+    entries = ((f.path, f.blob_id) for f in scan.under("managed") if not f.is_symlink)
+    objects = managed_objects(entries, snapshot.read_blob, prefix)
+    return [
+        _issue("fabric_rule_broken", obj.source,
+               f"{obj.kind} {obj.name!r}: {e.message} ({e.rule}, {e.field})", "error")
+        for obj, e in tree_errors(objects)
+    ]
 
 
 def _check_metadata(snapshot: Snapshot, scan: _Scan, out: dict[str, Any]) -> list[dict[str, Any]]:

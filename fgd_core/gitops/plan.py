@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
 from fgd_core.errors import FGDError, FGDErrorCodes
+from fgd_core.gitops.hedgehog.fabric_check import (
+    ManagedFabric,
+    fabric_verdict,
+    remember_facts,
+    warning_lines,
+)
 from fgd_core.gitops.hedgehog.fabric_config import DEFAULT_FABRIC_CONFIG, FabricConfig
+from fgd_core.gitops.hedgehog.fabric_index import FabricObject, object_facts
 from fgd_core.gitops.kinds import KindInfo, managed_path
 from fgd_core.gitops.resources import ValidatedResource, validate_resource
 from fgd_core.gitops.yaml_safe import DEFAULT_LIMITS, YamlLimits, dump_document, iter_documents
@@ -47,6 +54,16 @@ class IngestionRules:
     def __post_init__(self) -> None:
         by_kind = MappingProxyType({k.kind: k for k in self.extra_kinds})
         object.__setattr__(self, "_extra_by_kind", by_kind)
+
+    # Picklable (``fgd validate`` drafts files in worker processes): the derived map is
+    # rebuilt, not sent.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_extra_by_kind"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        self.__post_init__()
 
     def validate(self, data: Mapping[Any, Any]) -> ValidatedResource:
         """``validate_resource`` under these rules (namespaces, labels, extra kinds)."""
@@ -96,6 +113,7 @@ class IngestError:
             "code": self.code,
             "message": self.message,
             "field": self.field,
+            "rule": self.rule,
         }
         if self.rule is not None:
             out["rule"] = self.rule
@@ -253,6 +271,7 @@ class _Claim:
     # failed, so that it fails again, as before, where the plan writes the file.)
     content: bytes | None
     resource: ValidatedResource | None = None
+    fabric_object: FabricObject | None = None  # its facts, for the fabric-wide checks
 
     def managed_content(self) -> bytes:
         if self.content is None:
@@ -271,6 +290,11 @@ class _Draft:
     errors: list[IngestError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     intrinsic_failure: bool = False
+    # (index, line, kind, name) of every document read, valid or not (``fgd validate``)
+    documents: list[tuple[int, int, Any, Any]] = field(default_factory=list)
+
+
+FileDraft = _Draft  # what ``draft_files`` returns
 
 
 def _v(message: str, **kw: Any) -> IngestError:
@@ -293,7 +317,8 @@ def _path_problem(path: str, rules: IngestionRules) -> str | None:
 
 
 def _draft_file(
-    path: str, raw: RawFile, failed_before: Mapping[str, str], rules: IngestionRules
+    path: str, raw: RawFile, failed_before: Mapping[str, str], rules: IngestionRules,
+    dump: bool = True,
 ) -> _Draft:
     draft = _Draft(path=path, content_id=git_blob_id(raw.content))
 
@@ -326,6 +351,9 @@ def _draft_file(
     try:
         for doc in iter_documents(raw.content, rules.yaml_limits):
             draft.documents_found += 1
+            meta = doc.data.get("metadata")
+            draft.documents.append((doc.index, doc.line, doc.data.get("kind"),
+                                    meta.get("name") if isinstance(meta, Mapping) else None))
             if draft.documents_found > rules.max_documents_per_file:
                 return fail(
                     _v(
@@ -355,9 +383,16 @@ def _draft_file(
             draft.warnings.extend(f"document {doc.index}: {w}" for w in res.warnings)
             mpath = managed_path(rules.gitops_dir, res.info, res.name)
             try:
-                content: bytes | None = dump_document(res.normalized)
+                content: bytes | None = dump_document(res.normalized) if dump else None
             except Exception:  # noqa: BLE001 — raised again where the plan writes it
                 content = None
+            facts = object_facts(res.info.kind, res.normalized.get("spec"))
+            obj = FabricObject(res.info.kind, res.name, res.namespace, facts, path,
+                               doc.index, doc.line)
+            if content is not None:  # the next sync finds the fabric this one leaves
+                blob = git_blob_id(content)
+                obj.landing_at = (mpath, blob)
+                remember_facts(blob, obj.kind, obj.name, obj.namespace, facts)
             draft.claims.append(
                 _Claim(
                     path,
@@ -367,7 +402,8 @@ def _draft_file(
                     res.name,
                     mpath,
                     content,
-                    None if content is not None else res,
+                    None if content is not None or not dump else res,
+                    obj,
                 )
             )
     except FGDError as exc:  # InvalidYAMLError: the file cannot be trusted as a whole
@@ -414,6 +450,67 @@ def _mark_conflicts(drafts: list[_Draft]) -> None:
                 draft.intrinsic_failure = True  # a duplicate inside the file itself
 
 
+def _mark_fabric_breakers(drafts: list[_Draft], managed_fabric: ManagedFabric) -> None:
+    """Fail the files whose documents would break the desired fabric (not intrinsic: the
+    verdict depends on other files and on managed/, so the file is retried next sync)."""
+    incoming = {
+        d.path: [c.fabric_object for c in d.claims if c.fabric_object is not None]
+        for d in drafts
+    }
+    incoming = {path: objs for path, objs in incoming.items() if objs}
+    if not incoming:
+        return
+    with managed_fabric() as index:
+        verdicts = fabric_verdict(index, incoming)
+    for d in drafts:
+        verdict = verdicts.get(d.path)
+        if verdict is None:
+            continue
+        for obj, issue in verdict.errors:
+            d.errors.append(IngestError(issue.code, f"{obj.kind} {obj.name!r}: {issue.message}",
+                                        index=obj.index, line=obj.line, field=issue.field,
+                                        rule=issue.rule))
+        d.warnings.extend(warning_lines(verdict))
+
+
+def _draft_item(item: tuple[str, RawFile, Mapping[str, str], IngestionRules, bool]) -> _Draft:
+    path, raw = item[0], item[1]
+    try:
+        return _draft_file(*item)
+    except Exception as exc:  # noqa: BLE001 — one bad file must not sink the sync
+        d = _Draft(path=path, content_id=git_blob_id(raw.content), status="failed")
+        d.errors.append(
+            IngestError(FGDErrorCodes.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+        )
+        return d
+
+
+def draft_files(
+    raw_files: Mapping[str, bytes | RawFile],
+    failed_before: Mapping[str, str],
+    rules: IngestionRules,
+    managed_fabric: ManagedFabric | None = None,
+    *,
+    dump: bool = True,
+    map_files: Callable[..., Iterable[_Draft]] = map,
+) -> list[_Draft]:
+    """Every rule a sync applies to its raw files — per document, across files (conflicts)
+    and across the fabric — without deciding any write. ``plan_sync`` plans from these;
+    ``fgd validate`` reports them (``dump=False``: no managed file is produced; its
+    ``map_files`` drafts the files in worker processes, each file on its own as always)."""
+    items = []
+    for path in sorted(raw_files):
+        item = raw_files[path]
+        raw = item if isinstance(item, RawFile) else RawFile(bytes(item))
+        items.append((path, raw, failed_before, rules, dump))
+    drafts = list(map_files(_draft_item, items))
+    _mark_conflicts([d for d in drafts if d.status is None])
+    if managed_fabric is not None:
+        _mark_fabric_breakers([d for d in drafts if d.status is None and not d.errors],
+                              managed_fabric)
+    return drafts
+
+
 def plan_sync(
     raw_files: Mapping[str, bytes | RawFile],
     managed_files: Mapping[str, bytes],
@@ -421,6 +518,7 @@ def plan_sync(
     failed_before: Mapping[str, str],
     sync_id: str,
     rules: IngestionRules | None = None,
+    managed_fabric: ManagedFabric | None = None,
 ) -> SyncPlan:
     """Plan one sync.
 
@@ -429,22 +527,12 @@ def plan_sync(
     ``existing_paths``: every path in the tree (archive names must not overwrite any).
     ``failed_before``: path → content id of files that failed earlier (see
     ``SyncPlan.failures_to_record``); such a file, unchanged, is skipped with a warning.
+    ``managed_fabric``: the objects of ``managed/`` (called once, only if needed); given,
+    the fabric-wide checks run and a file that would break the fabric fails. Left out
+    (one file planned alone by a distributed worker), the publish step runs them.
     """
     rules = rules or IngestionRules()
-    drafts: list[_Draft] = []
-    for path in sorted(raw_files):
-        item = raw_files[path]
-        raw = item if isinstance(item, RawFile) else RawFile(bytes(item))
-        try:
-            drafts.append(_draft_file(path, raw, failed_before, rules))
-        except Exception as exc:  # noqa: BLE001 — one bad file must not sink the sync
-            d = _Draft(path=path, content_id=git_blob_id(raw.content), status="failed")
-            d.errors.append(
-                IngestError(FGDErrorCodes.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
-            )
-            drafts.append(d)
-
-    _mark_conflicts([d for d in drafts if d.status is None])
+    drafts = draft_files(raw_files, failed_before, rules, managed_fabric)
 
     # ``managed_files`` may be a lazy view of a large tree (``Snapshot.blobs``): it is only
     # ever asked about paths this plan writes or archives to, never listed.

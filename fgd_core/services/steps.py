@@ -73,6 +73,7 @@ from fgd_core.gitops.plan import (
 )
 from fgd_core.observability import correlated, stage_span
 from fgd_core.services.blob_store import BlobStore
+from fgd_core.services.fabric_publish import reject_fabric_breakers
 from fgd_core.services.retry import call_with_retry, idempotent_push, retry_details
 from fgd_core.services.sync_runner import (
     AUTHOR,
@@ -80,6 +81,7 @@ from fgd_core.services.sync_runner import (
     commit_changes,
     commit_message,
     failed_before,
+    index_dir,
     make_remote,
     record_file,
     rules_for,
@@ -466,6 +468,8 @@ class SyncSteps:
         sync = self._reject_conflicts(sync, writes)
         rules = rules_for(self.config, fabric)
         base = self._fetch(sync, remote, fabric.branch)
+        sync = reject_fabric_breakers(self.app, self.blobs, sync, writes, base, rules,
+                                      index_dir(self.cache_root, fabric.fabric_id))
         policy = self.config.sync.retry_policy
         for attempt in range(1, policy.max_attempts + 1):
             if (pushed := _pushed_by(base, sync_id)) is not None:

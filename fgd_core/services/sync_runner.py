@@ -35,7 +35,9 @@ from fgd_core.errors import (
     SyncTimeoutError,
 )
 from fgd_core.gitops.directory import raw_file_role
+from fgd_core.gitops.fabric_tree import managed_index
 from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
+from fgd_core.gitops.hedgehog.fabric_check import ManagedFabric
 from fgd_core.gitops.manifest import metadata_changes
 from fgd_core.gitops.plan import FileResult, IngestionRules, RawFile, SyncPlan, plan_sync
 from fgd_core.observability import correlated, stage_span
@@ -97,6 +99,19 @@ class LazyBlobs(Mapping[str, bytes]):
 
     def __len__(self) -> int:
         return len(self.snapshot.files(self.prefix))
+
+
+def fabric_of(snapshot: Snapshot, rules: IngestionRules,
+              keep_in: Path | None = None) -> ManagedFabric:
+    """The fabric of the snapshot's managed/ tree, for the fabric-wide checks (kept in the
+    process and moved from tree to tree, and in ``keep_in`` between processes: see
+    ``fabric_tree``)."""
+    return lambda: managed_index(snapshot, rules.managed_prefix, keep_in)
+
+
+def index_dir(cache_root: Path | None, fabric_id: int) -> Path | None:
+    """Where a fabric's managed index is kept between processes (beside its git cache)."""
+    return cache_root / f"fabric-{fabric_id}" if cache_root else None
 
 
 def failed_before(app: FGDApplication, fabric: Fabric) -> dict[str, str]:
@@ -286,10 +301,13 @@ class SyncRunner:
         raw: dict[str, RawFile],
         rules: IngestionRules,
         failed_before: Mapping[str, str],
+        fabric_id: int,
     ) -> SyncPlan:
         existing = [e.path for e in snapshot.files(rules.raw_prefix)]
         managed = LazyBlobs(snapshot, rules.managed_prefix)
-        return plan_sync(raw, managed, existing, failed_before, sync_id, rules)
+        return plan_sync(raw, managed, existing, failed_before, sync_id, rules,
+                         managed_fabric=fabric_of(snapshot, rules,
+                                                  index_dir(self.cache_root, fabric_id)))
 
     def _ingestion(
         self,
@@ -304,7 +322,7 @@ class SyncRunner:
         def work() -> dict[str, Any]:
             started = time.perf_counter()
             before = failed_before(self.app, fabric)
-            plan = self._plan(sync_id, snapshot, raw, rules, before)
+            plan = self._plan(sync_id, snapshot, raw, rules, before, fabric.fabric_id)
             plans.append(plan)
             per_file = (time.perf_counter() - started) / max(1, len(plan.files))
             batch = self.config.ingestion.batch_size
@@ -362,7 +380,8 @@ class SyncRunner:
                             "raw files changed while syncing; the next sync will take them",
                             details={"branch": fabric.branch},
                         ) from None
-                    plan = self._plan(sync_id, base, raw, rules, failed_before(self.app, fabric))
+                    plan = self._plan(sync_id, base, raw, rules, failed_before(self.app, fabric),
+                                      fabric.fabric_id)
                     result.plan = plan
                     continue
                 result.pushed = True

@@ -59,31 +59,41 @@ def test_fixture_files_sync_into_one_commit_and_rerun_changes_nothing(
     assert result.ok and result.pushed and commits(repo) == 2
     files = tree(repo)
     per_dir = Counter(p.split("/")[2] for p in files if p.startswith("gitops/managed/"))
-    # pre-demo: 2 VPC + 2 attachments; demo: 1 VPC, 1 attachment, 1 peering, 1 ext peering;
-    # prepop wiring: 3 SwitchGroup, 7 Switch, 10 Server, 26 Connection.
-    assert per_dir == {"vpcs": 3, "vpc-attachments": 3, "vpc-peerings": 1,
-                       "external-peerings": 1, "switch-groups": 3, "switches": 7,
-                       "servers": 10, "connections": 26}
+    # prepop wiring: 3 SwitchGroup, 7 Switch, 10 Server, 26 Connection. The demo VPC files
+    # attach to connections this wiring does not have: they would break the fabric.
+    assert per_dir == {"switch-groups": 3, "switches": 7, "servers": 10, "connections": 26}
     archived = {p for p in files if p.endswith(".archived")}
-    assert archived == {f"gitops/raw/{n}.archived" for n in names[:3] + names[-1:]}
+    assert archived == {f"gitops/raw/{n}.archived" for n in names[2:3] + names[-1:]}
     # Failed files stay in raw/, untouched, with their errors reported per document.
     assert "gitops/raw/labci_env-ci-1_wiring-gateway.yaml" in files
     failed = {f["file_path"]: f for f in result.sync.files.values() if f["status"] == "failed"}
+    fabric_breakers = {"gitops/raw/demogitops_env-1_pre-demo.yaml",
+                       "gitops/raw/demogitops_env-1_demo.yaml"}
     assert set(failed) == {"gitops/raw/labci_env-ci-1_wiring-gateway.yaml",
-                           "gitops/raw/docs_user-guide_vpcs_examples.yaml"}
+                           "gitops/raw/docs_user-guide_vpcs_examples.yaml"} | fabric_breakers
     gateway = failed["gitops/raw/labci_env-ci-1_wiring-gateway.yaml"]["validation_errors"]
     assert {e["code"] for e in gateway} == {"FGD_1002"} and all("line" in e for e in gateway)
     dup = failed["gitops/raw/docs_user-guide_vpcs_examples.yaml"]["validation_errors"]
     assert sum("conflict" in e["message"] for e in dup) == 2
+    pre = failed["gitops/raw/demogitops_env-1_pre-demo.yaml"]["validation_errors"]
+    assert {(e["rule"], e["field"], e["index"]) for e in pre} == {
+        ("vpcattachment.connection-exists", "spec.connection", 2),
+        ("vpcattachment.connection-exists", "spec.connection", 3),
+    }
+    assert all(e["code"] == "FGD_1003" and e["line"] for e in pre)
     bus.assert_event_published("file.processed",
                                file_path="gitops/raw/demogitops_env-1_demo.reset.yaml",
                                documents_extracted=0)
     assert len(bus.of_type("file.discovered")) == len(names)
 
-    # Unchanged repository: the next sync commits nothing and skips the failed files.
+    # Unchanged repository: the next sync commits nothing; files that failed on their own
+    # are skipped, files that would break the fabric are checked again (the fabric may have
+    # changed meanwhile, as for a conflict with another file).
     again = runner_for(app, config).run(fabric.fabric_id)
     assert again.ok and again.commit is None and commits(repo) == 2
-    assert {f["status"] for f in again.sync.files.values()} == {"skipped"}
+    statuses = {f["file_path"]: f["status"] for f in again.sync.files.values()}
+    assert {p for p, s in statuses.items() if s == "failed"} == fabric_breakers
+    assert {s for p, s in statuses.items() if p not in fabric_breakers} == {"skipped"}
     git("fsck", "--strict", cwd=repo)
 
 

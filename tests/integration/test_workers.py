@@ -220,10 +220,20 @@ def test_a_sync_across_processes_ends_like_the_embedded_one(
     sync = app.start_sync(fabric.fabric_id)
     done = wait_final(app, sync.sync_id, cluster)
     assert_like_embedded(app, done, repo, expected)
-    # Cross-file conflicts were withdrawn at commit time, on both files, with FGD_1003.
+    # Cross-file conflicts, and files that would break the fabric (the demo VPCs attach to
+    # connections the fixtures' wiring does not have), were withdrawn at commit time with
+    # FGD_1003, as the embedded planner fails them.
     rejected = [f for (t, f) in file_events(app, sync.sync_id) if t == "file.rejected"]
     assert rejected and all(done.files[f]["status"] == "failed" for f in rejected)
-    assert all("conflict" in done.files[f]["error_message"] for f in rejected)
+    breakers = {f for f in rejected
+                if any(e.get("rule") == "vpcattachment.connection-exists"
+                       for e in done.files[f]["validation_errors"])}
+    assert breakers == {"gitops/raw/demogitops_env-1_pre-demo.yaml",
+                        "gitops/raw/demogitops_env-1_demo.yaml"}
+    assert all(e["code"] == "FGD_1003" and e["line"]
+               for f in breakers for e in done.files[f]["validation_errors"])
+    assert all("conflict" in e["message"] or e.get("rule")
+               for f in rejected for e in done.files[f]["validation_errors"])
     # Both ingestion workers took files (competing consumers).
     ingestion_logs = [Path(p.log_path).read_text() for p in cluster.procs  # type: ignore[attr-defined]
                       if "ingestion" in Path(p.log_path).name]  # type: ignore[attr-defined]
