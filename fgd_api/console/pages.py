@@ -64,7 +64,7 @@ async def fabric_page_context(
         "history": history,
         "filters": filters,
         "states": SYNC_STATES,
-        "page_sizes": PAGE_SIZES,
+        "page_sizes": sorted({*PAGE_SIZES, filters["limit"]}),
         "result": None,
     }
 

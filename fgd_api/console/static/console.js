@@ -60,6 +60,7 @@ function followSync(box) {
     const state = document.getElementById("sync-state");
     state.replaceChildren(stateBadge(d.state));
     state.dataset.state = d.state;
+    document.getElementById("sync-title-state").replaceChildren(stateBadge(d.state));
     const bar = document.getElementById("sync-progress");
     bar.value = d.progress;
     bar.textContent = d.progress + " %";
