@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.websockets import WebSocketDisconnect
 
 from fgd_api.app import create_app
 from fgd_api.console.session import csrf_token
@@ -36,11 +37,14 @@ spec:
 
 
 @pytest.fixture
-def container(tmp_path: Path) -> Iterator[Container]:
-    c = Container.build(load_settings(environ={
+def container(database_url: str | None, tmp_path: Path) -> Iterator[Container]:
+    environ = {
         "HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"),
         "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp_path),
-    }))
+    }
+    if database_url:
+        environ["HEDGEHOG_FGD_DATABASE_URL"] = database_url
+    c = Container.build(load_settings(environ=environ))
     yield c
     c.close()
 
@@ -219,6 +223,7 @@ def test_registration_problems_are_shown_on_the_form(
     assert container.read_model.fabrics() == []
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fields=st.dictionaries(
@@ -226,7 +231,7 @@ def test_registration_problems_are_shown_on_the_form(
                      "sync_interval_minutes", "sync_enabled", "next", "offset"]),
     st.text(max_size=60), max_size=8))
 def test_hostile_forms_never_break_the_console(
-    client: TestClient, container: Container, fields: dict[str, str]
+    client: TestClient, container: Container, backend: str, fields: dict[str, str]
 ) -> None:
     key, _ = create_token(container.app, "admin", superuser=True)
     csrf = sign_in(client, key)
@@ -236,3 +241,25 @@ def test_hostile_forms_never_break_the_console(
     assert page.status_code == 200
     history = client.get("/ui/fabrics/1/", params=fields)
     assert history.status_code in (200, 404)
+
+
+def test_the_progress_websocket_takes_the_session_cookie_from_the_same_origin_only(
+    client: TestClient, container: Container, repo: Path
+) -> None:
+    fabric = container.app.register_fabric("lab", str(repo))
+    sync = container.app.start_sync(fabric.fabric_id)
+    key, _ = create_token(container.app, "viewer", permissions=["view_fgd_sync"])
+    path = f"/ws/plugins/hedgehog/sync-progress/{sync.sync_id}/"
+    cookie = {"cookie": f"fgd_session={key}"}
+
+    def opened(headers: dict[str, str]) -> Any:
+        with client.websocket_connect(path, headers=headers) as ws:
+            try:
+                return ws.receive_json()
+            except WebSocketDisconnect as closed:
+                return closed.code
+
+    assert opened({**cookie, "origin": "http://testserver"})["data"]["state"] == "pending"
+    assert opened({**cookie, "origin": "https://evil.example"}) == 4401
+    assert opened(cookie) == 4401  # no Origin: not a browser page of ours
+    container.app.cancel_sync(sync.sync_id)
