@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from fgd_api.console import plan_preview
+from fgd_api.console import plan_preview, reads
 from fgd_api.console.render import render
 from fgd_api.console.routing import ConsoleRoute
 from fgd_api.console.session import console_caller
@@ -23,10 +23,10 @@ from fgd_api.console.views import (
     int_arg,
     timeline,
 )
-from fgd_api.deps import VIEW_HISTORY, Caller, FabricId
-from fgd_api.projections.queries import _sync_row
-from fgd_api.routers import audit, fabrics, gitops, health, syncs
+from fgd_api.deps import CONFIGURE_SYNC, VIEW_HISTORY, VIEW_SYNC, Caller, FabricId
+from fgd_api.routers import audit, fabrics, gitops, health
 from fgd_core.domain.sync_operation import FINAL_STATES
+from fgd_core.errors import FGDError
 
 router = APIRouter(prefix="/ui", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -35,18 +35,22 @@ MAX_CONTENT_BYTES = 256 * 1024  # a file shown on the files page (the rest is cu
 
 @router.get("/")
 async def fabric_list(request: Request, caller: Caller = Depends(console_caller)) -> Response:
-    listing = await run_in_threadpool(fabrics.list_fabrics, caller)
-    can_register = caller.principal is not None and caller.principal.has_perm(
-        fabrics.CONFIGURE_SYNC, None
-    )
-    return render(request, "fabrics.html", caller=caller, fabrics=listing["results"],
+    assert caller.principal is not None
+    allowed = caller.principal.fabrics_with(VIEW_SYNC)  # as the API's list_fabrics filters
+    listing = [
+        f for f in await reads.fabrics(caller.container.read_model)
+        if allowed is None or f["id"] in allowed
+    ]
+    can_register = caller.principal.has_perm(CONFIGURE_SYNC, None)
+    return render(request, "fabrics.html", caller=caller, fabrics=listing,
                   can_register=can_register, form={}, problems={})
 
 
 async def fabric_page_context(
     request: Request, caller: Caller, fabric_id: int
 ) -> dict[str, Any]:
-    fabric = await run_in_threadpool(fabrics.get_fabric, fabric_id, caller)
+    await caller.require_async(VIEW_SYNC, fabric_id, "view_fabric")  # as get_fabric does
+    fabric = await reads.fabric(caller.container.read_model, fabric_id)
     assert caller.principal is not None
     can = abilities(caller.principal, fabric_id)
     filters = history_filters(request.query_params)
@@ -82,44 +86,40 @@ async def fabric_edit(
     fabric_id: FabricId, request: Request, caller: Caller = Depends(console_caller)
 ) -> Response:
     fabric = await run_in_threadpool(fabrics.get_fabric, fabric_id, caller)
-    await caller.require_async(fabrics.CONFIGURE_SYNC, fabric_id, "update_fabric")
+    await caller.require_async(CONFIGURE_SYNC, fabric_id, "update_fabric")
     return render(request, "fabric_edit.html", caller=caller, fabric=fabric, form=fabric,
                   problems={})
-
-
-def _sync_details(caller: Caller, sync_id: str) -> dict[str, Any]:
-    read_model = caller.container.read_model
-    files = read_model.file_records(sync_id)
-    return {
-        "files": files,
-        "transitions": read_model.state_transitions(sync_id, with_timestamps=True),
-        "summaries": _sync_row(read_model.view, sync_id)["stages_data"]["summaries"],
-    }
 
 
 @router.get("/syncs/{sync_id}/")
 async def sync_page(
     sync_id: str, request: Request, caller: Caller = Depends(console_caller)
 ) -> Response:
-    status = await syncs.sync_status(sync_id, caller)  # 404 / 403 as the API answers
-    details = await run_in_threadpool(_sync_details, caller, sync_id)
-    fabric = await run_in_threadpool(caller.container.read_model.fabric, status["fabric_id"])
-    plan = await run_in_threadpool(
-        plan_preview.validate_only_plan,
-        caller.container, status, details["summaries"], details["files"],
-    )
+    # What the API's sync_status reads and checks (404, then view_fgd_sync on its fabric),
+    # with the sync's files, transitions and fabric beside it.
+    data = await reads.sync_page(caller.container.read_model, sync_id)
+    status = data.pop("status")
+    await caller.require_async(VIEW_SYNC, status["fabric_id"], "view_sync")
+    plan = None
+    if status["options"].get("validate_only") and status["state"] == "completed":
+        try:
+            plan = await run_in_threadpool(
+                plan_preview.validate_only_plan,
+                caller.container, status, data["summaries"], data["files"],
+            )
+        except FGDError as exc:  # e.g. the git host is down: the rest of the page stands
+            plan = {"unavailable": f"{exc.code}: {exc.message}"}
     assert caller.principal is not None
     return render(
         request,
         "sync.html",
         caller=caller,
         sync=status,
-        fabric=fabric,
         stages=timeline(status),
         live=status["state"] not in FINAL_STATES,
         can=abilities(caller.principal, status["fabric_id"]),
         plan=plan,
-        **details,
+        **data,
     )
 
 

@@ -43,6 +43,11 @@ def when(value: str | None) -> Markup:
     return Markup(f'<time datetime="{escape(value)}" title="{text}">{text}</time>')
 
 
+def state(value: str | None) -> Markup:
+    text = (value or "never synced").replace("_", " ")
+    return Markup(f'<span class="state state-{escape(value or "none")}">{escape(text)}</span>')
+
+
 def duration(seconds: float | int | None) -> str:
     if seconds is None:
         return "—"
@@ -72,7 +77,7 @@ environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-environment.filters.update(when=when, duration=duration, short=short)
+environment.filters.update(when=when, duration=duration, short=short, state=state)
 environment.globals.update(query=query, STAGES=STAGES)
 
 

@@ -216,9 +216,17 @@ def state_transitions(
 ) -> list[dict[str, Any]]:
     """FGDSyncStateTransition rows in order; ``with_timestamps`` adds each ``timestamp``."""
     uuid = _sync_row(rm, sync_id)["sync_id"]
-    rows = rm.fetchall('SELECT * FROM {transition} WHERE sync_id = ? ORDER BY "position"', uuid)
+    rows = rm.fetchall(TRANSITIONS_SQL, uuid)
+    return [transition_view(rm, r, with_timestamps) for r in rows]
+
+
+TRANSITIONS_SQL = 'SELECT * FROM {transition} WHERE sync_id = ? ORDER BY "position"'
+
+
+def transition_view(rm: Any, raw: Any, with_timestamps: bool = False) -> dict[str, Any]:
     keys = ["from_state", "to_state", "context"] + (["timestamp"] if with_timestamps else [])
-    return [{k: rm.row(TRANSITION, r)[k] for k in keys} for r in rows]
+    row = rm.row(TRANSITION, raw)
+    return {k: row[k] for k in keys}
 
 
 FILE_KEYS = (
@@ -240,17 +248,18 @@ FILE_KEYS = (
 def file_records(rm: ReadModelRecorder, sync_id: str) -> list[dict[str, Any]]:
     """FGDFileRecord rows in discovery order."""
     uuid = _sync_row(rm, sync_id)["sync_id"]
-    rows = rm.fetchall(
-        "SELECT * FROM {file} WHERE sync_id = ? ORDER BY discovered_position, file_path", uuid
-    )
-    records = []
-    for raw in rows:
-        row = rm.row(FILE, raw)
-        record = {k: row[k] for k in FILE_KEYS}
-        if row["status"] == "processed":  # the aggregate records where a processed file went
-            record["archived_to"] = row["archived_to"]
-        records.append(record)
-    return records
+    return [file_record_view(rm, raw) for raw in rm.fetchall(FILES_SQL, uuid)]
+
+
+FILES_SQL = "SELECT * FROM {file} WHERE sync_id = ? ORDER BY discovered_position, file_path"
+
+
+def file_record_view(rm: Any, raw: Any) -> dict[str, Any]:
+    row = rm.row(FILE, raw)
+    record = {k: row[k] for k in FILE_KEYS}
+    if row["status"] == "processed":  # the aggregate records where a processed file went
+        record["archived_to"] = row["archived_to"]
+    return record
 
 
 FABRIC_KEYS = tuple(

@@ -1,0 +1,65 @@
+"""The pages' reads from the projections, on the event loop with PostgreSQL (the read
+model's ``afetchall``: no worker-thread hop per query), in one worker thread with SQLite.
+The SQL and the row shapes are the read model's own (``projections.queries``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio.to_thread
+
+from fgd_api.projections import queries
+from fgd_api.projections.dialects import as_uuid
+from fgd_api.projections.tables import FABRIC, SYNC
+from fgd_core.errors import NotFoundError
+
+FABRIC_SQL = "SELECT * FROM {fabric} WHERE id = ?"
+FABRICS_SQL = "SELECT * FROM {fabric} ORDER BY id"
+
+Fetch = Callable[..., Awaitable[list[Any]]]
+
+
+def _fetcher(read_model: Any) -> Fetch:
+    view = read_model.view
+    if getattr(read_model, "is_postgres", False):
+        return view.afetchall  # type: ignore[no-any-return]
+
+    async def in_thread(template: str, *params: Any) -> list[Any]:
+        return await anyio.to_thread.run_sync(view.fetchall, template, *params)
+
+    return in_thread
+
+
+async def fabric(read_model: Any, fabric_id: int) -> dict[str, Any]:
+    """``queries.fabric`` (NotFoundError for an unknown fabric)."""
+    rows = await _fetcher(read_model)(FABRIC_SQL, fabric_id)
+    if not rows:
+        raise NotFoundError(f"fabric {fabric_id} not found", details={"fabric_id": fabric_id})
+    return queries.fabric_view(read_model.view.row(FABRIC, rows[0]))
+
+
+async def fabrics(read_model: Any) -> list[dict[str, Any]]:
+    """``queries.fabrics``."""
+    rows = await _fetcher(read_model)(FABRICS_SQL)
+    return [queries.fabric_view(read_model.view.row(FABRIC, r)) for r in rows]
+
+
+async def sync_page(read_model: Any, sync_id: str) -> dict[str, Any]:
+    """A sync's status (the API's shape), stage summaries, files, state transitions and
+    fabric: four statements, the sync's row read once."""
+    fetch, view = _fetcher(read_model), read_model.view
+    uuid = as_uuid(sync_id)
+    rows = await fetch(queries.STATUS_SQL, uuid) if uuid else []
+    if not rows:
+        raise NotFoundError(f"sync {sync_id} not found", details={"sync_id": str(sync_id)})
+    row = view.row(SYNC, rows[0])
+    files = await fetch(queries.FILES_SQL, uuid)
+    transitions = await fetch(queries.TRANSITIONS_SQL, uuid)
+    return {
+        "status": queries.status_view(row),
+        "summaries": row["stages_data"]["summaries"],
+        "files": [queries.file_record_view(view, r) for r in files],
+        "transitions": [queries.transition_view(view, r, True) for r in transitions],
+        "fabric": await fabric(read_model, row["fabric_id"]),
+    }
