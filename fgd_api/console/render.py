@@ -76,6 +76,7 @@ environment = Environment(
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # templates ship with the package: no stat() of each file per render
 )
 environment.filters.update(when=when, duration=duration, short=short, state=state)
 environment.globals.update(query=query, STAGES=STAGES)
