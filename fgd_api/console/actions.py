@@ -45,12 +45,18 @@ def fabric_fields(form: dict[str, str]) -> dict[str, Any]:
     fields.update({k: form.get(k) == "on" for k in FABRIC_FLAGS})
     interval = form.get("sync_interval_minutes", "").strip()
     if interval:
-        fields["sync_interval_minutes"] = int(interval) if interval.isdigit() else interval
+        digits = interval.isascii() and interval.isdigit()  # "¹".isdigit() is True
+        fields["sync_interval_minutes"] = int(interval) if digits else interval
     return fields
 
 
-def problems_of(exc: ValidationError) -> dict[str, str]:
-    return {".".join(str(p) for p in e["loc"]) or "form": e["msg"] for e in exc.errors()}
+def problems_of(exc: ValidationError | FGDError) -> dict[str, str]:
+    """Field → problem, shown beside the field (anything else above the form)."""
+    if isinstance(exc, ValidationError):
+        return {".".join(str(p) for p in e["loc"]) or "form": e["msg"] for e in exc.errors()}
+    field = exc.details.get("field")
+    known = field in (*FABRIC_TEXT_FIELDS, *FABRIC_FLAGS, "sync_interval_minutes")
+    return {field if known else "form": f"{exc.code}: {exc.message}"}
 
 
 @router.post("/fabrics/")
@@ -62,10 +68,7 @@ async def create_fabric(request: Request, caller: Caller = Depends(console_calle
         body = fabrics.FabricCreate(**fields)
         created = await run_in_threadpool(fabrics.create_fabric, body, Response(), caller)
     except (ValidationError, FGDError) as exc:
-        problems = (
-            problems_of(exc) if isinstance(exc, ValidationError)
-            else {"form": f"{exc.code}: {exc.message}"}
-        )
+        problems = problems_of(exc)
         listing = await run_in_threadpool(fabrics.list_fabrics, caller)
         status = 422 if isinstance(exc, ValidationError) else status_for(exc)
         return render(request, "fabrics.html", status=status, caller=caller,
@@ -88,10 +91,7 @@ async def update_fabric(
         if changes:
             await run_in_threadpool(fabrics.update_fabric, fabric_id, body, Response(), caller)
     except (ValidationError, FGDError) as exc:
-        problems = (
-            problems_of(exc) if isinstance(exc, ValidationError)
-            else {"form": f"{exc.code}: {exc.message}"}
-        )
+        problems = problems_of(exc)
         status = 422 if isinstance(exc, ValidationError) else status_for(exc)
         return render(request, "fabric_edit.html", status=status, caller=caller,
                       fabric=current, form=form, problems=problems)
@@ -125,6 +125,8 @@ async def cancel_sync(
 async def _directory_result(
     request: Request, caller: Caller, fabric_id: int, operation: str, result: dict[str, Any]
 ) -> Response:
+    # validate records its answer on the fabric but (as the API's GET) does not wait for it
+    await run_in_threadpool(syncs.wait_for_own_write, caller, Response())
     context = await fabric_page_context(request, caller, fabric_id)
     context["result"] = {"operation": operation, "answer": result}
     return render(request, "fabric.html", **context)

@@ -175,10 +175,13 @@ def test_a_token_without_permission_sees_no_buttons_and_its_forged_posts_get_403
     client: TestClient, container: Container, repo: Path
 ) -> None:
     fabric = container.app.register_fabric("lab", str(repo))
+    container.read_model.catch_up()  # a write outside the API: the read model follows
     key, _ = create_token(container.app, "viewer", permissions=["view_fgd_sync"],
                           fabrics=[fabric.fabric_id])
     csrf = sign_in(client, key)
-    page = client.get(f"/ui/fabrics/{fabric.fabric_id}/").text
+    answer = client.get(f"/ui/fabrics/{fabric.fabric_id}/")
+    assert answer.status_code == 200 and 'id="settings-h"' in answer.text
+    page = answer.text
     for button in ('id="trigger-sync"', "Initialize", "Repair", "Edit settings",
                    "Register a fabric"):
         assert button not in page
@@ -196,6 +199,7 @@ def test_a_post_without_the_csrf_token_is_refused(
     client: TestClient, container: Container, repo: Path
 ) -> None:
     fabric = container.app.register_fabric("lab", str(repo))
+    container.read_model.catch_up()  # a write outside the API: the read model follows
     key, _ = create_token(container.app, "admin", superuser=True)
     sign_in(client, key)
     answer = client.post(f"/ui/fabrics/{fabric.fabric_id}/sync/", data={},
@@ -247,6 +251,7 @@ def test_the_progress_websocket_takes_the_session_cookie_from_the_same_origin_on
     client: TestClient, container: Container, repo: Path
 ) -> None:
     fabric = container.app.register_fabric("lab", str(repo))
+    container.read_model.catch_up()  # a write outside the API: the read model follows
     sync = container.app.start_sync(fabric.fabric_id)
     key, _ = create_token(container.app, "viewer", permissions=["view_fgd_sync"])
     path = f"/ws/plugins/hedgehog/sync-progress/{sync.sync_id}/"
@@ -263,3 +268,37 @@ def test_the_progress_websocket_takes_the_session_cookie_from_the_same_origin_on
     assert opened({**cookie, "origin": "https://evil.example"}) == 4401
     assert opened(cookie) == 4401  # no Origin: not a browser page of ours
     container.app.cancel_sync(sync.sync_id)
+
+
+def test_edit_sends_only_what_changed_and_directory_operations_answer_on_the_page(
+    client: TestClient, container: Container, repo: Path
+) -> None:
+    fabric = container.app.register_fabric("lab", str(repo))
+    container.read_model.catch_up()  # a write outside the API: the read model follows
+    key, _ = create_token(container.app, "admin", superuser=True)
+    csrf = sign_in(client, key)
+    url = f"/ui/fabrics/{fabric.fabric_id}/"
+    form = client.get(url + "edit/").text
+    assert 'value="lab"' in form, form[form.find('<main'):]
+    assert re.search(r'id="f-sync_enabled"[^>]*checked', form), form
+    answer = post(client, url + "edit/", csrf, name="lab", repository=str(repo), branch="main",
+                  gitops_directory="gitops", sync_interval_minutes="15")
+    assert answer.status_code == 303 and answer.headers["location"] == url
+    page = client.get(url).text
+    assert "suspended" in page and "every 15 min" in page
+    container.read_model.catch_up()
+    entry = next(e for e in container.read_model.audit_log(limit=10)["results"]
+                 if e["action"] == "update_fabric")
+    assert entry["details"]["changes"] == {"sync_enabled": False, "sync_interval_minutes": 15}
+    bad = post(client, url + "edit/", csrf, name="lab", repository=str(repo),
+               gitops_directory="../etc")
+    assert bad.status_code == 422, bad.text
+    assert 'id="f-gitops_directory-hint"' in bad.text and "hint error" in bad.text, bad.text
+    initialized = post(client, url + "directory/initialize/", csrf, create_samples="on")
+    assert initialized.status_code == 200 and "Directory initialize" in initialized.text
+    validated = post(client, url + "directory/validate/", csrf)
+    assert validated.status_code == 200 and "Valid." in validated.text
+    repaired = post(client, url + "directory/repair/", csrf)
+    assert repaired.status_code == 200 and "repairs made" in repaired.text
+    actions = {a for a, ok, _ in audit_actions(container) if ok}
+    assert {"initialize_directory", "repair_directory"} <= actions

@@ -290,6 +290,12 @@ def test_page_through_history_and_other_pages(console: Console) -> None:
     console.wait(lambda d: "status=cancelled" in d.current_url)
     rows = console.all("table.history tbody tr")
     assert len(rows) == 1 and "cancelled" in rows[0].text
+    # a directory operation answers on the fabric page
+    console.open("/ui/fabrics/1/")
+    console.find("form[action$='/directory/validate/'] button").click()
+    console.wait(lambda d: d.find_elements(By.ID, "result-h"))
+    assert "Directory validate" in console.find("#result-h").text
+    console.shot("fabric-directory-validated")
     console.open("/ui/fabrics/1/edit/")
     console.shot("fabric-edit")
     console.open("/ui/fabrics/1/files/?directory=raw&path=/gitops/raw/bad.yaml")
