@@ -54,7 +54,7 @@ def problems_of(exc: ValidationError | FGDError) -> dict[str, str]:
     """Field → problem, shown beside the field (anything else above the form)."""
     if isinstance(exc, ValidationError):
         return {".".join(str(p) for p in e["loc"]) or "form": e["msg"] for e in exc.errors()}
-    field = exc.details.get("field")
+    field = str(exc.details.get("field", ""))
     known = field in (*FABRIC_TEXT_FIELDS, *FABRIC_FLAGS, "sync_interval_minutes")
     return {field if known else "form": f"{exc.code}: {exc.message}"}
 
