@@ -4,6 +4,7 @@ headers every console page carries."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -30,6 +31,7 @@ SECURITY_HEADERS = {
 }
 
 
+@lru_cache(maxsize=4096)  # a page of 100 fabrics or syncs: the same few hundred times
 def when(value: str | None) -> Markup:
     """A time in UTC as text (what a page without JavaScript shows), the exact ISO value in
     ``datetime`` for the script that rewrites it in the viewer's time zone, UTC on hover."""
