@@ -31,6 +31,7 @@ from fgd_core.errors import FGDError
 router = APIRouter(prefix="/ui", route_class=ConsoleRoute, include_in_schema=False)
 
 MAX_CONTENT_BYTES = 256 * 1024  # a file shown on the files page (the rest is cut)
+MAX_FILES_SHOWN = 500  # rows of a sync page's file table
 
 
 @router.get("/")
@@ -110,9 +111,14 @@ async def sync_page(
         except FGDError as exc:  # e.g. the git host is down: the rest of the page stands
             plan = {"unavailable": f"{exc.code}: {exc.message}"}
     assert caller.principal is not None
+    files = data.pop("files")
+    # A sync of thousands of files: its failures first, and a page that stays a page.
+    shown = sorted(files, key=lambda f: f["status"] != "failed")[:MAX_FILES_SHOWN]
     return render(
         request,
         "sync.html",
+        files=shown,
+        files_total=len(files),
         caller=caller,
         sync=status,
         stages=timeline(status),
