@@ -4,6 +4,7 @@ The SQL and the row shapes are the read model's own (``projections.queries``).""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,10 +45,28 @@ async def fabric(read_model: Any, fabric_id: int) -> dict[str, Any]:
     return queries.fabric_view(read_model.view.row(FABRIC, rows[0]))
 
 
+# The fabric table's version: every write to a row sets its ``last_position`` (the
+# notification applied), and fabrics are never deleted — so (highest position, count)
+# changes whenever any row does.
+FABRICS_VERSION_SQL = "SELECT MAX(last_position) AS v, COUNT(*) AS n FROM {fabric}"
+# read model view → (version, fabrics): the list page reads one row, not every fabric,
+# while nothing changed.
+_fabrics_cache: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, Any], list[dict[str, Any]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def fabrics(read_model: Any) -> list[dict[str, Any]]:
     """``queries.fabrics``."""
-    rows = await _fetcher(read_model)(FABRICS_SQL)
-    return [queries.fabric_view(read_model.view.row(FABRIC, r)) for r in rows]
+    fetch, view = _fetcher(read_model), read_model.view
+    found = (await fetch(FABRICS_VERSION_SQL))[0]
+    version = (found["v"], found["n"])
+    cached = _fabrics_cache.get(view)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    listing = [queries.fabric_view(view.row(FABRIC, r)) for r in await fetch(FABRICS_SQL)]
+    _fabrics_cache[view] = (version, listing)
+    return listing
 
 
 async def sync_page(read_model: Any, sync_id: str) -> dict[str, Any]:

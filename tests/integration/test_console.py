@@ -302,3 +302,19 @@ def test_edit_sends_only_what_changed_and_directory_operations_answer_on_the_pag
     assert repaired.status_code == 200 and "repairs made" in repaired.text
     actions = {a for a, ok, _ in audit_actions(container) if ok}
     assert {"initialize_directory", "repair_directory"} <= actions
+
+
+def test_the_fabric_list_follows_every_change_of_a_fabric(
+    client: TestClient, container: Container, repo: Path
+) -> None:
+    key, _ = create_token(container.app, "admin", superuser=True)
+    sign_in(client, key)
+    first = container.app.register_fabric("alpha", str(repo))
+    container.read_model.catch_up()
+    assert "alpha" in client.get("/ui/").text
+    container.app.register_fabric("beta", str(repo))
+    container.app.update_fabric(first.fabric_id, name="gamma", sync_enabled=False)
+    container.read_model.catch_up()
+    page = client.get("/ui/").text
+    assert "beta" in page and "gamma" in page and "alpha" not in page
+    assert "suspended" in page
