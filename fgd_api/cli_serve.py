@@ -10,7 +10,8 @@ import click
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--log-level", default="info", show_default=True)
 def serve(host: str, port: int, log_level: str) -> None:
-    """Serve the REST API, the WebSocket progress stream, webhooks and /metrics."""
+    """Serve the REST API, the web console (/ui/), the WebSocket progress stream, webhooks
+    and /metrics."""
     import os
 
     import uvicorn

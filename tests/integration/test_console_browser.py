@@ -301,6 +301,9 @@ def test_page_through_history_and_other_pages(console: Console) -> None:
     console.open("/ui/fabrics/1/files/?directory=raw&path=/gitops/raw/bad.yaml")
     assert "notanumber" in console.find("pre.content").text
     console.shot("files")
+    console.open("/ui/")
+    assert "lab" in console.find("table.fabrics").text
+    console.shot("fabrics")
     console.open("/ui/audit/")
     assert "trigger_sync" in console.find("table.audit").text
     console.shot("audit")
