@@ -82,6 +82,10 @@ environment = Environment(
 )
 environment.filters.update(when=when, duration=duration, short=short, state=state)
 environment.globals.update(query=query, STAGES=STAGES)
+# Compiled now, at import: before the app freezes what lives as long as it (gc.freeze in
+# its lifespan) and before the first request would pay for it.
+for _name in environment.list_templates(extensions=["html"]):
+    environment.get_template(_name)
 
 
 def render(
