@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from fgd_api.console.pages import fabric_page_context
+from fgd_api.console.pages import fabric_page_context, fabric_rows
 from fgd_api.console.render import render
 from fgd_api.console.routing import ConsoleRoute
 from fgd_api.console.session import check_csrf, console_caller, read_form
@@ -69,11 +69,10 @@ async def create_fabric(request: Request, caller: Caller = Depends(console_calle
         created = await run_in_threadpool(fabrics.create_fabric, body, Response(), caller)
     except (ValidationError, FGDError) as exc:
         problems = problems_of(exc)
-        listing = await run_in_threadpool(fabrics.list_fabrics, caller)
+        count, rows = await fabric_rows(caller)
         status = 422 if isinstance(exc, ValidationError) else status_for(exc)
-        return render(request, "fabrics.html", status=status, caller=caller,
-                      fabrics=listing["results"], can_register=True, form=form,
-                      problems=problems)
+        return render(request, "fabrics.html", status=status, caller=caller, count=count,
+                      rows=rows, can_register=True, form=form, problems=problems)
     return see(f"/ui/fabrics/{created['id']}/")
 
 

@@ -7,11 +7,12 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Request
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fgd_api.console import plan_preview, reads
-from fgd_api.console.render import render
+from fgd_api.console.render import environment, render
 from fgd_api.console.routing import ConsoleRoute
 from fgd_api.console.session import console_caller
 from fgd_api.console.views import (
@@ -34,16 +35,33 @@ MAX_CONTENT_BYTES = 256 * 1024  # a file shown on the files page (the rest is cu
 MAX_FILES_SHOWN = 500  # rows of a sync page's file table
 
 
+# allowed fabric ids → (the read model's fabric list they were rendered from, count, rows)
+_ROWS: dict[frozenset[int] | None, tuple[list[dict[str, Any]], int, Markup]] = {}
+
+
+async def fabric_rows(caller: Caller) -> tuple[int, Markup]:
+    """The fabric list's table rows for this caller (as the API's list_fabrics filters),
+    rendered again only when the fabrics changed: (how many, the rows)."""
+    assert caller.principal is not None
+    allowed = caller.principal.fabrics_with(VIEW_SYNC)
+    every = await reads.fabrics(caller.container.read_model)
+    cached = _ROWS.get(allowed)
+    if cached is not None and cached[0] is every:
+        return cached[1], cached[2]
+    listing = [f for f in every if allowed is None or f["id"] in allowed]
+    rows = Markup(environment.get_template("_fabric_rows.html").render(fabrics=listing))
+    if len(_ROWS) > 256:
+        _ROWS.clear()
+    _ROWS[allowed] = (every, len(listing), rows)
+    return len(listing), rows
+
+
 @router.get("/")
 async def fabric_list(request: Request, caller: Caller = Depends(console_caller)) -> Response:
+    count, rows = await fabric_rows(caller)
     assert caller.principal is not None
-    allowed = caller.principal.fabrics_with(VIEW_SYNC)  # as the API's list_fabrics filters
-    listing = [
-        f for f in await reads.fabrics(caller.container.read_model)
-        if allowed is None or f["id"] in allowed
-    ]
     can_register = caller.principal.has_perm(CONFIGURE_SYNC, None)
-    return render(request, "fabrics.html", caller=caller, fabrics=listing,
+    return render(request, "fabrics.html", caller=caller, count=count, rows=rows,
                   can_register=can_register, form={}, problems={})
 
 
