@@ -199,3 +199,10 @@ async def system_page(request: Request, caller: Caller = Depends(console_caller)
     report = orjson.loads(bytes(answer.body))
     return render(request, "system.html", caller=caller, report=report,
                   http_status=answer.status_code)
+
+
+@router.get("/{unknown:path}")
+async def not_found(request: Request, caller: Caller = Depends(console_caller)) -> Response:
+    """Any other console path (registered last): the console's 404 page, not JSON."""
+    return render(request, "error.html", status=404, caller=caller, title="Not found",
+                  message="There is no such page.", details={})

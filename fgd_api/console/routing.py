@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse, Response
 
@@ -43,6 +44,8 @@ class ConsoleRoute(APIRoute):
                 return RedirectResponse(f"/ui/login?next={quote(target)}", status_code=303)
             except Refused as exc:
                 return error_page(request, exc.status, "Refused", str(exc))
+            except RequestValidationError:  # e.g. /ui/fabrics/abc/: no such page
+                return error_page(request, 404, "Not found", "There is no such page.")
             except FGDError as exc:
                 status = status_for(exc)
                 title = {403: "Permission denied", 404: "Not found"}.get(status, "Error")

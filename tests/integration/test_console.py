@@ -322,3 +322,15 @@ def test_the_fabric_list_follows_every_change_of_a_fabric(
     page = client.get("/ui/").text
     assert "beta" in page and "gamma" in page and "alpha" not in page
     assert "suspended" in page
+
+
+def test_unknown_console_pages_answer_the_console_404(
+    client: TestClient, container: Container
+) -> None:
+    key, _ = create_token(container.app, "admin", superuser=True)
+    sign_in(client, key)
+    for path in ("/ui/nope/", "/ui/fabrics/abc/", "/ui/fabrics/999/", "/ui/syncs/not-a-uuid/"):
+        answer = client.get(path)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"].startswith("text/html"), path
+        assert "Not found" in answer.text, path
