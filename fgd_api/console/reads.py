@@ -87,3 +87,14 @@ async def sync_page(read_model: Any, sync_id: str) -> dict[str, Any]:
         "transitions": [queries.transition_view(view, r, True) for r in transitions],
         "fabric": {"id": row["fabric_id"], "name": rows[0]["fabric_name"]},
     }
+
+
+async def audit_log(
+    read_model: Any, fabric_id: int | None, user: str | None, limit: int, offset: int
+) -> dict[str, Any]:
+    """``queries.audit_log``: ``{count, results}``."""
+    fetch, view = _fetcher(read_model), read_model.view
+    count_sql, page_sql, params = queries.audit_sql(fabric_id, user)
+    count = (await fetch(count_sql, *params))[0]["n"]
+    rows = await fetch(page_sql, *params, limit, offset)
+    return {"count": int(count), "results": [queries.audit_view(view, r) for r in rows]}

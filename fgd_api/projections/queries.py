@@ -300,6 +300,16 @@ def audit_log(
 ) -> Page:
     """FGDAuditLog entries, newest first: ``{count, results}``."""
     _page(limit, offset)
+    count_sql, page_sql, params = audit_sql(fabric_id, user)
+    count = rm.fetchall(count_sql, *params)[0]["n"]
+    rows = rm.fetchall(page_sql, *params, limit, offset)
+    results = [audit_view(rm, r) for r in rows]
+    return {"count": int(count), "results": results}
+
+
+def audit_sql(fabric_id: int | None, user: str | None) -> tuple[str, str, list[Any]]:
+    """The audit log's count and page statements (the page takes LIMIT and OFFSET after
+    ``params``) for these filters."""
     where: list[str] = ["1 = 1"]
     params: list[Any] = []
     if fabric_id is not None:
@@ -309,13 +319,14 @@ def audit_log(
         where.append('"user" = ?')
         params.append(user)
     clause = " AND ".join(where)
-    count = rm.fetchall(f"SELECT COUNT(*) AS n FROM {{audit}} WHERE {clause}", *params)[0]["n"]
-    rows = rm.fetchall(
+    return (
+        f"SELECT COUNT(*) AS n FROM {{audit}} WHERE {clause}",
         f'SELECT * FROM {{audit}} WHERE {clause} ORDER BY "timestamp" DESC, id DESC'
         " LIMIT ? OFFSET ?",
-        *params,
-        limit,
-        offset,
+        params,
     )
-    results = [{k: rm.row(AUDIT, r)[k] for k in AUDIT_KEYS} for r in rows]
-    return {"count": int(count), "results": results}
+
+
+def audit_view(rm: Any, raw: Any) -> dict[str, Any]:
+    row = rm.row(AUDIT, raw)
+    return {k: row[k] for k in AUDIT_KEYS}

@@ -152,6 +152,10 @@ def test_register_sync_and_see_the_failed_file_with_field_and_line(
     files = client.get("/ui/fabrics/1/files/?directory=raw&path=/gitops/raw/bad.yaml")
     assert files.status_code == 200 and "notanumber" in files.text, files.text[-3000:]
     assert "trigger_sync" in client.get("/ui/audit/").text
+    one = client.get("/ui/audit/?limit=1&user=admin").text  # newest first, paged
+    assert one.count('data-label="Time"') == 1 and 'rel="next"' in one
+    assert "offset=1" in one and "user=admin" in one
+    assert "<code>trigger_sync</code>" in one
     system = client.get("/ui/system/")
     assert system.status_code == 200 and "database" in system.text
 
