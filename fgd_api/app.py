@@ -16,9 +16,10 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import URL, MutableHeaders
+from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fgd_api import edge_guard, errors
+from fgd_api import console, edge_guard, errors
 from fgd_api.container import Container
 from fgd_api.db_gate import DatabaseGate
 from fgd_api.routers import audit, fabrics, gitops, health, progress_ws, syncs, webhooks
@@ -198,4 +199,10 @@ def create_app(
 
     for module in (syncs, fabrics, gitops, health, webhooks, progress_ws, audit):
         app.include_router(module.router)
+    app.include_router(console.router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/ui/", status_code=307)  # the operator console
+
     return app

@@ -11,7 +11,8 @@ import click
 @click.option("--log-level", default="info", show_default=True,
               help="debug, info, warning or error.")
 def serve(host: str, port: int, log_level: str) -> None:
-    """Serve the REST API, the WebSocket progress stream, webhooks and /metrics."""
+    """Serve the REST API, the web console (/ui/), the WebSocket progress stream, webhooks
+    and /metrics."""
     import os
 
     import uvicorn

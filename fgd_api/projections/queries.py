@@ -216,9 +216,17 @@ def state_transitions(
 ) -> list[dict[str, Any]]:
     """FGDSyncStateTransition rows in order; ``with_timestamps`` adds each ``timestamp``."""
     uuid = _sync_row(rm, sync_id)["sync_id"]
-    rows = rm.fetchall('SELECT * FROM {transition} WHERE sync_id = ? ORDER BY "position"', uuid)
+    rows = rm.fetchall(TRANSITIONS_SQL, uuid)
+    return [transition_view(rm, r, with_timestamps) for r in rows]
+
+
+TRANSITIONS_SQL = 'SELECT * FROM {transition} WHERE sync_id = ? ORDER BY "position"'
+
+
+def transition_view(rm: Any, raw: Any, with_timestamps: bool = False) -> dict[str, Any]:
     keys = ["from_state", "to_state", "context"] + (["timestamp"] if with_timestamps else [])
-    return [{k: rm.row(TRANSITION, r)[k] for k in keys} for r in rows]
+    row = rm.row(TRANSITION, raw)
+    return {k: row[k] for k in keys}
 
 
 FILE_KEYS = (
@@ -240,17 +248,18 @@ FILE_KEYS = (
 def file_records(rm: ReadModelRecorder, sync_id: str) -> list[dict[str, Any]]:
     """FGDFileRecord rows in discovery order."""
     uuid = _sync_row(rm, sync_id)["sync_id"]
-    rows = rm.fetchall(
-        "SELECT * FROM {file} WHERE sync_id = ? ORDER BY discovered_position, file_path", uuid
-    )
-    records = []
-    for raw in rows:
-        row = rm.row(FILE, raw)
-        record = {k: row[k] for k in FILE_KEYS}
-        if row["status"] == "processed":  # the aggregate records where a processed file went
-            record["archived_to"] = row["archived_to"]
-        records.append(record)
-    return records
+    return [file_record_view(rm, raw) for raw in rm.fetchall(FILES_SQL, uuid)]
+
+
+FILES_SQL = "SELECT * FROM {file} WHERE sync_id = ? ORDER BY discovered_position, file_path"
+
+
+def file_record_view(rm: Any, raw: Any) -> dict[str, Any]:
+    row = rm.row(FILE, raw)
+    record = {k: row[k] for k in FILE_KEYS}
+    if row["status"] == "processed":  # the aggregate records where a processed file went
+        record["archived_to"] = row["archived_to"]
+    return record
 
 
 FABRIC_KEYS = tuple(
@@ -291,6 +300,16 @@ def audit_log(
 ) -> Page:
     """FGDAuditLog entries, newest first: ``{count, results}``."""
     _page(limit, offset)
+    count_sql, page_sql, params = audit_sql(fabric_id, user)
+    count = rm.fetchall(count_sql, *params)[0]["n"]
+    rows = rm.fetchall(page_sql, *params, limit, offset)
+    results = [audit_view(rm, r) for r in rows]
+    return {"count": int(count), "results": results}
+
+
+def audit_sql(fabric_id: int | None, user: str | None) -> tuple[str, str, list[Any]]:
+    """The audit log's count and page statements (the page takes LIMIT and OFFSET after
+    ``params``) for these filters."""
     where: list[str] = ["1 = 1"]
     params: list[Any] = []
     if fabric_id is not None:
@@ -300,13 +319,14 @@ def audit_log(
         where.append('"user" = ?')
         params.append(user)
     clause = " AND ".join(where)
-    count = rm.fetchall(f"SELECT COUNT(*) AS n FROM {{audit}} WHERE {clause}", *params)[0]["n"]
-    rows = rm.fetchall(
+    return (
+        f"SELECT COUNT(*) AS n FROM {{audit}} WHERE {clause}",
         f'SELECT * FROM {{audit}} WHERE {clause} ORDER BY "timestamp" DESC, id DESC'
         " LIMIT ? OFFSET ?",
-        *params,
-        limit,
-        offset,
+        params,
     )
-    results = [{k: rm.row(AUDIT, r)[k] for k in AUDIT_KEYS} for r in rows]
-    return {"count": int(count), "results": results}
+
+
+def audit_view(rm: Any, raw: Any) -> dict[str, Any]:
+    row = rm.row(AUDIT, raw)
+    return {k: row[k] for k in AUDIT_KEYS}

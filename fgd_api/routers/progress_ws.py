@@ -16,7 +16,9 @@ it, and the opening snapshot carries what it said (state, trigger).
 
 Authentication is the REST API's: ``Authorization: Token <key>`` or ``?token=<key>`` (browsers
 cannot set headers on a WebSocket; the JSON log formatter redacts it from access log lines),
-and ``netbox_hedgehog.view_fgd_sync`` on the sync's fabric.
+or the console's session cookie when the handshake's ``Origin`` is this host (the console's
+script cannot read its HttpOnly cookie), and ``netbox_hedgehog.view_fgd_sync`` on the sync's
+fabric.
 The connection is accepted first so the refusal reaches the client as a close code: 4401 no
 valid token, 4404 unknown sync, 4403 no permission.
 """
@@ -34,6 +36,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from fgd_api.anonymous_audit import throttle_of
+from fgd_api.console.session import websocket_session_credential
 from fgd_api.container import Container
 from fgd_api.deps import VIEW_SYNC
 from fgd_core.auth import Principal, authenticate, record_audit
@@ -152,7 +155,11 @@ def _authorize(
 ) -> tuple[int, str, SyncOperation | None]:
     """(close code or 0, reason, sync) — denials are audited like the REST API's."""
     app = container.app
-    credential = websocket.headers.get("authorization") or websocket.query_params.get("token")
+    credential = (
+        websocket.headers.get("authorization")
+        or websocket.query_params.get("token")
+        or websocket_session_credential(websocket)  # the console's cookie, same origin only
+    )
     principal = authenticate(app, credential) if credential else None
     if principal is None:
         # anyone can knock: one entry per address and reason per second (anonymous_audit)
