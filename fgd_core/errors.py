@@ -204,7 +204,7 @@ class DatabaseError(FGDError):
 
 
 class BrokerConnectionError(FGDError):
-    # The spec names it after Redis; we use RabbitMQ (DESIGN.md) and keep the code.
+    # The spec names it after Redis; we use RabbitMQ (docs/decisions.md) and keep the code.
     code = FGDErrorCodes.REDIS_CONNECTION_FAILED
 
 

@@ -10,7 +10,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-# Aggregate ids are derived from the integer ids users know (DESIGN.md: "uuid5").
+# Aggregate ids are derived (uuid5) from the integer ids users know, so every process
+# finds the same aggregate without a lookup.
 ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://fgd-sync.invalid/aggregates")
 
 

@@ -2,7 +2,7 @@
 
 The spec's base schema requires ``^[a-z]+\\.[a-z]+$``; the WebSocket names
 ``sync.stage_completed`` / ``sync.file_processed`` break it, so they are message types
-derived from ``stage.completed`` / ``file.processed`` (DESIGN.md), never persisted.
+derived from ``stage.completed`` / ``file.processed`` (docs/decisions.md), never persisted.
 """
 
 # The event classes (SyncOperation.Started …) are made by eventsourcing's @event when the

@@ -1,8 +1,8 @@
 """Which Hedgehog kinds FGD Sync manages, where each one lives, and the naming rules.
 
-The kind → directory table is DESIGN.md's ("Ingestion rules"), in the spec's hyphenated
-form. A resource's managed path is derived only from its kind and a name that has passed
-``NAME_RE``, so no document can place a file outside its kind's directory.
+The kind → directory table below uses the spec's hyphenated directory names (``vpcs/``,
+``vpc-attachments/`` …). A resource's managed path is derived only from its kind and a name
+that has passed ``NAME_RE``, so no document can place a file outside its kind's directory.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ SUPPORTED_API_VERSIONS = (VPC_API_VERSION, WIRING_API_VERSION)
 
 DEFAULT_NAMESPACE = "default"
 
-# RFC 1123 subdomain, as DESIGN.md gives it: lowercase alphanumerics, "-" and "." only, so a
+# An RFC 1123 subdomain, as Kubernetes names are: lowercase alphanumerics, "-" and "." only, so a
 # name can never contain "/", "..", or start with "." — it is always a plain file name.
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # Kubernetes allows 253; "<name>.yaml" must also fit a 255-byte file name on disk.
