@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fgd_core.application import FGDApplication
     from fgd_core.config import Settings
     from fgd_core.services.steps import SyncSteps
+    from fgd_workers.change_check import ChangeCheck
 
 log = logging.getLogger("fgd_workers")
 T = TypeVar("T")
@@ -178,7 +179,9 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
         from fgd_workers.scheduler import Scheduler
 
         targets.append(Scheduler(app, settings.fgd.sync, interval=tick,
-                                 connection_factory=factory, queue_prefix=queue_prefix).run)
+                                 connection_factory=factory, queue_prefix=queue_prefix,
+                                 change_check=_change_check(app, settings, steps.cache_root)
+                                 ).run)
         targets.append(DeadLetterWatcher(app, factory).run)
     if with_commands:  # bus intake; the syncs it starts go to the workers above via the bus
         from fgd_workers.commands import INTAKE_QUEUE, CommandConsumer, CommandIntake
@@ -239,6 +242,20 @@ def github(queue_prefix: str, cache_dir: str | None, metrics_port: int,
                  metrics_port=metrics_port, metrics_host=metrics_host)
 
 
+def _change_check(app: FGDApplication, settings: Settings, cache_dir: object) -> ChangeCheck:
+    """The scheduler's change check, with the configured git timeouts and token and a git
+    object cache per fabric (``--cache-dir``, else a temporary directory)."""
+    import tempfile
+    from pathlib import Path
+
+    from fgd_core.services.sync_runner import make_remote
+    from fgd_workers.change_check import ChangeCheck
+
+    root = Path(str(cache_dir)) if cache_dir else Path(tempfile.mkdtemp(prefix="fgd-check-"))
+    token = os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None
+    return ChangeCheck(app, lambda fabric: make_remote(fabric, settings.fgd, token, root))
+
+
 _tick_option = click.option(
     "--tick", envvar="HEDGEHOG_FGD_SCHEDULER_TICK", default=5.0, show_default=True,
     type=click.FloatRange(0.1, 3600), help="Seconds between scheduler passes.")
@@ -249,10 +266,11 @@ _tick_option = click.option(
               help="Scheduler name: its lock (one active scheduler per name).")
 @_tick_option
 @_prefix_option
+@_cache_option
 @_metrics_port_option
 @_metrics_host_option
-def scheduler(name: str, tick: float, queue_prefix: str, metrics_port: int,
-              metrics_host: str) -> None:
+def scheduler(name: str, tick: float, queue_prefix: str, cache_dir: str | None,
+              metrics_port: int, metrics_host: str) -> None:
     """Scheduled syncs, sync timeouts (FGD_3002), max_concurrent_syncs, webhook follow-ups;
     syncs whose message the broker dead-lettered are failed at once (fgd_workers.dead_watch)."""
     from fgd_core.application import FGDApplication
@@ -273,7 +291,8 @@ def scheduler(name: str, tick: float, queue_prefix: str, metrics_port: int,
     _serve_metrics(metrics_port, metrics_host, app, factory, [f"{queue_prefix}.discovery"])
     try:
         runner = Scheduler(app, settings.fgd.sync, name=name, interval=tick,
-                           connection_factory=factory, queue_prefix=queue_prefix)
+                           connection_factory=factory, queue_prefix=queue_prefix,
+                           change_check=_change_check(app, settings, cache_dir))
         watch = threading.Thread(target=DeadLetterWatcher(app, factory).run, args=(stop,),
                                  daemon=True, name="dead-letter-watch")
         watch.start()
