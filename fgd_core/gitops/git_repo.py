@@ -363,7 +363,7 @@ class GitRemote:
             if local._repo is not None:
                 local._repo.close()
                 local._repo = None
-        else:
+        elif isinstance(local, Repo):  # a disk cache (an in-memory one holds no files)
             local.close()
 
     def remote_head(self, branch: str) -> str | None:
