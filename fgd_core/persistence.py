@@ -20,10 +20,11 @@ from fgd_core.errors import ConfigurationError
 # A worker process holds at most WORKER_CONNECTIONS PostgreSQL connections: its pool (which
 # opens one at start and grows on demand) plus the dedicated connections it keeps itself
 # (the relay's LISTEN/lock connection, the scheduler's lock connection). The API's and the
-# CLI's pool is configurable with these environment variables (eventsourcing's defaults).
+# CLI's pool is configurable with these environment variables (eventsourcing's defaults);
+# worker processes do not read them (their budget is fixed).
 WORKER_CONNECTIONS = 4
-POOL_SIZE_ENV = "HEDGEHOG_FGD_DB_POOL_SIZE"
-MAX_OVERFLOW_ENV = "HEDGEHOG_FGD_DB_MAX_OVERFLOW"
+POOL_SIZE_ENV = "HEDGEHOG_FGD_API_POOL_SIZE"
+MAX_OVERFLOW_ENV = "HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW"
 DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 5, 10
 
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fgd_schema'))"
@@ -99,8 +100,8 @@ def _pool_number(environ: Mapping[str, str], key: str, default: int, least: int)
 
 
 def pool_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The API's / CLI's pool: ``HEDGEHOG_FGD_DB_POOL_SIZE`` connections opened at start
-    (default 5), up to ``HEDGEHOG_FGD_DB_MAX_OVERFLOW`` more on demand (default 10)."""
+    """The API's / CLI's pool: ``HEDGEHOG_FGD_API_POOL_SIZE`` connections opened at start
+    (default 5), up to ``HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW`` more on demand (default 10)."""
     environ = os.environ if environ is None else environ
     return {
         "POSTGRES_POOL_SIZE": _pool_number(environ, POOL_SIZE_ENV, DEFAULT_POOL_SIZE, 1),

@@ -79,10 +79,10 @@ def test_a_worker_pool_leaves_room_for_its_dedicated_connections() -> None:
 
 def test_the_api_pool_is_configurable_and_bad_values_are_refused() -> None:
     assert pool_env({}) == {"POSTGRES_POOL_SIZE": "5", "POSTGRES_MAX_OVERFLOW": "10"}
-    assert pool_env({"HEDGEHOG_FGD_DB_POOL_SIZE": "2", "HEDGEHOG_FGD_DB_MAX_OVERFLOW": "0"}
+    assert pool_env({"HEDGEHOG_FGD_API_POOL_SIZE": "2", "HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW": "0"}
                     ) == {"POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "0"}
-    for bad in ({"HEDGEHOG_FGD_DB_POOL_SIZE": "0"}, {"HEDGEHOG_FGD_DB_POOL_SIZE": "many"},
-                {"HEDGEHOG_FGD_DB_MAX_OVERFLOW": "-1"}):
+    for bad in ({"HEDGEHOG_FGD_API_POOL_SIZE": "0"}, {"HEDGEHOG_FGD_API_POOL_SIZE": "many"},
+                {"HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW": "-1"}):
         with pytest.raises(ConfigurationError) as caught:
             pool_env(bad)
         assert caught.value.details["key"] in bad
@@ -90,8 +90,8 @@ def test_the_api_pool_is_configurable_and_bad_values_are_refused() -> None:
 
 def test_the_api_pool_setting_reaches_the_store(monkeypatch: pytest.MonkeyPatch,
                                                 pg_url: str) -> None:
-    monkeypatch.setenv("HEDGEHOG_FGD_DB_POOL_SIZE", "2")
-    monkeypatch.setenv("HEDGEHOG_FGD_DB_MAX_OVERFLOW", "1")
+    monkeypatch.setenv("HEDGEHOG_FGD_API_POOL_SIZE", "2")
+    monkeypatch.setenv("HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW", "1")
     application = FGDApplication(env=persistence_env(pg_url, Path("/unused")))
     try:
         pool = application.recorder.datastore.pool  # type: ignore[attr-defined]
