@@ -88,7 +88,7 @@ spec:
 def _commit(repo: Repo, files: dict[str, bytes], message: str) -> None:
     store = repo.object_store
     entries: dict[bytes, tuple[bytes, int]] = {}
-    head = repo.refs.get(b"refs/heads/main")
+    head = repo.refs.as_dict().get(b"refs/heads/main")  # ruff: no `in` + `[]` pair
     if head is not None:
         for entry in iter_tree_contents(store, store[head].tree):  # type: ignore[attr-defined]
             entries[entry.path] = (entry.sha, entry.mode)

@@ -66,6 +66,7 @@ from fgd_core.events.envelope import decode_envelope
 from fgd_core.metrics import fgd_active_syncs, fgd_queue_depth
 from fgd_workers.bus import DEAD_QUEUE
 from fgd_workers.change_check import ChangeCheck
+from fgd_workers.fabric_watch import FabricWatch
 from fgd_workers.metrics_server import QueueProbe, probe_queues
 
 log = logging.getLogger("fgd_workers.scheduler")
@@ -222,6 +223,7 @@ class Scheduler:
         self.interval, self.clock = interval, clock
         self.on_started = on_started  # e.g. an embedded executor's submit
         self.change_check = change_check or ChangeCheck(app)
+        self.watch = FabricWatch(app)  # the fabrics, reloaded only when the log says so
         # fabric id → when a change check last found nothing to do (the tick's clock).
         self._checked: dict[int, datetime] = {}
         self.lock_poll_interval = lock_poll_interval or interval
@@ -246,6 +248,7 @@ class Scheduler:
         """A tick if this is the active scheduler, else an inactive report (nothing done)."""
         now = now or self.clock()
         if not self.lock.acquire():
+            self.watch.reset()  # a standby that becomes active lists them afresh
             return TickReport(now=now, active=False)
         return self.tick(now)
 
@@ -284,7 +287,7 @@ class Scheduler:
         now = now or self.clock()
         report = TickReport(now=now)
         self._read_deliveries()
-        fabrics = self.app.list_fabrics()
+        fabrics = self.watch.fabrics()
         running: dict[int, str] = {
             f.fabric_id: f.running_sync_id for f in fabrics if f.running_sync_id
         }

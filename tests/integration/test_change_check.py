@@ -235,3 +235,21 @@ def test_the_check_reads_the_cache_of_the_fabric_it_was_given(
     sched = scheduler(app, change_check=ChangeCheck(app, factory))
     ticks(sched, 3)
     assert seen == [fabric_id]  # one remote per fabric, kept between checks
+
+
+def test_the_scheduler_reloads_only_the_fabrics_the_log_says_changed(
+    app: FGDApplication, settings: Any, repo: Path
+) -> None:
+    quiet = synced(app, settings, str(repo))
+    sched = scheduler(app)
+    ticks(sched, 1)
+    assert sched.watch.reloaded == 1  # the first tick lists every fabric
+    ticks(sched, 2)
+    assert sched.watch.reloaded == 0  # nothing recorded since: nothing reloaded
+    app.update_fabric(quiet, sync_enabled=False)
+    report = ticks(sched, 1)[0]
+    assert sched.watch.reloaded == 1 and report.checked == 0  # the change is seen at once
+    other = app.register_fabric("another", str(repo), sync_interval_minutes=INTERVAL)
+    report = ticks(sched, 1)[0]
+    assert sched.watch.reloaded == 2  # a registration lists them all again
+    assert [s["fabric_id"] for s in report.started] == [other.fabric_id]
