@@ -23,6 +23,10 @@ remote, and starts a sync only when one is owed:
 * **a check that cannot tell** (remote unreachable, refused, baseline commit not in the
   cache after a force-push) starts the sync, so the reason is recorded on a sync as before.
 
+Checks of one tick run concurrently (``CHECK_CONCURRENCY`` threads): a check against a real
+git host is a network round trip (50-150 ms to GitHub), so one after another a scheduler
+would fall behind at a few thousand remote fabrics; ``docs/scaling.md`` has the figures.
+
 A no-op check writes nothing to the event log. Its trace is in memory and in metrics:
 ``fgd_fabric_last_checked_timestamp_seconds{fabric_id}`` and
 ``fgd_change_checks_total{result}`` (``unchanged`` | ``changed`` | ``owed`` | ``unknown``).
@@ -35,9 +39,11 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +63,8 @@ RemoteFactory = Callable[[Fabric], GitRemote]
 # Remotes kept open at once: a local remote holds its pack files open, and a fleet of
 # thousands of fabrics must not run the scheduler out of file descriptors.
 OPEN_REMOTES = 128
+# Checks in flight at once (I/O bound: waiting for the git host, not CPU).
+CHECK_CONCURRENCY = 8
 
 fgd_change_checks_total = Counter(
     "fgd_change_checks_total",
@@ -98,7 +106,8 @@ def default_remote_factory(fabric: Fabric) -> GitRemote:
 
 
 class ChangeCheck:
-    """``verdict(fabric)``: is a sync owed? Not thread-safe (the scheduler's one thread)."""
+    """``verdict(fabric)``: is a sync owed? ``verdicts(fabrics)``: the same for many fabrics,
+    checked concurrently (one fabric is never checked by two threads at once)."""
 
     def __init__(self, app: FGDApplication,
                  remote_factory: RemoteFactory = default_remote_factory) -> None:
@@ -110,10 +119,30 @@ class ChangeCheck:
         # fabric id → (last sync id, head) whose raw/ tree was found unchanged.
         self._same_raw: dict[int, tuple[str, str]] = {}
         self.last_checked: dict[int, float] = {}  # fabric id → Unix time of its last check
+        self._lock = threading.Lock()  # the remotes' LRU
+        self._in_use: set[int] = set()  # fabrics being checked: their remotes stay open
+
+    def verdicts(self, fabrics: Iterable[Fabric]) -> dict[int, Verdict]:
+        todo = list({f.fabric_id: f for f in fabrics}.values())
+        if len(todo) <= 1:
+            return {f.fabric_id: self.verdict(f) for f in todo}
+        with ThreadPoolExecutor(max_workers=min(CHECK_CONCURRENCY, len(todo)),
+                                thread_name_prefix="change-check") as pool:
+            return dict(zip([f.fabric_id for f in todo], pool.map(self.verdict, todo),
+                            strict=True))
 
     def verdict(self, fabric: Fabric) -> Verdict:
         started = time.monotonic()
-        verdict = self._verdict(fabric)
+        with self._lock:
+            self._in_use.add(fabric.fabric_id)
+        try:
+            verdict = self._verdict(fabric)
+        except Exception:  # noqa: BLE001 — a check must never stop the tick: sync instead
+            log.exception("change check of fabric %s failed", fabric.fabric_id)
+            verdict = Verdict(True, "unknown", "the check failed")
+        finally:
+            with self._lock:
+                self._in_use.discard(fabric.fabric_id)
         fgd_change_check_seconds.observe(time.monotonic() - started)
         fgd_change_checks_total.labels(verdict.result).inc()
         now = time.time()
@@ -193,19 +222,20 @@ class ChangeCheck:
         return baseline
 
     def _remote(self, fabric: Fabric) -> GitRemote:
-        entry = self._remotes.get(fabric.fabric_id)
-        if entry is not None and entry[0] == fabric.repository:
-            self._remotes.move_to_end(fabric.fabric_id)
-            return entry[1]
-        if entry is not None:  # the repository was changed: a new remote, a new verdict
-            entry[1].close()
-            self._same_raw.pop(fabric.fabric_id, None)
-        remote = self.remote_factory(fabric)
-        self._remotes[fabric.fabric_id] = (fabric.repository, remote)
-        while len(self._remotes) > OPEN_REMOTES:
-            _, (_, evicted) = self._remotes.popitem(last=False)
-            evicted.close()
-        return remote
+        with self._lock:
+            entry = self._remotes.get(fabric.fabric_id)
+            if entry is not None and entry[0] == fabric.repository:
+                self._remotes.move_to_end(fabric.fabric_id)
+                return entry[1]
+            if entry is not None:  # the repository was changed: a new remote, a new verdict
+                entry[1].close()
+                self._same_raw.pop(fabric.fabric_id, None)
+            remote = self.remote_factory(fabric)
+            self._remotes[fabric.fabric_id] = (fabric.repository, remote)
+            idle = [k for k in self._remotes if k not in self._in_use]
+            for key in idle[: max(0, len(self._remotes) - OPEN_REMOTES)]:
+                self._remotes.pop(key)[1].close()  # least recently used first
+            return remote
 
 
 def _retry_owed(files: dict[str, dict[str, Any]]) -> bool:

@@ -65,7 +65,7 @@ from fgd_core.errors import (
 from fgd_core.events.envelope import decode_envelope
 from fgd_core.metrics import fgd_active_syncs, fgd_queue_depth
 from fgd_workers.bus import DEAD_QUEUE
-from fgd_workers.change_check import ChangeCheck
+from fgd_workers.change_check import ChangeCheck, Verdict
 from fgd_workers.fabric_watch import FabricWatch
 from fgd_workers.metrics_server import QueueProbe, probe_queues
 
@@ -299,8 +299,9 @@ class Scheduler:
 
         limit = self.config.max_concurrent_syncs
         by_id = {f.fabric_id: f for f in fabrics}
+        verdicts = self.change_check.verdicts(by_id[fabric_id] for fabric_id, _ in candidates)
         for fabric_id, trigger in candidates:
-            if self._unchanged(by_id[fabric_id], trigger, now, report):
+            if self._unchanged(by_id[fabric_id], trigger, verdicts[fabric_id], now, report):
                 continue
             if len(running) >= limit:
                 report.deferred.append({"fabric_id": fabric_id, "trigger": trigger})
@@ -340,11 +341,11 @@ class Scheduler:
         self._prune(fabrics)
         return report
 
-    def _unchanged(self, fabric: Fabric, trigger: str, now: datetime,
+    def _unchanged(self, fabric: Fabric, trigger: str, verdict: Verdict, now: datetime,
                    report: TickReport) -> bool:
-        """The change check: True when nothing is owed (no sync, nothing recorded)."""
+        """The change check's verdict: True when nothing is owed (no sync, nothing
+        recorded)."""
         report.checked += 1
-        verdict = self.change_check.verdict(fabric)
         if verdict.changed:
             log.debug("scheduler %s: fabric %s: %s", self.name, fabric.fabric_id,
                       verdict.reason)

@@ -5,6 +5,8 @@ A check that finds nothing owed starts no sync and writes nothing to the event l
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -253,3 +255,32 @@ def test_the_scheduler_reloads_only_the_fabrics_the_log_says_changed(
     report = ticks(sched, 1)[0]
     assert sched.watch.reloaded == 2  # a registration lists them all again
     assert [s["fabric_id"] for s in report.started] == [other.fabric_id]
+
+
+def test_a_tick_checks_its_fabrics_concurrently(
+    app: FGDApplication, settings: Any, git_http_server: GitHTTPServer,  # noqa: F811
+) -> None:
+    """A remote check waits on the network: a tick's checks overlap instead of queueing."""
+    ids = []
+    for n in range(6):
+        bare = init_bare(git_http_server.root / f"fabric-{n}.git")
+        seed_repo(bare, {"gitops/raw/vpcs.yaml": vpc("vpc-1", 1)})
+        ids.append(synced(app, settings, git_http_server.url(f"fabric-{n}.git")))
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow(method: str, path: str) -> None:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.2)
+        with lock:
+            in_flight[0] -= 1
+
+    git_http_server.before_backend = slow
+    before = app.last_position()
+
+    report = ticks(scheduler(app), 1)[0]
+
+    assert sorted(u["fabric_id"] for u in report.unchanged) == sorted(ids)
+    assert most[0] >= 2 and app.last_position() == before
