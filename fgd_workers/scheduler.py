@@ -32,7 +32,8 @@ Each tick, in this order:
 
 Only one scheduler acts at a time: a PostgreSQL session advisory lock on a connection of its
 own (like the relay), or a ``flock`` beside the SQLite file. A standby polls the lock.
-The scheduler records nothing of its own: every decision is re-derived from the store.
+The scheduler records nothing of its own: every decision is re-derived from the store,
+except when a no-op change check last looked (memory and metrics only, see 4).
 """
 
 from __future__ import annotations
