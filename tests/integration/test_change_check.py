@@ -19,7 +19,11 @@ from fgd_core.application import FGDApplication
 from fgd_core.config import SyncConfig, load_settings
 from fgd_core.domain.webhook import WebhookDelivery
 from fgd_core.services.sync_runner import SyncRunner
-from fgd_workers.change_check import ChangeCheck, fgd_change_checks_total
+from fgd_workers.change_check import (
+    ChangeCheck,
+    fgd_change_checks_total,
+    fgd_fabric_last_checked,
+)
 from fgd_workers.scheduler import Scheduler
 from tests.gitserver import GitHTTPServer, git_http_server, init_bare, seed_repo  # noqa: F401
 from tests.resources import vpc
@@ -81,6 +85,8 @@ def test_an_unchanged_fabric_checked_many_times_writes_no_event(
     assert [u["fabric_id"] for r in reports for u in r.unchanged] == [fabric_id] * 10
     assert fgd_change_checks_total.labels("unchanged")._value.get() == checks_before + 10
     assert fabric_id in sched.change_check.last_checked
+    gauge = fgd_fabric_last_checked.labels(str(fabric_id))._value.get()
+    assert gauge == sched.change_check.last_checked[fabric_id] > 0  # the exported metric
     # Not due again until an interval after the check: the next tick checks nothing.
     again = sched.run_once(reports[-1].now + timedelta(minutes=1))
     assert again.checked == 0 and again.started == []
