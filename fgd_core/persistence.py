@@ -3,7 +3,8 @@ SQLite file (the embedded default). Returns eventsourcing environment variables.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,17 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
 from fgd_core.errors import ConfigurationError
+
+# --- connection budget (issue 15) -----------------------------------------------------------
+# A worker process holds at most WORKER_CONNECTIONS PostgreSQL connections: its pool (which
+# opens one at start and grows on demand) plus the dedicated connections it keeps itself
+# (the relay's LISTEN/lock connection, the scheduler's lock connection). The API's and the
+# CLI's pool is configurable with these environment variables (eventsourcing's defaults);
+# worker processes do not read them (their budget is fixed).
+WORKER_CONNECTIONS = 4
+POOL_SIZE_ENV = "HEDGEHOG_FGD_API_POOL_SIZE"
+MAX_OVERFLOW_ENV = "HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW"
+DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 5, 10
 
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fgd_schema'))"
 SCHEMA_SESSION_LOCK = "SELECT pg_advisory_lock(hashtext('fgd_schema'))"
@@ -71,6 +83,45 @@ class FGDPostgresRecorder(PostgresApplicationRecorder):
         )
 
 
+def _pool_number(environ: Mapping[str, str], key: str, default: int, least: int) -> str:
+    text = environ.get(key)
+    if text is None or text == "":
+        return str(default)
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise ConfigurationError(
+            f"{key} must be an integer of at least {least}",
+            details={"key": key, "problem": "invalid"},
+        )
+    return str(value)
+
+
+def pool_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The API's / CLI's pool: ``HEDGEHOG_FGD_API_POOL_SIZE`` connections opened at start
+    (default 5), up to ``HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW`` more on demand (default 10)."""
+    environ = os.environ if environ is None else environ
+    return {
+        "POSTGRES_POOL_SIZE": _pool_number(environ, POOL_SIZE_ENV, DEFAULT_POOL_SIZE, 1),
+        "POSTGRES_MAX_OVERFLOW": _pool_number(environ, MAX_OVERFLOW_ENV,
+                                              DEFAULT_MAX_OVERFLOW, 0),
+    }
+
+
+def worker_env(env: dict[str, str], dedicated: int = 0) -> dict[str, str]:
+    """``env`` with the pool of a worker process: one connection at start, at most
+    ``WORKER_CONNECTIONS - dedicated`` (``dedicated``: connections the process opens itself,
+    outside the pool). SQLite environments are returned unchanged."""
+    if env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+        return env
+    pooled = WORKER_CONNECTIONS - dedicated
+    if pooled < 1:
+        raise ValueError(f"{dedicated} dedicated connections leave no room for a pool")
+    return {**env, "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": str(pooled - 1)}
+
+
 def postgres_env(database_url: str) -> dict[str, str]:
     """``postgresql://user:pass@host:port/db?schema=s`` → eventsourcing's POSTGRES_* vars.
 
@@ -100,8 +151,7 @@ def postgres_env(database_url: str) -> dict[str, str]:
         "POSTGRES_USER": str(info.get("user") or "postgres"),
         "POSTGRES_PASSWORD": str(info.get("password") or ""),
         "POSTGRES_SCHEMA": schema,
-        "POSTGRES_POOL_SIZE": "5",
-        "POSTGRES_MAX_OVERFLOW": "10",
+        **pool_env(),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_PRE_PING": "y",
         "APPLICATION_RECORDER_TOPIC": "fgd_core.persistence:FGDPostgresRecorder",

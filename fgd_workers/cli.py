@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fgd_core.application import FGDApplication
     from fgd_core.config import Settings
     from fgd_core.services.steps import SyncSteps
+    from fgd_workers.change_check import ChangeCheck
 
 log = logging.getLogger("fgd_workers")
 T = TypeVar("T")
@@ -96,7 +97,6 @@ def _serve_metrics(port: int, host: str, app: object | None, factory: object,
 def relay(name: str, batch_size: int, poll_interval: float | None, metrics_port: int,
           metrics_host: str) -> None:
     """Publish every stored event to RabbitMQ (exchange fgd.events), at least once."""
-    from fgd_core.bootstrap import build_app
     from fgd_core.config import load_settings
     from fgd_workers.bus import connection_factory
     from fgd_workers.relay import Relay
@@ -105,7 +105,9 @@ def relay(name: str, batch_size: int, poll_interval: float | None, metrics_port:
     stop = stop_on_signals()
     _serve_metrics(metrics_port, metrics_host, None, connection_factory(settings.broker_url),
                    [])
-    app = open_when_store_answers(lambda: build_app(settings), stop, f"relay {name}")
+    # Its pool plus the coordinator's dedicated LISTEN/lock connection.
+    app = open_when_store_answers(lambda: worker_app(settings, dedicated=1), stop,
+                                  f"relay {name}")
     try:
         relay = Relay(app, connection_factory(settings.broker_url), name=name,
                       batch_size=batch_size, poll_interval=poll_interval)
@@ -127,21 +129,32 @@ _cache_option = click.option(
     "per fabric) [default: a temporary directory of this process].")
 
 
-def _steps(settings: Settings, cache_dir: str | None,
-           stop: threading.Event) -> tuple[FGDApplication, SyncSteps]:
+def worker_app(settings: Settings, *, dedicated: int = 0, source: str = "fgd_core",
+               extra_env: dict[str, str] | None = None) -> FGDApplication:
+    """The Application of a worker process, its pool inside the connection budget
+    (``fgd_core.persistence.WORKER_CONNECTIONS``; ``dedicated``: the connections the process
+    opens outside the pool). Bus commands come from other people: repositories are held to
+    the policy (``for_others``)."""
+    from fgd_core.bootstrap import build_app
+    from fgd_core.persistence import persistence_env, worker_env
+
+    budget = worker_env(persistence_env(settings.database_url, settings.sqlite_path), dedicated)
+    return build_app(settings, source, env={**budget, **(extra_env or {})}, for_others=True)
+
+
+def _steps(settings: Settings, cache_dir: str | None, stop: threading.Event,
+           dedicated: int = 0) -> tuple[FGDApplication, SyncSteps]:
     import os
     import tempfile
     from pathlib import Path
 
-    from fgd_core.bootstrap import build_app
     from fgd_core.services.steps import SyncSteps
 
     # Every message re-reads its sync: keep recent aggregates in memory and only read the
     # events recorded since (fast-forward), instead of replaying a 200-file sync each time.
-    # Bus commands come from other people: repositories are held to the policy.
     app = open_when_store_answers(
-        lambda: build_app(settings, env={"AGGREGATE_CACHE_MAXSIZE": "64"}, for_others=True),
-        stop, "worker")
+        lambda: worker_app(settings, dedicated=dedicated,
+                           extra_env={"AGGREGATE_CACHE_MAXSIZE": "64"}), stop, "worker")
     root = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="fgd-git-"))
     steps = SyncSteps(app, settings.fgd,
                       token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None,
@@ -161,7 +174,9 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
 
     settings = load_settings()
     stop = stop_on_signals()
-    app, steps = _steps(settings, cache_dir, stop)
+    # `all`: the relay's and the scheduler's dedicated connections come out of the budget.
+    app, steps = _steps(settings, cache_dir, stop,
+                        dedicated=int(with_relay) + int(with_scheduler))
     factory = connection_factory(settings.broker_url)
     builders = {"discovery": lambda: discovery_worker(steps, factory, queue_prefix),
                 "ingestion": lambda: ingestion_worker(steps, factory, queue_prefix, prefetch),
@@ -176,7 +191,9 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
         from fgd_workers.scheduler import Scheduler
 
         targets.append(Scheduler(app, settings.fgd.sync, interval=tick,
-                                 connection_factory=factory, queue_prefix=queue_prefix).run)
+                                 connection_factory=factory, queue_prefix=queue_prefix,
+                                 change_check=_change_check(app, settings, steps.cache_root)
+                                 ).run)
         targets.append(DeadLetterWatcher(app, factory).run)
     if with_commands:  # bus intake; the syncs it starts go to the workers above via the bus
         from fgd_workers.commands import INTAKE_QUEUE, CommandConsumer, CommandIntake
@@ -237,6 +254,20 @@ def github(queue_prefix: str, cache_dir: str | None, metrics_port: int,
                  metrics_port=metrics_port, metrics_host=metrics_host)
 
 
+def _change_check(app: FGDApplication, settings: Settings, cache_dir: object) -> ChangeCheck:
+    """The scheduler's change check, with the configured git timeouts and token and a git
+    object cache per fabric (``--cache-dir``, else a temporary directory)."""
+    import tempfile
+    from pathlib import Path
+
+    from fgd_core.services.sync_runner import make_remote
+    from fgd_workers.change_check import ChangeCheck
+
+    root = Path(str(cache_dir)) if cache_dir else Path(tempfile.mkdtemp(prefix="fgd-check-"))
+    token = os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None
+    return ChangeCheck(app, lambda fabric: make_remote(fabric, settings.fgd, token, root))
+
+
 _tick_option = click.option(
     "--tick", envvar="HEDGEHOG_FGD_SCHEDULER_TICK", default=5.0, show_default=True,
     type=click.FloatRange(0.1, 3600), help="Seconds between scheduler passes.")
@@ -247,13 +278,13 @@ _tick_option = click.option(
               help="Scheduler name: its lock (one active scheduler per name).")
 @_tick_option
 @_prefix_option
+@_cache_option
 @_metrics_port_option
 @_metrics_host_option
-def scheduler(name: str, tick: float, queue_prefix: str, metrics_port: int,
-              metrics_host: str) -> None:
+def scheduler(name: str, tick: float, queue_prefix: str, cache_dir: str | None,
+              metrics_port: int, metrics_host: str) -> None:
     """Scheduled syncs, sync timeouts (FGD_3002), max_concurrent_syncs, webhook follow-ups;
     syncs whose message the broker dead-lettered are failed at once (fgd_workers.dead_watch)."""
-    from fgd_core.bootstrap import build_app
     from fgd_core.config import load_settings
     from fgd_workers.bus import connection_factory
     from fgd_workers.dead_watch import DeadLetterWatcher
@@ -261,14 +292,17 @@ def scheduler(name: str, tick: float, queue_prefix: str, metrics_port: int,
 
     settings = load_settings()
     stop = stop_on_signals()
+    # Its pool plus the lock's dedicated connection.
     app = open_when_store_answers(
-        lambda: build_app(settings, env={"AGGREGATE_CACHE_MAXSIZE": "256"}, for_others=True),
+        lambda: worker_app(settings, dedicated=1,
+                           extra_env={"AGGREGATE_CACHE_MAXSIZE": "256"}),
         stop, f"scheduler {name}")
     factory = connection_factory(settings.broker_url)
     _serve_metrics(metrics_port, metrics_host, app, factory, [f"{queue_prefix}.discovery"])
     try:
         runner = Scheduler(app, settings.fgd.sync, name=name, interval=tick,
-                           connection_factory=factory, queue_prefix=queue_prefix)
+                           connection_factory=factory, queue_prefix=queue_prefix,
+                           change_check=_change_check(app, settings, cache_dir))
         watch = threading.Thread(target=DeadLetterWatcher(app, factory).run, args=(stop,),
                                  daemon=True, name="dead-letter-watch")
         watch.start()
@@ -295,11 +329,11 @@ def all_workers(queue_prefix: str, cache_dir: str | None, tick: float, metrics_p
                  with_scheduler=True, tick=tick, with_commands=True)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    worker()
-
-
-# Bus intake (`fgd worker commands`) lives in a module of its own.
+# Bus intake (`fgd worker commands`) lives in a module of its own. Registered before the
+# `__main__` guard, so `python -m fgd_workers.cli commands` knows it too.
 from fgd_workers.cli_commands import commands  # noqa: E402
 
 worker.add_command(commands)
+
+if __name__ == "__main__":  # pragma: no cover
+    worker()

@@ -36,10 +36,10 @@ log = logging.getLogger("fgd_workers")
 def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: int,
              embedded: bool, metrics_port: int) -> None:
     """Turn bus commands into syncs: validated, authorized by API token, exactly once."""
-    from fgd_core.bootstrap import build_app, build_runner
+    from fgd_core.bootstrap import build_runner
     from fgd_core.config import load_settings
     from fgd_workers.bus import connection_factory
-    from fgd_workers.cli import open_when_store_answers, stop_on_signals
+    from fgd_workers.cli import open_when_store_answers, stop_on_signals, worker_app
     from fgd_workers.commands import CommandIntake, consumers
 
     if not logging.getLogger().handlers:
@@ -62,8 +62,10 @@ def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: i
             "commands")
         executor = EmbeddedExecutor(runner, settings.fgd.sync.max_concurrent_syncs)
     else:
+        # A worker process: its pool within the connection budget. (Embedded, above, runs
+        # syncs in this process, like `fgd serve`: it keeps the API's configurable pool.)
         app = open_when_store_answers(
-            lambda: build_app(settings, source="fgd_workers", for_others=True), stop, "commands")
+            lambda: worker_app(settings, source="fgd_workers"), stop, "commands")
     intake = CommandIntake(
         app, settings.fgd.github.webhook_secret,
         submit=executor.submit if executor is not None else None,

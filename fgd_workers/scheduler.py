@@ -19,13 +19,21 @@ Each tick, in this order:
 3. **Scheduled syncs.** A fabric with ``sync_enabled`` whose newest sync *started* more than
    ``sync_interval_minutes`` ago (or that never synced) gets a ``scheduled`` sync. A fabric
    already syncing is skipped, not queued: FGD_3001 from ``start_sync`` is the normal skip.
-4. **Concurrency.** While ``sync.max_concurrent_syncs`` syncs are active (counted from the
+4. **Change check.** Before a scheduled or follow-up sync the fabric's remote is asked
+   whether anything changed since its last completed sync (``fgd_workers.change_check``:
+   an ls-remote, and the ``raw/`` tree id when the head moved). Nothing changed and no file
+   owed a retry → no sync, nothing written to the event log; the fabric is reported as
+   ``unchanged`` and counts as checked: it is due again ``sync_interval_minutes`` after the
+   check (kept in memory; a restarted scheduler checks every fabric once, which writes
+   nothing either). A settled check also settles a webhook follow-up.
+5. **Concurrency.** While ``sync.max_concurrent_syncs`` syncs are active (counted from the
    fabrics' ``running_sync_id``: one aggregate each, no sync replayed) nothing is started;
    the held-back fabrics are reported as ``deferred`` and retried next tick.
 
 Only one scheduler acts at a time: a PostgreSQL session advisory lock on a connection of its
 own (like the relay), or a ``flock`` beside the SQLite file. A standby polls the lock.
-The scheduler records nothing of its own: every decision is re-derived from the store.
+The scheduler records nothing of its own: every decision is re-derived from the store,
+except when a no-op change check last looked (memory and metrics only, see 4).
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ from fgd_core.errors import (
 from fgd_core.events.envelope import decode_envelope
 from fgd_core.metrics import fgd_active_syncs, fgd_queue_depth
 from fgd_workers.bus import DEAD_QUEUE
+from fgd_workers.change_check import ChangeCheck, Verdict
+from fgd_workers.fabric_watch import FabricWatch
 from fgd_workers.metrics_server import QueueProbe, probe_queues
 
 log = logging.getLogger("fgd_workers.scheduler")
@@ -84,6 +94,8 @@ class TickReport:
     skipped: list[dict[str, Any]] = field(default_factory=list)  # fabric_id, trigger, reason
     deferred: list[dict[str, Any]] = field(default_factory=list)  # fabric_id, trigger
     timed_out: list[dict[str, Any]] = field(default_factory=list)  # fabric_id, sync_id, age
+    unchanged: list[dict[str, Any]] = field(default_factory=list)  # fabric_id, trigger, reason
+    checked: int = 0  # change checks made (unchanged + the syncs they started)
     active_syncs: int = 0
     queue_depth: int = 0
     dead_letters: int | None = None
@@ -206,10 +218,15 @@ class Scheduler:
         queue_prefix: str = "fgd",
         on_started: Callable[[str], None] | None = None,
         lock_poll_interval: float | None = None,
+        change_check: ChangeCheck | None = None,
     ) -> None:
         self.app, self.config, self.name = app, config, name
         self.interval, self.clock = interval, clock
         self.on_started = on_started  # e.g. an embedded executor's submit
+        self.change_check = change_check or ChangeCheck(app)
+        self.watch = FabricWatch(app)  # the fabrics, reloaded only when the log says so
+        # fabric id → when a change check last found nothing to do (the tick's clock).
+        self._checked: dict[int, datetime] = {}
         self.lock_poll_interval = lock_poll_interval or interval
         recorder: Any = app.recorder
         self.lock: _PostgresLock | _FileLock = (
@@ -232,6 +249,7 @@ class Scheduler:
         """A tick if this is the active scheduler, else an inactive report (nothing done)."""
         now = now or self.clock()
         if not self.lock.acquire():
+            self.watch.reset()  # a standby that becomes active lists them afresh
             return TickReport(now=now, active=False)
         return self.tick(now)
 
@@ -270,7 +288,7 @@ class Scheduler:
         now = now or self.clock()
         report = TickReport(now=now)
         self._read_deliveries()
-        fabrics = self.app.list_fabrics()
+        fabrics = self.watch.fabrics()
         running: dict[int, str] = {
             f.fabric_id: f.running_sync_id for f in fabrics if f.running_sync_id
         }
@@ -281,7 +299,11 @@ class Scheduler:
         candidates += self._due(fabrics, running, chosen, now, report)
 
         limit = self.config.max_concurrent_syncs
+        by_id = {f.fabric_id: f for f in fabrics}
+        verdicts = self.change_check.verdicts(by_id[fabric_id] for fabric_id, _ in candidates)
         for fabric_id, trigger in candidates:
+            if self._unchanged(by_id[fabric_id], trigger, verdicts[fabric_id], now, report):
+                continue
             if len(running) >= limit:
                 report.deferred.append({"fabric_id": fabric_id, "trigger": trigger})
                 continue
@@ -319,6 +341,23 @@ class Scheduler:
         self._gauges(report)
         self._prune(fabrics)
         return report
+
+    def _unchanged(self, fabric: Fabric, trigger: str, verdict: Verdict, now: datetime,
+                   report: TickReport) -> bool:
+        """The change check's verdict: True when nothing is owed (no sync, nothing
+        recorded)."""
+        report.checked += 1
+        if verdict.changed:
+            log.debug("scheduler %s: fabric %s: %s", self.name, fabric.fabric_id,
+                      verdict.reason)
+            return False
+        self._checked[fabric.fabric_id] = now
+        if trigger == "webhook":  # the coalesced push brought nothing for a sync
+            self._coalesced.pop(fabric.fabric_id, None)
+        report.unchanged.append(
+            {"fabric_id": fabric.fabric_id, "trigger": trigger, "reason": verdict.reason}
+        )
+        return True
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -410,7 +449,11 @@ class Scheduler:
             if not fabric.sync_enabled or fabric.fabric_id in chosen:
                 continue
             last = self._last_start(fabric)
-            if last is not None and now - last[0] < timedelta(
+            # Due an interval after its last sync started or its last no-op check.
+            times = [t for t in (last[0] if last else None,
+                                 self._checked.get(fabric.fabric_id)) if t is not None]
+            since = max(times) if times else None
+            if since is not None and now - since < timedelta(
                 minutes=fabric.sync_interval_minutes
             ):
                 continue
@@ -418,7 +461,7 @@ class Scheduler:
                 report.skipped.append({"fabric_id": fabric.fabric_id, "trigger": "scheduled",
                                        "reason": "already syncing"})
                 continue
-            due.append((last[0] if last else never, fabric.fabric_id))
+            due.append((since or never, fabric.fabric_id))
         return [(fabric_id, "scheduled") for _, fabric_id in sorted(due)]
 
     def _gauges(self, report: TickReport) -> None:
@@ -433,6 +476,9 @@ class Scheduler:
         fgd_queue_depth.set(waiting)
 
     def _prune(self, fabrics: list[Fabric]) -> None:
+        self.change_check.forget(fabrics)
+        known = {f.fabric_id for f in fabrics}
+        self._checked = {k: v for k, v in self._checked.items() if k in known}
         if len(self._starts) > 4 * len(fabrics) + 64:
             keep = {f.sync_ids[-1] for f in fabrics if f.sync_ids}
             self._starts = {k: v for k, v in self._starts.items() if k in keep}

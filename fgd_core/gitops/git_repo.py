@@ -355,6 +355,28 @@ class GitRemote:
         logger.info("fetched %s: %s at %s", self.url, branch, head.decode())
         return Snapshot(branch, head.decode(), commit.tree.decode(), self._local.object_store)
 
+    def close(self) -> None:
+        """Close the repository files this remote holds open (a local remote's pack files,
+        the cache's); the remote opens them again on its next use."""
+        local = self._local
+        if isinstance(local, _InPlace):
+            if local._repo is not None:
+                local._repo.close()
+                local._repo = None
+        elif isinstance(local, Repo):  # a disk cache (an in-memory one holds no files)
+            local.close()
+
+    def remote_head(self, branch: str) -> str | None:
+        """The branch's head on the remote, nothing fetched (``git ls-remote``): one round
+        trip over HTTP (the ref advertisement), one ref read for a local repository."""
+        ref = _branch_ref(branch)
+        with self._translated("ls-remote"):
+            if isinstance(self._local, _InPlace):
+                head = _read_ref(self._local.open(), ref)
+            else:
+                head = self._client.get_refs(self._path, ref_prefix=[ref]).refs.get(ref)
+        return None if head is None or head == ZERO_SHA else head.decode()
+
     def _fetch_in_place(self, branch: str, ref: Ref, local: _InPlace) -> Snapshot:
         # Zero-copy: the snapshot reads the remote's object store itself. Objects are
         # immutable and the commit is reachable from the branch, so nothing needs copying.
