@@ -257,7 +257,8 @@ def test_the_scheduler_reloads_only_the_fabrics_the_log_says_changed(
     app.update_fabric(quiet, sync_enabled=False)
     report = ticks(sched, 1)[0]
     assert sched.watch.reloaded == 1 and report.checked == 0  # the change is seen at once
-    other = app.register_fabric("another", str(repo), sync_interval_minutes=INTERVAL)
+    other = app.register_fabric("another", str(repo), gitops_directory="another",
+                                sync_interval_minutes=INTERVAL)
     report = ticks(sched, 1)[0]
     assert sched.watch.reloaded == 2  # a registration lists them all again
     assert [s["fabric_id"] for s in report.started] == [other.fabric_id]
