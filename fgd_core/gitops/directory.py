@@ -52,6 +52,7 @@ from fgd_core.errors import (
 )
 from fgd_core.gitops.git_repo import FileEntry, Snapshot
 from fgd_core.gitops.hedgehog.fabric_check import managed_objects, tree_errors
+from fgd_core.gitops.hedgehog.fabric_config import DEFAULT_FABRIC_CONFIG, FabricConfig
 from fgd_core.gitops.kinds import KINDS
 from fgd_core.gitops.manifest import (
     METADATA_DIR,
@@ -302,6 +303,7 @@ def validate_directory(
     required_subdirs: Iterable[str] = DEFAULT_REQUIRED_SUBDIRS,
     supported_extensions: Iterable[str] = DEFAULT_EXTENSIONS,
     kind_directories: Collection[str] | None = None,
+    fabric: FabricConfig = DEFAULT_FABRIC_CONFIG,
 ) -> dict[str, Any]:
     """The spec's validate response plus ``repairs_needed`` and ``directory_stats``.
 
@@ -330,7 +332,7 @@ def validate_directory(
         issues += _check_raw(snapshot, scan, raw, extensions, mode_severity)
         issues += _check_managed(snapshot, scan, managed, subs, known_dirs, mode_severity)
         if managed["exists"]:
-            issues += _check_fabric(snapshot, scan)
+            issues += _check_fabric(snapshot, scan, fabric)
         issues += _check_metadata(snapshot, scan, metadata)
 
     names = list(dict.fromkeys(i["issue"] for i in issues if i["issue"] in REPAIRABLE))
@@ -417,7 +419,7 @@ def _check_managed(
     return issues
 
 
-def _check_fabric(snapshot: Snapshot, scan: _Scan) -> list[dict[str, Any]]:
+def _check_fabric(snapshot: Snapshot, scan: _Scan, fabric: FabricConfig) -> list[dict[str, Any]]:
     """managed/ as one fabric, by Hedgehog's cross-object rules: what a hand edit broke
     (a dangling reference after a connection file was deleted, a reused VLAN …)."""
     prefix = scan.path("managed") + "/"
@@ -426,7 +428,7 @@ def _check_fabric(snapshot: Snapshot, scan: _Scan) -> list[dict[str, Any]]:
     return [
         _issue("fabric_rule_broken", obj.source,
                f"{obj.kind} {obj.name!r}: {e.message} ({e.rule}, {e.field})", "error")
-        for obj, e in tree_errors(objects)
+        for obj, e in tree_errors(objects, fabric)
     ]
 
 
@@ -643,6 +645,7 @@ def repair_changes(
         validation_mode=validation_mode,
         required_subdirs=subs,
         supported_extensions=supported_extensions,
+        fabric=(rules or IngestionRules()).fabric,
     )
     scan = _scan(snapshot, gitops_dir)
     rules = dataclasses.replace(rules or IngestionRules(), gitops_dir=scan.base)

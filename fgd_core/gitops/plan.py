@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fgd_core.errors import FGDError, FGDErrorCodes
 from fgd_core.gitops.hedgehog.fabric_check import (
@@ -28,6 +28,9 @@ from fgd_core.gitops.hedgehog.fabric_index import FabricObject, object_facts
 from fgd_core.gitops.kinds import KindInfo, managed_path
 from fgd_core.gitops.resources import ValidatedResource, validate_resource
 from fgd_core.gitops.yaml_safe import DEFAULT_LIMITS, YamlLimits, dump_document, iter_documents
+
+if TYPE_CHECKING:
+    from fgd_core.config import FGDConfig
 
 FileStatus = Literal["processed", "failed", "skipped"]
 WriteAction = Literal["create", "update", "unchanged"]
@@ -64,6 +67,21 @@ class IngestionRules:
         for key, value in state.items():
             object.__setattr__(self, key, value)
         self.__post_init__()
+
+    @classmethod
+    def from_config(cls, config: FGDConfig, gitops_dir: str) -> IngestionRules:
+        """The rules ``fgd_config.yaml`` sets (``fgd.ingestion`` and ``fgd.hedgehog``): the
+        sync's and ``fgd validate``'s, so both judge a file alike."""
+        ingestion = config.ingestion
+        return cls(
+            max_file_size_mb=ingestion.max_file_size_mb,
+            max_documents_per_file=ingestion.validation_rules.max_documents_per_file,
+            enforce_namespaces=ingestion.validation_rules.enforce_namespaces,
+            require_labels=ingestion.validation_rules.require_labels,
+            supported_extensions=tuple(ingestion.supported_extensions),
+            gitops_dir=gitops_dir,
+            fabric=config.hedgehog.fabric_config(),
+        )
 
     def validate(self, data: Mapping[Any, Any]) -> ValidatedResource:
         """``validate_resource`` under these rules (namespaces, labels, extra kinds)."""
@@ -386,7 +404,10 @@ def _draft_file(
                 content: bytes | None = dump_document(res.normalized) if dump else None
             except Exception:  # noqa: BLE001 — raised again where the plan writes it
                 content = None
-            facts = object_facts(res.info.kind, res.normalized.get("spec"))
+            if res.defaulted_spec is not None:
+                facts = object_facts(res.info.kind, res.defaulted_spec, defaulted=True)
+            else:
+                facts = object_facts(res.info.kind, res.normalized.get("spec"))
             obj = FabricObject(res.info.kind, res.name, res.namespace, facts, path,
                                doc.index, doc.line)
             if content is not None:  # the next sync finds the fabric this one leaves
@@ -450,7 +471,8 @@ def _mark_conflicts(drafts: list[_Draft]) -> None:
                 draft.intrinsic_failure = True  # a duplicate inside the file itself
 
 
-def _mark_fabric_breakers(drafts: list[_Draft], managed_fabric: ManagedFabric) -> None:
+def _mark_fabric_breakers(drafts: list[_Draft], managed_fabric: ManagedFabric,
+                          rules: IngestionRules) -> None:
     """Fail the files whose documents would break the desired fabric (not intrinsic: the
     verdict depends on other files and on managed/, so the file is retried next sync)."""
     incoming = {
@@ -461,7 +483,7 @@ def _mark_fabric_breakers(drafts: list[_Draft], managed_fabric: ManagedFabric) -
     if not incoming:
         return
     with managed_fabric() as index:
-        verdicts = fabric_verdict(index, incoming)
+        verdicts = fabric_verdict(index, incoming, rules.fabric)
     for d in drafts:
         verdict = verdicts.get(d.path)
         if verdict is None:
@@ -507,7 +529,7 @@ def draft_files(
     _mark_conflicts([d for d in drafts if d.status is None])
     if managed_fabric is not None:
         _mark_fabric_breakers([d for d in drafts if d.status is None and not d.errors],
-                              managed_fabric)
+                              managed_fabric, rules)
     return drafts
 
 

@@ -113,6 +113,9 @@ class ValidatedResource:
     namespace: str
     normalized: dict[str, Any]  # what the managed file holds, in canonical order
     warnings: tuple[str, ...] = ()
+    # The spec the rules saw: after Hedgehog's Default(), lists as written (the fabric-wide
+    # facts are read off it, so defaults are applied once per document). None: no rules.
+    defaulted_spec: dict[str, Any] | None = None
 
 
 def _fail(issues: list[FieldIssue]) -> ValidationError:
@@ -200,6 +203,7 @@ def validate_resource(
             )
         )
     warnings: list[str] = []
+    spec: dict[str, Any] | None = None
     if model is not _GENERIC:
         # Hedgehog's Default() on a copy, so the rules see what Hedgehog would see. The
         # schema was checked on the document as written: like Go's decoding, a wrongly typed
@@ -234,7 +238,7 @@ def validate_resource(
     }
     if "spec" in doc and doc["spec"] is not None:
         normalized["spec"] = _canonical(doc["spec"])
-    return ValidatedResource(info, meta.name, namespace, normalized, tuple(warnings))
+    return ValidatedResource(info, meta.name, namespace, normalized, tuple(warnings), spec)
 
 
 def _schema_rule(loc: tuple[int | str, ...], error_type: str) -> str:

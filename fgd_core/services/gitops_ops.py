@@ -82,6 +82,7 @@ class GitOpsService:
             snapshot,
             fabric.gitops_directory,
             supported_extensions=self.config.ingestion.supported_extensions,
+            fabric=self.config.hedgehog.fabric_config(),
             **self._directory_options(),
         )
         self.app.record_directory(
