@@ -5,8 +5,10 @@ them."""
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,9 +273,30 @@ def draft_files(
         item = raw_files[path]
         raw = item if isinstance(item, RawFile) else RawFile(bytes(item))
         items.append((path, raw, failed_before, rules, dump))
-    drafts = list(map_files(_draft_item, items))
-    _mark_conflicts([d for d in drafts if d.status is None])
-    if managed_fabric is not None:
-        _mark_fabric_breakers([d for d in drafts if d.status is None and not d.errors],
-                              managed_fabric, rules)
+    with collector_paused():
+        drafts = list(map_files(_draft_item, items))
+        _mark_conflicts([d for d in drafts if d.status is None])
+        if managed_fabric is not None:
+            _mark_fabric_breakers([d for d in drafts if d.status is None and not d.errors],
+                                  managed_fabric, rules)
     return drafts
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while files are drafted.
+
+    Drafting builds millions of short-lived containers (YAML nodes, documents) and keeps
+    thousands (facts, claims), so the collector ran over and over — about 10 % of a
+    10,000-resource plan — and found nothing: drafting makes no reference cycles (a
+    10,000-resource plan with the collector off leaves none to collect). Reference counting
+    frees everything as before; the collector runs again afterwards, and is left off if
+    someone else had turned it off.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -150,10 +150,17 @@ def _canonical(value: Any) -> Any:
         # All-str keys (every Kubernetes object) sort as their text, which is what the
         # (type name, text) order gives them.
         if all(type(k) is str for k in value):
-            return {k: _canonical(value[k]) for k in sorted(value)}
+            # scalars (most values) are taken as they are, without a call: this runs for
+            # every mapping of every document of a sync
+            scalar = _SCALAR_TYPES
+            out = {}
+            for k in sorted(value):
+                v = value[k]
+                out[k] = v if type(v) in scalar else _canonical(v)
+            return out
         return {k: _canonical(v) for k, v in sorted(value.items(), key=_by_key)}
     if t is list:
-        return [_canonical(v) for v in value]
+        return [v if type(v) in _SCALAR_TYPES else _canonical(v) for v in value]
     if isinstance(value, Mapping):
         return {k: _canonical(v) for k, v in sorted(value.items(), key=_by_key)}
     if isinstance(value, list):
