@@ -141,7 +141,7 @@ def _draft_file(
                     )
                 )
             try:
-                res = rules.validate(doc.data)
+                res = rules.validate(doc.data, canonical=dump)
             except FGDError as exc:
                 draft.intrinsic_failure = True
                 for issue in exc.details.get("issues") or [exc.details]:

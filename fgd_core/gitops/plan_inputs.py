@@ -67,7 +67,7 @@ class IngestionRules:
             fabric=config.hedgehog.fabric_config(),
         )
 
-    def validate(self, data: Mapping[Any, Any]) -> ValidatedResource:
+    def validate(self, data: Mapping[Any, Any], *, canonical: bool = True) -> ValidatedResource:
         """``validate_resource`` under these rules (namespaces, labels, extra kinds)."""
         return validate_resource(
             data,
@@ -75,6 +75,7 @@ class IngestionRules:
             require_labels=self.require_labels,
             extra_kinds=self._extra_by_kind,
             fabric=self.fabric,
+            canonical=canonical,
         )
 
     @property

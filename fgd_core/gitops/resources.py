@@ -175,12 +175,15 @@ def validate_resource(
     require_labels: bool = False,
     extra_kinds: Mapping[str, KindInfo] | None = None,
     fabric: FabricConfig = DEFAULT_FABRIC_CONFIG,
+    canonical: bool = True,
 ) -> ValidatedResource:
     """Validate one document; UnsupportedResourceError (FGD_1002) or ValidationError (1003).
 
     Validation errors carry ``details["issues"]``: every problem found, each with its path
     and, for Hedgehog's rules, its ``rule`` id. ``fabric`` is the fabric configuration
-    Hedgehog's rules run under (reserved subnets and VLANs, MTU).
+    Hedgehog's rules run under (reserved subnets and VLANs, MTU). ``canonical=False``
+    keeps the spec in ``normalized`` as written, not in canonical order (``fgd validate``
+    makes no managed file of it, and skips that walk of every document).
     """
     for key in ("apiVersion", "kind"):
         if not isinstance(doc.get(key), str) or not doc.get(key):
@@ -244,7 +247,7 @@ def validate_resource(
         "metadata": out_meta,
     }
     if "spec" in doc and doc["spec"] is not None:
-        normalized["spec"] = _canonical(doc["spec"])
+        normalized["spec"] = _canonical(doc["spec"]) if canonical else doc["spec"]
     return ValidatedResource(info, meta.name, namespace, normalized, tuple(warnings), spec)
 
 
