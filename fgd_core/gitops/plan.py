@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from fgd_core.gitops.hedgehog.fabric_check import ManagedFabric
-from fgd_core.gitops.plan_draft import FileDraft, draft_files
+from fgd_core.gitops.plan_draft import FileDraft, collector_paused, draft_files
 from fgd_core.gitops.plan_inputs import (
     ARCHIVE_SUFFIX,
     FileStatus,
@@ -195,6 +195,20 @@ def plan_sync(
     (one file planned alone by a distributed worker), the publish step runs them.
     """
     rules = rules or IngestionRules()
+    with collector_paused():  # see plan_draft.collector_paused: thousands of objects, no cycles
+        return _plan(raw_files, managed_files, existing_paths, failed_before, sync_id, rules,
+                     managed_fabric)
+
+
+def _plan(
+    raw_files: Mapping[str, bytes | RawFile],
+    managed_files: Mapping[str, bytes],
+    existing_paths: Collection[str],
+    failed_before: Mapping[str, str],
+    sync_id: str,
+    rules: IngestionRules,
+    managed_fabric: ManagedFabric | None,
+) -> SyncPlan:
     drafts = draft_files(raw_files, failed_before, rules, managed_fabric)
 
     # ``managed_files`` may be a lazy view of a large tree (``Snapshot.blobs``): it is only
