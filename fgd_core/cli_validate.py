@@ -10,6 +10,7 @@ document is valid, 1 when any is not, 2 on usage errors.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -131,7 +132,7 @@ def _gitops_dir(root: Path, rules: IngestionRules) -> list[_Report]:
         if c.fabric_object is not None
     ]
     reports = {r.file: r for r in _report_drafts(managed_drafts, names)}
-    for obj, found in check_fabric(objects).items():
+    for obj, found in check_fabric(objects, rules.fabric).items():
         report = reports[names[obj.source]]
         for e in found.errors:
             report.error(obj.index, obj.line, e.to_dict() | {"message": f"{obj.kind} "
@@ -147,9 +148,11 @@ def _gitops_dir(root: Path, rules: IngestionRules) -> list[_Report]:
     return list(reports.values()) + _report_drafts(raw_drafts, raw_names)
 
 
-def validate_paths(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """The per-file verdicts for ``paths`` (files, directories, GitOps directories)."""
-    rules = IngestionRules(gitops_dir="")  # the sync's limits, paths relative to the dir
+def validate_paths(paths: Iterable[Path], rules: IngestionRules | None = None
+                   ) -> list[dict[str, Any]]:
+    """The per-file verdicts for ``paths`` (files, directories, GitOps directories) under
+    ``rules`` (the sync's limits and fabric config; paths relative to the directory)."""
+    rules = dataclasses.replace(rules or IngestionRules(), gitops_dir="")
     reports: list[_Report] = []
     plain: list[Path] = []
     for path in paths:
@@ -186,9 +189,20 @@ def _human(result: dict[str, Any]) -> str:
 @click.argument("paths", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="one JSON line per file")
-def validate(paths: tuple[Path, ...], as_json: bool) -> None:
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
+                                                           path_type=Path),
+              help="fgd_config.yaml to take the limits and fgd.hedgehog from (default: "
+                   "$HEDGEHOG_FGD_CONFIG, else ./fgd_config.yaml if present, else defaults)")
+def validate(paths: tuple[Path, ...], as_json: bool, config_path: Path | None) -> None:
     """Validate Hedgehog YAML offline, as a sync would (exit 1 if anything is invalid)."""
-    results = validate_paths(paths)
+    from fgd_core.config import load_settings
+    from fgd_core.errors import ConfigurationError
+
+    try:  # the file only: no database, no server is contacted
+        config = load_settings(config_path).fgd
+    except ConfigurationError as exc:
+        raise click.UsageError(f"configuration: {exc.message}") from None
+    results = validate_paths(paths, IngestionRules.from_config(config, ""))
     for result in results:
         if as_json:
             click.echo(json.dumps(result))

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 FILE_NAME = "fgd-managed-index.json"
 # Bumped whenever the facts' shape changes (fabric_index.object_facts).
-FORMAT = 1
+FORMAT = 2  # 2: facts read off the spec after apply_defaults
 
 
 def save(tree_index: ManagedTreeIndex, directory: Path, managed_prefix: str) -> None:

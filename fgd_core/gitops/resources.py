@@ -113,6 +113,9 @@ class ValidatedResource:
     namespace: str
     normalized: dict[str, Any]  # what the managed file holds, in canonical order
     warnings: tuple[str, ...] = ()
+    # The spec the rules saw: after Hedgehog's Default(), lists as written (the fabric-wide
+    # facts are read off it, so defaults are applied once per document). None: no rules.
+    defaulted_spec: dict[str, Any] | None = None
 
 
 def _fail(issues: list[FieldIssue]) -> ValidationError:
@@ -147,10 +150,17 @@ def _canonical(value: Any) -> Any:
         # All-str keys (every Kubernetes object) sort as their text, which is what the
         # (type name, text) order gives them.
         if all(type(k) is str for k in value):
-            return {k: _canonical(value[k]) for k in sorted(value)}
+            # scalars (most values) are taken as they are, without a call: this runs for
+            # every mapping of every document of a sync
+            scalar = _SCALAR_TYPES
+            out = {}
+            for k in sorted(value):
+                v = value[k]
+                out[k] = v if type(v) in scalar else _canonical(v)
+            return out
         return {k: _canonical(v) for k, v in sorted(value.items(), key=_by_key)}
     if t is list:
-        return [_canonical(v) for v in value]
+        return [v if type(v) in _SCALAR_TYPES else _canonical(v) for v in value]
     if isinstance(value, Mapping):
         return {k: _canonical(v) for k, v in sorted(value.items(), key=_by_key)}
     if isinstance(value, list):
@@ -165,12 +175,15 @@ def validate_resource(
     require_labels: bool = False,
     extra_kinds: Mapping[str, KindInfo] | None = None,
     fabric: FabricConfig = DEFAULT_FABRIC_CONFIG,
+    canonical: bool = True,
 ) -> ValidatedResource:
     """Validate one document; UnsupportedResourceError (FGD_1002) or ValidationError (1003).
 
     Validation errors carry ``details["issues"]``: every problem found, each with its path
     and, for Hedgehog's rules, its ``rule`` id. ``fabric`` is the fabric configuration
-    Hedgehog's rules run under (reserved subnets and VLANs, MTU).
+    Hedgehog's rules run under (reserved subnets and VLANs, MTU). ``canonical=False``
+    keeps the spec in ``normalized`` as written, not in canonical order (``fgd validate``
+    makes no managed file of it, and skips that walk of every document).
     """
     for key in ("apiVersion", "kind"):
         if not isinstance(doc.get(key), str) or not doc.get(key):
@@ -200,6 +213,7 @@ def validate_resource(
             )
         )
     warnings: list[str] = []
+    spec: dict[str, Any] | None = None
     if model is not _GENERIC:
         # Hedgehog's Default() on a copy, so the rules see what Hedgehog would see. The
         # schema was checked on the document as written: like Go's decoding, a wrongly typed
@@ -233,8 +247,8 @@ def validate_resource(
         "metadata": out_meta,
     }
     if "spec" in doc and doc["spec"] is not None:
-        normalized["spec"] = _canonical(doc["spec"])
-    return ValidatedResource(info, meta.name, namespace, normalized, tuple(warnings))
+        normalized["spec"] = _canonical(doc["spec"]) if canonical else doc["spec"]
+    return ValidatedResource(info, meta.name, namespace, normalized, tuple(warnings), spec)
 
 
 def _schema_rule(loc: tuple[int | str, ...], error_type: str) -> str:

@@ -267,11 +267,21 @@ class _GraphCheck:
             mapping: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 for child in (key_node, value_node):
-                    visit(child, child_depth)
-                    cid = id(child)
-                    size += sizes[cid]
-                    if heights[cid] >= height:
-                        height = heights[cid] + 1
+                    # A plain string scalar (most nodes) is taken here, without a call:
+                    # size and height 1, its text its value (an alias to one costs 1 too).
+                    if child.__class__ is ScalarNode and child.tag == _STR_TAG:
+                        if child_depth > limits.max_depth:
+                            raise _Reject(f"nesting deeper than {limits.max_depth} levels",
+                                          child)
+                        size += 1
+                        if height < 2:
+                            height = 2
+                    else:
+                        visit(child, child_depth)
+                        cid = id(child)
+                        size += sizes[cid]
+                        if heights[cid] >= height:
+                            height = heights[cid] + 1
                     if size > max_nodes:
                         raise _Reject(
                             f"document expands to more than {max_nodes} nodes (alias bomb?)",
@@ -281,13 +291,30 @@ class _GraphCheck:
                     if key_node.tag != _STR_TAG:  # merge keys, 1 vs "1", null …: PyYAML's
                         self.simple = False
                     else:
-                        mapping[values[id(key_node)]] = values[id(value_node)]
+                        mapping[key_node.value] = (
+                            value_node.value
+                            if value_node.__class__ is ScalarNode and value_node.tag == _STR_TAG
+                            else values.get(id(value_node))
+                        )
             values[nid] = mapping
         else:
             if tag != _SEQ_TAG:
                 self.simple = False
             sequence: list[Any] = []
             for child in node.value:
+                if child.__class__ is ScalarNode and child.tag == _STR_TAG:
+                    if child_depth > limits.max_depth:
+                        raise _Reject(f"nesting deeper than {limits.max_depth} levels", child)
+                    size += 1
+                    if height < 2:
+                        height = 2
+                    if size > max_nodes:
+                        raise _Reject(
+                            f"document expands to more than {max_nodes} nodes (alias bomb?)",
+                            node,
+                        )
+                    sequence.append(child.value)
+                    continue
                 visit(child, child_depth)
                 cid = id(child)
                 size += sizes[cid]
@@ -309,6 +336,13 @@ class _GraphCheck:
         # keys ("<<") are flattened into the mapping, so merged keys are not duplicates.
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.__class__ is ScalarNode and key_node.tag == _STR_TAG:
+                # the common case: a str key is its text (a tuple below for other tags,
+                # so "1" and 1 stay different keys)
+                if key_node.value in seen:
+                    raise _Reject(f"duplicate mapping key {key_node.value!r}", key_node)
+                seen.add(key_node.value)
+                continue
             if not isinstance(key_node, ScalarNode):
                 raise _Reject("mapping keys must be scalars", key_node)
             if key_node.tag == _MERGE_TAG:

@@ -71,7 +71,7 @@ def reject_fabric_breakers(
         if objs:
             incoming[path] = objs
     with fabric_of(base, rules, keep_in)() as index:
-        verdicts = fabric_verdict(index, incoming)
+        verdicts = fabric_verdict(index, incoming, rules.fabric)
     findings = {p: v for p, v in verdicts.items() if v.errors or v.warnings}
     if not findings:
         return sync

@@ -15,7 +15,7 @@ from fgd_core.application import FGDApplication
 from fgd_core.config import FGDConfig
 from fgd_core.domain.fabric import Fabric
 from fgd_core.errors import NotFoundError, SyncFailedError
-from fgd_core.gitops import directory
+from fgd_core.gitops import directory, directory_files
 from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
 from fgd_core.services.sync_runner import AUTHOR, RemoteFactory, SyncRunner, rules_for
 
@@ -82,6 +82,7 @@ class GitOpsService:
             snapshot,
             fabric.gitops_directory,
             supported_extensions=self.config.ingestion.supported_extensions,
+            fabric=self.config.hedgehog.fabric_config(),
             **self._directory_options(),
         )
         self.app.record_directory(
@@ -163,7 +164,7 @@ class GitOpsService:
     ) -> dict[str, Any]:
         fabric, remote = self._open(fabric_id)
         snapshot = remote.fetch(fabric.branch)
-        listing = directory.list_files(
+        listing = directory_files.list_files(
             snapshot,
             fabric.gitops_directory,
             directory=directory_name,

@@ -70,16 +70,7 @@ class SyncResult:
 
 
 def rules_for(config: FGDConfig, fabric: Fabric) -> IngestionRules:
-    ingestion = config.ingestion
-    return IngestionRules(
-        max_file_size_mb=ingestion.max_file_size_mb,
-        max_documents_per_file=ingestion.validation_rules.max_documents_per_file,
-        enforce_namespaces=ingestion.validation_rules.enforce_namespaces,
-        require_labels=ingestion.validation_rules.require_labels,
-        supported_extensions=tuple(ingestion.supported_extensions),
-        gitops_dir=fabric.gitops_directory,
-        fabric=config.hedgehog.fabric_config(),
-    )
+    return IngestionRules.from_config(config, fabric.gitops_directory)
 
 
 class LazyBlobs(Mapping[str, bytes]):

@@ -112,6 +112,27 @@ def test_usage_errors_exit_2() -> None:
     assert fgd_validate(EXAMPLES, "--no-such-flag").returncode == 2
 
 
+def test_the_fabric_config_comes_from_fgd_config_yaml(tmp_path: Path) -> None:
+    # The example's leaves have ASNs 65101…; a fabric whose leaf range starts elsewhere
+    # refuses them: fgd.hedgehog reaches the fabric-wide rules (and nothing else is read).
+    config = tmp_path / "fgd_config.yaml"
+    config.write_text("fgd:\n  hedgehog:\n    leaf_asn_start: 64000\n    leaf_asn_end: 64100\n")
+    run = fgd_validate(EXAMPLES / "wiring.yaml", "--json", "--config", config)
+    assert run.returncode == 1, run.stderr
+    rules = {e["rule"] for r in lines(run.stdout) for d in r["documents"] for e in d["errors"]}
+    assert rules == {"switch.leaf-asn-range"}
+    # ./fgd_config.yaml is read when present, like every fgd command
+    here = subprocess.run([sys.executable, "-m", "fgd_core.cli", "validate",
+                           str(EXAMPLES / "wiring.yaml")], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120,
+                          env={k: v for k, v in os.environ.items()
+                               if k != "HEDGEHOG_FGD_CONFIG"})
+    assert here.returncode == 1 and "switch.leaf-asn-range" in here.stdout
+    config.write_text("fgd:\n  hedgehog:\n    leaf_asn_start: 70000\n    leaf_asn_end: 1\n")
+    bad = fgd_validate(EXAMPLES / "wiring.yaml", "--config", config)
+    assert bad.returncode == 2 and "leaf_asn_start" in bad.stderr
+
+
 def test_worker_processes_find_exactly_what_one_process_finds(
     tmp_path: Path, monkeypatch: Any
 ) -> None:

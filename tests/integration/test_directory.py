@@ -16,10 +16,10 @@ from fgd_core.gitops.directory import (
     REPAIRABLE,
     SAMPLE_TEXT,
     initialize_changes,
-    list_files,
     repair_changes,
     validate_directory,
 )
+from fgd_core.gitops.directory_files import list_files
 from fgd_core.gitops.git_repo import GitRemote, Snapshot
 from fgd_core.gitops.manifest import (
     LastSync,

@@ -202,3 +202,23 @@ def test_a_fresh_process_takes_the_managed_index_from_the_fabric_cache(
     assert result.sync.files["gitops/raw/lonely.yaml"]["status"] == "failed"  # still checked
     assert len(reads) > 30  # managed/ was read instead
     assert kept.read_bytes().startswith(b"{\"format\"")
+
+
+def test_the_fabric_config_of_fgd_config_reaches_the_sync_fabric_wide_rules(
+    app: FGDApplication, tmp_path: Path
+) -> None:
+    # The example's leaves have ASNs 65101…: valid under fabricator's defaults (the test
+    # above), refused by a fabric whose leaf range is elsewhere — the wiring stays in raw/.
+    from fgd_core.config import parse_config
+
+    config = parse_config({"fgd": {"hedgehog": {"leaf_asn_start": 64000,
+                                                "leaf_asn_end": 64100}}}, environ={})
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {"gitops/raw/wiring.yaml": (EXAMPLES / "wiring.yaml").read_bytes()})
+    fabric = app.register_fabric("lab", str(repo))
+    result = SyncRunner(app, config).run(fabric.fabric_id)
+    assert result.ok
+    (wiring,) = result.sync.files.values()
+    assert wiring["status"] == "failed"
+    assert {e["rule"] for e in wiring["validation_errors"]} == {"switch.leaf-asn-range"}
+    assert not any(p.startswith("gitops/managed/switches/") for p in tree(repo))

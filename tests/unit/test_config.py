@@ -496,7 +496,7 @@ def test_int_fields_were_found() -> None:
     assert "fgd.sync.timeout_seconds" in INT_FIELDS
     assert "fgd.monitoring.alert_thresholds.queue_depth" in INT_FIELDS
     assert "fgd.hedgehog.fabric_mtu" in INT_FIELDS
-    assert len(INT_FIELDS) == 18  # the spec's 13, fgd.hedgehog's 2 and fgd.api's 3 bounds
+    assert len(INT_FIELDS) == 21  # the spec's 13, fgd.hedgehog's 5 and fgd.api's 3 bounds
 
 
 @settings(max_examples=300)

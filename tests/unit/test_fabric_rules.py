@@ -5,16 +5,21 @@ plus the demo-gitops VPC objects, edited only where a rule needs it."""
 from __future__ import annotations
 
 import copy
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fgd_core.gitops.hedgehog.fabric_check import check_fabric, fabric_verdict
+from fgd_core.gitops.hedgehog.fabric_config import DEFAULT_FABRIC_CONFIG, FabricConfig
 from fgd_core.gitops.hedgehog.fabric_index import FabricObject, object_facts
 from fgd_core.gitops.yaml_safe import iter_documents
 from tests.paths import HEDGEHOG_FIXTURES
 
 Doc = dict[str, Any]
+TESTS_ROOT = Path(__file__).resolve().parents[1]
+HEDGEHOG_PACKAGE = TESTS_ROOT.parent / "fgd_core" / "gitops" / "hedgehog"
 
 
 def load(name: str) -> list[Doc]:
@@ -31,16 +36,18 @@ def obj(doc: Doc, source: str = "f.yaml", index: int = 0) -> FabricObject:
                         object_facts(doc["kind"], doc.get("spec")), source, index, 1)
 
 
-def findings(docs: list[Doc]) -> dict[tuple[str, str], tuple[set[str], set[str]]]:
+def findings(docs: list[Doc], cfg: FabricConfig = DEFAULT_FABRIC_CONFIG
+             ) -> dict[tuple[str, str], tuple[set[str], set[str]]]:
     """(kind, name) → (error rules, warning rules) of every object with findings."""
     out = {}
-    for o, found in check_fabric([obj(d) for d in docs]).items():
+    for o, found in check_fabric([obj(d) for d in docs], cfg).items():
         out[o.key] = ({e.rule for e in found.errors}, {w.rule for w in found.warnings})
     return out
 
 
-def errors(docs: list[Doc]) -> set[tuple[str, str, str]]:
-    return {(k[0], k[1], rule) for k, (errs, _) in findings(docs).items() for rule in errs}
+def errors(docs: list[Doc], cfg: FabricConfig = DEFAULT_FABRIC_CONFIG
+           ) -> set[tuple[str, str, str]]:
+    return {(k[0], k[1], rule) for k, (errs, _) in findings(docs, cfg).items() for rule in errs}
 
 
 def named(kind: str, name: str, docs: list[Doc] = WIRING) -> Doc:
@@ -413,3 +420,312 @@ def test_installer_made_default_namespaces_are_never_missing() -> None:
     assert found[("VPC", "vpc-1")] == (set(), {"fabric.reference-unchecked"})
     assert errors(renamed + [vpc(ipv4Namespace="third")]) == {
         ("VPC", "vpc-1", "vpc.ipv4namespace-exists")}
+
+
+# ------------------------------------------- every remaining rule, in both directions
+
+
+ESLAG = "server-1--eslag--ds3000-01--ds3000-02"
+UNBUNDLED = "server-7--unbundled--ds3000-03"
+
+
+def _replacing(*docs: Doc, base: list[Doc] = WIRING) -> list[Doc]:
+    """``base`` with each of ``docs`` in place of the object of its kind and name."""
+    keys = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    return [d for d in base if (d["kind"], d["metadata"]["name"]) not in keys] + list(docs)
+
+
+def _switches(*names: str, **spec: Any) -> list[Doc]:
+    out = []
+    for name in names:
+        sw = named("Switch", name)
+        sw["spec"].update(spec)
+        out.append(sw)
+    return out
+
+
+def test_eslag_switches_need_a_redundancy_group_and_type_eslag() -> None:
+    assert errors(WIRING) == set()
+    no_group = _switches("ds3000-01", "ds3000-02")
+    for sw in no_group:
+        sw["spec"].pop("redundancy")
+    assert ("Connection", ESLAG, "connection.eslag-group") in errors(_replacing(*no_group))
+    mclag = _switches("ds3000-01", "ds3000-02")
+    for sw in mclag:
+        sw["spec"]["redundancy"]["type"] = "mclag"
+    found = errors(_replacing(*mclag))
+    assert ("Connection", ESLAG, "connection.eslag-type") in found
+    assert ("Connection", ESLAG, "connection.eslag-group") not in found
+
+
+def test_fabric_link_ips_are_31s() -> None:
+    conn = named("Connection", "ds4000-01--fabric--ds3000-01")
+    link = conn["spec"]["fabric"]["links"][0]
+    link["spine"]["ip"], link["leaf"]["ip"] = "172.30.128.0/31", "172.30.128.1/31"
+    assert errors(_with(conn)) == set()
+    link["spine"]["ip"], link["leaf"]["ip"] = "172.30.128.0/30", "172.30.128.1/30"
+    assert errors(_with(conn)) == {("Connection", conn["metadata"]["name"],
+                                    "connection.link-ip-31")}
+
+
+def test_fabric_subnet_comes_from_the_fabric_config() -> None:
+    conn = named("Connection", "ds4000-01--fabric--ds3000-01")
+    link = conn["spec"]["fabric"]["links"][0]
+    link["spine"]["ip"], link["leaf"]["ip"] = "10.9.0.0/31", "10.9.0.1/31"
+    assert errors(_with(conn)) == {("Connection", conn["metadata"]["name"],
+                                    "connection.link-ip-in-fabric-subnet")}
+    assert errors(_with(conn), FabricConfig(fabric_subnet="10.9.0.0/16")) == set()
+
+
+def test_a_connection_switch_needs_a_known_profile() -> None:
+    (sw,) = _switches("ds3000-03")
+    assert ("Connection", UNBUNDLED, "connection.switch-profile-exists") not in errors(
+        _replacing(sw))
+    sw["spec"]["profile"] = "no-such-profile"
+    found = errors(_replacing(sw))
+    assert ("Connection", UNBUNDLED, "connection.switch-profile-exists") in found
+    assert ("Switch", "ds3000-03", "switch.profile-exists") in found
+
+
+def test_allow_extra_switch_profiles_makes_an_unknown_profile_a_reference() -> None:
+    (sw,) = _switches("ds3000-03", profile="our-own")
+    allow = FabricConfig(allow_extra_switch_profiles=True)
+    # Git holds no SwitchProfile: the profile cannot be checked, a warning naming the kind
+    found = findings(_replacing(sw), allow)
+    assert found[("Switch", "ds3000-03")] == (set(), {"fabric.reference-unchecked"})
+    assert found[("Connection", UNBUNDLED)] == (set(), {"fabric.reference-unchecked"})
+    # Git holds SwitchProfiles, but not this one: an error again
+    own = {"apiVersion": "wiring.githedgehog.com/v1beta1", "kind": "SwitchProfile",
+           "metadata": {"name": "another"}, "spec": {}}
+    assert ("Switch", "ds3000-03", "switch.profile-exists") in errors(
+        _replacing(sw) + [own], allow)
+
+
+def test_a_static_external_connection_keeps_its_within_vpc() -> None:
+    static = named("Connection", "third-party-dhcp-server--static-external--s5248-04",
+                   load("docs_user-guide_connections_examples.yaml"))
+    static["spec"]["staticExternal"]["withinVPC"] = "vpc-1"
+    managed = [obj(d, "managed") for d in WIRING + [static]]
+    same = copy.deepcopy(static)
+    verdict = fabric_verdict(managed, {"raw/a.yaml": [obj(same, "raw/a.yaml")]})
+    assert "connection.within-vpc-immutable" not in {i.rule for _, i in
+                                                     verdict["raw/a.yaml"].errors}
+    moved = copy.deepcopy(static)
+    moved["spec"]["staticExternal"]["withinVPC"] = "vpc-2"
+    verdict = fabric_verdict(managed, {"raw/a.yaml": [obj(moved, "raw/a.yaml")]})
+    assert "connection.within-vpc-immutable" in {i.rule for _, i in
+                                                 verdict["raw/a.yaml"].errors}
+
+
+def test_breakouts_only_on_ports_the_profile_can_break_out() -> None:
+    (sw,) = _switches("ds3000-03")
+    sw["spec"]["portBreakouts"]["E1/6"] = "4x10G"
+    assert errors(_replacing(sw)) == set()
+    sw["spec"]["portBreakouts"]["E1/99"] = "4x10G"
+    assert errors(_replacing(sw)) == {("Switch", "ds3000-03", "switch.breakout-port")}
+
+
+def test_breakouts_cannot_change_while_roce_is_on() -> None:
+    for roce, expected in ((False, False), (True, True)):
+        (old,) = _switches("ds3000-03", roce=roce)
+        managed = [obj(d, "managed") for d in _replacing(old)]
+        new = copy.deepcopy(old)
+        new["spec"]["portBreakouts"]["E1/6"] = "4x10G"
+        verdict = fabric_verdict(managed, {"raw/a.yaml": [obj(new, "raw/a.yaml")]})
+        rules = {i.rule for _, i in verdict["raw/a.yaml"].errors}
+        assert ("switch.breakouts-roce" in rules) is expected, rules
+
+
+def _hydrated(**changes: Any) -> tuple[list[Doc], Doc, Doc]:
+    """Two leaves with fabricator-style management IPs, ASNs and loopbacks (valid)."""
+    a, b = named("Switch", "ds3000-01"), named("Switch", "ds3000-03")
+    for sw, n in ((a, 1), (b, 2)):
+        sw["spec"].update(asn=65100 + n, ip=f"172.30.0.{10 + n}/21",
+                          protocolIP=f"172.30.8.{n}/32", vtepIP=f"172.30.12.{n}/32")
+    b["spec"].update(changes)
+    base = [d for d in WIRING if d["metadata"]["name"] not in ("ds3000-01", "ds3000-03")]
+    return base, a, b
+
+
+def test_management_ip_inside_the_management_subnet() -> None:
+    base, a, b = _hydrated()
+    assert errors(base + [a, b]) == set()
+    base, a, b = _hydrated(ip="172.31.0.5/21")
+    assert errors(base + [a, b]) == {("Switch", "ds3000-03", "switch.ip-in-management-subnet")}
+    custom = FabricConfig(management_subnet="172.31.0.0/21", management_dhcp_start="172.31.4.0")
+    assert ("Switch", "ds3000-03", "switch.ip-in-management-subnet") not in errors(
+        base + [a, b], custom)
+
+
+def test_management_ips_are_unique_and_never_the_control_vip() -> None:
+    base, a, b = _hydrated(ip="172.30.0.11/21")
+    assert errors(base + [a, b]) == {("Switch", "ds3000-01", "switch.ip-unique"),
+                                     ("Switch", "ds3000-03", "switch.ip-unique")}
+    base, a, b = _hydrated(ip="172.30.0.1/21")
+    assert errors(base + [a, b]) == {("Switch", "ds3000-03", "switch.ip-unique")}
+
+
+def test_leaf_asns_in_the_leaf_range_spine_asn_the_spines() -> None:
+    base, a, b = _hydrated(asn=64000)
+    assert errors(base + [a, b]) == {("Switch", "ds3000-03", "switch.leaf-asn-range")}
+    assert errors(base + [a, b], FabricConfig(leaf_asn_start=64000)) == set()
+    spine = named("Switch", "ds4000-01")
+    spine["spec"]["asn"] = 65100
+    assert errors(_replacing(spine)) == set()
+    spine["spec"]["asn"] = 65101
+    assert errors(_replacing(spine)) == {("Switch", "ds4000-01", "switch.spine-asn")}
+    assert errors(_replacing(spine), FabricConfig(spine_asn=65101)) == set()
+
+
+def _vlan_namespace(name: str, lo: int, hi: int) -> Doc:
+    doc = named("VLANNamespace", "default")
+    doc["metadata"]["name"] = name
+    doc["spec"]["ranges"] = [{"from": lo, "to": hi}]
+    return doc
+
+
+def test_a_switch_vlan_namespaces_do_not_overlap() -> None:
+    (sw,) = _switches("ds3000-03", vlanNamespaces=["default", "other"])
+    clear = _replacing(sw) + [_vlan_namespace("other", 100, 200)]
+    assert errors(clear) == set()
+    overlapping = _replacing(sw) + [_vlan_namespace("other", 2000, 2100)]
+    assert errors(overlapping) == {("Switch", "ds3000-03", "switch.vlannamespaces-overlap")}
+
+
+def test_eslag_and_roce_need_a_profile_that_supports_them() -> None:
+    (sw,) = _switches("ds3000-03", roce=True)
+    assert errors(_replacing(sw)) == set()  # celestica-ds3000 supports both
+    sw["spec"]["profile"] = "celestica-ds4000"  # RoCE, no ESLAG
+    found = {r for k, _, r in errors(_replacing(sw)) if k == "Switch"}
+    assert "switch.profile-eslag" in found and "switch.profile-roce" not in found
+    sw["spec"]["profile"] = "edgecore-eps202"  # ESLAG, no RoCE
+    found = {r for k, _, r in errors(_replacing(sw)) if k == "Switch"}
+    assert "switch.profile-roce" in found and "switch.profile-eslag" not in found
+
+
+def _host_bgp_vpc() -> Doc:
+    doc = vpc()
+    doc["spec"]["subnets"]["subnet-1"]["hostBGP"] = True
+    return doc
+
+
+def test_host_bgp_subnets_attach_to_unbundled_connections_only() -> None:
+    unbundled = attachment(connection=UNBUNDLED)
+    assert errors(WIRING + [_host_bgp_vpc(), unbundled]) == set()
+    bundled = attachment()  # server-3--bundled--ds3000-01
+    assert errors(WIRING + [_host_bgp_vpc(), bundled]) == {
+        ("VPCAttachment", "att-1", "vpcattachment.hostbgp-unbundled")}
+
+
+def test_host_bgp_subnets_do_not_attach_to_mclag_peers() -> None:
+    (sw,) = _switches("ds3000-03")
+    sw["spec"]["redundancy"]["type"] = "mclag"
+    unbundled = attachment(connection=UNBUNDLED)
+    assert ("VPCAttachment", "att-1", "vpcattachment.hostbgp-mclag") not in errors(
+        _replacing(sw) + [vpc(), unbundled])
+    assert ("VPCAttachment", "att-1", "vpcattachment.hostbgp-mclag") in errors(
+        _replacing(sw) + [_host_bgp_vpc(), unbundled])
+
+
+def test_attachment_connection_switches_must_exist_with_a_known_profile() -> None:
+    without = [d for d in WIRING if d["metadata"]["name"] != "ds3000-01"]
+    assert ("VPCAttachment", "att-1", "vpcattachment.switch-exists") in errors(
+        without + [vpc(), attachment()])
+    (sw,) = _switches("ds3000-01", profile="no-such-profile")
+    found = errors(_replacing(sw) + [vpc(), attachment()])
+    assert ("VPCAttachment", "att-1", "vpcattachment.switch-profile-exists") in found
+    assert not {r for k, n, r in errors(WIRING + [vpc(), attachment()])}
+
+
+def test_attachment_vpc_mode_must_be_supported_by_the_switch_profile() -> None:
+    (sw,) = _switches("ds3000-01", profile="celestica-ds5000")  # L3VNI only
+    l2 = {r for k, _, r in errors(_replacing(sw) + [vpc(), attachment()])
+          if k == "VPCAttachment"}
+    assert l2 == {"vpcattachment.switch-profile-mode"}
+    l3 = {r for k, _, r in errors(_replacing(sw) + [vpc(mode="l3vni"), attachment()])
+          if k == "VPCAttachment"}
+    assert l3 == set()
+
+
+def test_peered_vpcs_share_their_vlan_namespace() -> None:
+    peering = named("VPCPeering", "demo-vpc-1--demo-vpc-2", DEMO)
+    peering["spec"]["permit"] = [{"vpc-1": {"subnets": ["subnet-1"]},
+                                  "vpc-2": {"subnets": ["subnet-1"]}}]
+    other_ns = _vlan_namespace("other", 100, 200)
+    same = [vpc(), vpc("vpc-2", "10.20.2.0/24", 1002), peering]
+    assert errors(WIRING + [other_ns] + same) == set()
+    apart = [vpc(), vpc("vpc-2", "10.20.2.0/24", 102, vlanNamespace="other"), peering]
+    assert errors(WIRING + [other_ns] + apart) == {
+        ("VPCPeering", "demo-vpc-1--demo-vpc-2", "vpcpeering.same-vlannamespace")}
+
+
+# --------------------------------------------------------------------- completeness
+
+# Rule ids the fabric-wide modules build from a value: pattern → every value it takes.
+DYNAMIC_RULES = {
+    "switch.{kind_value[0]}-unique": ("asn", "vtep", "pip", "ip"),
+    "switch.{key}-32": ("pip", "vtep"),
+    "switch.{key}-in-subnet": ("pip", "vtep"),
+}
+
+
+def _fabric_rule_ids() -> set[str]:
+    ids: set[str] = set()
+    for module in HEDGEHOG_PACKAGE.glob("fabric_*.py"):
+        text = module.read_text()
+        ids |= set(re.findall(r'"((?:vpc|vpcattachment|vpcpeering|external|externalattachment'
+                              r'|externalpeering|connection|switch|fabric)\.[a-z0-9-]+)"', text))
+        for pattern in re.findall(r'f"((?:connection|switch|vpc\w*|external\w*)\.'
+                                  r'\{[^"]*\}[a-z0-9-]*)"', text):
+            assert pattern in DYNAMIC_RULES, f"{module.name}: add {pattern} to DYNAMIC_RULES"
+            ids |= {pattern.replace(pattern[pattern.index("{"):pattern.index("}") + 1], v)
+                    for v in DYNAMIC_RULES[pattern]}
+    return ids
+
+
+def test_every_fabric_wide_rule_is_named_by_a_test() -> None:
+    """Each rule id of the fabric_*.py modules appears in some test (this file, the
+    property tests or the sync's), so a new rule cannot land untested."""
+    in_code = _fabric_rule_ids()
+    assert len(in_code) > 50 and "switch.vtep-in-subnet" in in_code
+    tests = "".join(p.read_text() for p in (TESTS_ROOT / "unit").glob("test_fabric_*.py"))
+    tests += "".join(p.read_text() for p in (TESTS_ROOT / "integration").glob("test_fabric_*.py"))
+    assert {rule for rule in in_code if f'"{rule}"' not in tests} == set()
+
+
+def test_external_attachment_needs_its_external_and_connection() -> None:
+    bgp = named("ExternalAttachment", "ds3000-03--default")
+    no_ext = copy.deepcopy(bgp)
+    no_ext["spec"]["external"] = "nope"
+    assert errors(_with(no_ext)) == {
+        ("ExternalAttachment", "ds3000-03--default", "externalattachment.external-exists")}
+    no_conn = copy.deepcopy(bgp)
+    no_conn["spec"]["connection"] = "nope"
+    assert errors(_with(no_conn)) == {
+        ("ExternalAttachment", "ds3000-03--default", "externalattachment.connection-exists")}
+    assert errors(_with(bgp)) == set()
+
+
+def test_external_peering_vpc_and_external_share_an_ipv4namespace() -> None:
+    peering = named("ExternalPeering", "demo-vpc-1--default", DEMO)
+    peering["spec"]["permit"]["vpc"] = {"name": "vpc-1", "subnets": ["subnet-1"]}
+    other_ns = named("IPv4Namespace", "default")
+    other_ns["metadata"]["name"] = "other"
+    other_ns["spec"]["subnets"] = ["10.30.0.0/16"]
+    assert errors(WIRING + [other_ns, vpc(), peering]) == set()
+    apart = vpc(subnet="10.30.1.0/24", ipv4Namespace="other")
+    assert errors(WIRING + [other_ns, apart, peering]) == {
+        ("ExternalPeering", "demo-vpc-1--default", "externalpeering.same-ipv4namespace")}
+
+
+def test_protocol_and_vtep_ips_are_unique_32s_in_their_subnets() -> None:
+    base, a, b = _hydrated(protocolIP="172.30.8.1/32")
+    assert errors(base + [a, b]) == {("Switch", "ds3000-01", "switch.pip-unique"),
+                                     ("Switch", "ds3000-03", "switch.pip-unique")}
+    base, a, b = _hydrated(protocolIP="172.30.8.2/24", vtepIP="172.30.12.2/24")
+    assert errors(base + [a, b]) == {("Switch", "ds3000-03", "switch.pip-32"),
+                                     ("Switch", "ds3000-03", "switch.vtep-32")}
+    base, a, b = _hydrated(protocolIP="172.31.8.2/32")
+    assert errors(base + [a, b]) == {("Switch", "ds3000-03", "switch.pip-in-subnet")}
+    moved = FabricConfig(protocol_subnet="172.31.8.0/22")
+    assert ("Switch", "ds3000-03", "switch.pip-in-subnet") not in errors(base + [a, b], moved)

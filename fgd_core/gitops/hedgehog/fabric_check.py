@@ -32,8 +32,8 @@ from fgd_core.gitops.hedgehog.fabric_index import (
 )
 from fgd_core.gitops.hedgehog.fabric_rules import (
     DEFAULT_CONFIG,
+    FabricConfig,
     FabricIssue,
-    FabricWideConfig,
     Findings,
     check_object,
     update_findings,
@@ -106,7 +106,7 @@ def _dependents(index: FabricIndex, key: Key, depth: int = 2) -> set[Key]:
 def fabric_verdict(
     managed: FabricIndex | Iterable[FabricObject],
     incoming: Mapping[str, list[FabricObject]],
-    cfg: FabricWideConfig = DEFAULT_CONFIG,
+    cfg: FabricConfig = DEFAULT_CONFIG,
 ) -> dict[str, FileVerdict]:
     """Per incoming file, the fabric-wide errors and warnings of its documents.
 
@@ -149,7 +149,7 @@ def _give_back(index: FabricIndex, incoming: Mapping[str, list[FabricObject]],
 def _verdict(
     index: FabricIndex,
     incoming: Mapping[str, list[FabricObject]],
-    cfg: FabricWideConfig,
+    cfg: FabricConfig,
     replaced: dict[Key, FabricObject],
 ) -> dict[str, FileVerdict]:
     incoming_keys = {o.key: path for path, objs in incoming.items() for o in objs}
@@ -226,7 +226,7 @@ def _depends_on(index: FabricIndex, obj: FabricObject) -> set[Key]:
 
 
 def check_fabric(
-    objects: Iterable[FabricObject], cfg: FabricWideConfig = DEFAULT_CONFIG
+    objects: Iterable[FabricObject], cfg: FabricConfig = DEFAULT_CONFIG
 ) -> dict[FabricObject, Findings]:
     """Every object's fabric-wide findings (objects without any are left out)."""
     index = FabricIndex.of(objects)
@@ -315,10 +315,11 @@ def managed_objects(
     return out
 
 
-def tree_errors(objects: Iterable[FabricObject]) -> list[tuple[FabricObject, FabricIssue]]:
+def tree_errors(objects: Iterable[FabricObject], cfg: FabricConfig = DEFAULT_CONFIG
+                ) -> list[tuple[FabricObject, FabricIssue]]:
     """A whole fabric's errors, by source file (directory validation). References to a
     kind Git holds none of are left out: that is how such a repository is meant to be."""
     out: list[tuple[FabricObject, FabricIssue]] = []
-    for obj, found in sorted(check_fabric(objects).items(), key=lambda i: i[0].source):
+    for obj, found in sorted(check_fabric(objects, cfg).items(), key=lambda i: i[0].source):
         out += [(obj, e) for e in found.errors]
     return out

@@ -36,6 +36,23 @@ DEFAULT_VPC_IRB_VLANS: tuple[tuple[int, int], ...] = ((3000, 3899),)
 DEFAULT_TH5_WORKAROUND_VLANS: tuple[tuple[int, int], ...] = ((3900, 3999),)
 DEFAULT_FABRIC_MTU = 9100
 DEFAULT_SERVER_FACING_MTU_OFFSET = 64
+# fabricator's defaults for what switches and fabric links are hydrated with (the
+# fabric-wide rules check a switch's IPs and ASN and a link's IPs against them).
+DEFAULT_FABRIC_SUBNET = "172.30.128.0/17"
+DEFAULT_MANAGEMENT_SUBNET = "172.30.0.0/21"
+DEFAULT_MANAGEMENT_DHCP_START = "172.30.4.0"
+DEFAULT_CONTROL_VIP = "172.30.0.1/32"
+DEFAULT_PROTOCOL_SUBNET = "172.30.8.0/22"
+DEFAULT_VTEP_SUBNET = "172.30.12.0/22"
+DEFAULT_SPINE_ASN = 65100
+DEFAULT_LEAF_ASN_START = 65101
+DEFAULT_LEAF_ASN_END = 65533
+
+
+def _v4_span(text: str) -> tuple[int, int]:
+    """(masked network as int, prefix length) of an IPv4 prefix."""
+    _, net = parse_prefix(text)
+    return int(net.network_address), net.prefixlen
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,28 @@ class FabricConfig:
     server_facing_mtu_offset: int = DEFAULT_SERVER_FACING_MTU_OFFSET
     vpc_peering_disabled: bool = False
     allow_extra_switch_profiles: bool = False
+    fabric_subnet: str = DEFAULT_FABRIC_SUBNET
+    management_subnet: str = DEFAULT_MANAGEMENT_SUBNET
+    management_dhcp_start: str = DEFAULT_MANAGEMENT_DHCP_START
+    control_vip: str = DEFAULT_CONTROL_VIP
+    protocol_subnet: str = DEFAULT_PROTOCOL_SUBNET
+    vtep_subnet: str = DEFAULT_VTEP_SUBNET
+    spine_asn: int = DEFAULT_SPINE_ASN
+    leaf_asn_start: int = DEFAULT_LEAF_ASN_START
+    leaf_asn_end: int = DEFAULT_LEAF_ASN_END
+
+    @cached_property
+    def address_plan(self) -> dict[str, Any]:
+        """The hydration subnets and addresses as ints, parsed once per config (the
+        fabric-wide rules compare every switch's and link's IPs with them)."""
+        return {
+            "fabric": _v4_span(self.fabric_subnet),
+            "management": _v4_span(self.management_subnet),
+            "dhcp_start": _v4_span(self.management_dhcp_start + "/32")[0],
+            "vip": _v4_span(self.control_vip)[0],
+            "pip": _v4_span(self.protocol_subnet),
+            "vtep": _v4_span(self.vtep_subnet),
+        }
 
     @cached_property
     def reserved_networks(self) -> tuple[IPNetwork, ...]:
@@ -118,6 +157,24 @@ class HedgehogConfig(BaseModel):
     allow_extra_switch_profiles: StrictBool = False
     """When false (Hedgehog's default), a SwitchProfile must be one of Hedgehog's built-in
     profiles; true allows profiles of your own."""
+    fabric_subnet: str = DEFAULT_FABRIC_SUBNET
+    """IPv4 prefix fabric links (spine-leaf, mesh, gateway) take their /31s from."""
+    management_subnet: str = DEFAULT_MANAGEMENT_SUBNET
+    """IPv4 prefix of the switches' management IPs."""
+    management_dhcp_start: str = DEFAULT_MANAGEMENT_DHCP_START
+    """First address of the management DHCP range: switch management IPs stay below it."""
+    control_vip: str = DEFAULT_CONTROL_VIP
+    """The control node's VIP (no switch may have it as its management IP)."""
+    protocol_subnet: str = DEFAULT_PROTOCOL_SUBNET
+    """IPv4 prefix of the switches' protocol (loopback) IPs."""
+    vtep_subnet: str = DEFAULT_VTEP_SUBNET
+    """IPv4 prefix of the leaves' VTEP IPs."""
+    spine_asn: Annotated[StrictInt, Field(ge=1, le=4294967295)] = DEFAULT_SPINE_ASN
+    """The ASN every spine has."""
+    leaf_asn_start: Annotated[StrictInt, Field(ge=1, le=4294967295)] = DEFAULT_LEAF_ASN_START
+    """First ASN of the leaves' range."""
+    leaf_asn_end: Annotated[StrictInt, Field(ge=1, le=4294967295)] = DEFAULT_LEAF_ASN_END
+    """Last ASN of the leaves' range."""
 
     @model_validator(mode="after")
     def _check(self) -> HedgehogConfig:
@@ -128,6 +185,14 @@ class HedgehogConfig(BaseModel):
                 raise ValueError(f"reserved_subnets: {subnet!r} is not a prefix") from None
         if self.server_facing_mtu_offset >= self.fabric_mtu:
             raise ValueError("server_facing_mtu_offset must be smaller than fabric_mtu")
+        for key in ("fabric_subnet", "management_subnet", "control_vip", "protocol_subnet",
+                    "vtep_subnet"):
+            if not _is_v4_prefix(getattr(self, key)):
+                raise ValueError(f"{key} must be an IPv4 prefix (a.b.c.d/n)")
+        if not _is_v4_prefix(self.management_dhcp_start + "/32"):
+            raise ValueError("management_dhcp_start must be an IPv4 address")
+        if self.leaf_asn_start > self.leaf_asn_end:
+            raise ValueError("leaf_asn_start must be <= leaf_asn_end")
         return self
 
     def fabric_config(self) -> FabricConfig:
@@ -139,4 +204,20 @@ class HedgehogConfig(BaseModel):
             server_facing_mtu_offset=self.server_facing_mtu_offset,
             vpc_peering_disabled=self.vpc_peering_disabled,
             allow_extra_switch_profiles=self.allow_extra_switch_profiles,
+            fabric_subnet=self.fabric_subnet,
+            management_subnet=self.management_subnet,
+            management_dhcp_start=self.management_dhcp_start,
+            control_vip=self.control_vip,
+            protocol_subnet=self.protocol_subnet,
+            vtep_subnet=self.vtep_subnet,
+            spine_asn=self.spine_asn,
+            leaf_asn_start=self.leaf_asn_start,
+            leaf_asn_end=self.leaf_asn_end,
         )
+
+
+def _is_v4_prefix(text: str) -> bool:
+    try:
+        return parse_prefix(text)[1].version == 4
+    except (ValueError, TypeError):
+        return False

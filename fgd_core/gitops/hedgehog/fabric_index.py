@@ -18,12 +18,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fgd_core.gitops.hedgehog.defaults import apply_defaults, has_defaults
+
 Key = tuple[str, str]  # (kind, name)
 
-# Hedgehog's defaults for the fields references go through (VPC/External Default()).
-# The facts apply the few defaults a reference needs themselves (marked "Default()"):
-# D1's apply_defaults does this once merged, and then the facts can read defaulted specs.
-DEFAULT_NAMESPACE_REF = "default"
 
 
 @dataclass(eq=False)
@@ -143,9 +141,8 @@ def _vpc_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
             length,
         ]
     return {
-        # VPC.Default(); D1's apply_defaults does this once merged
-        "ipns": _s(spec.get("ipv4Namespace")) or DEFAULT_NAMESPACE_REF,
-        "vlanns": _s(spec.get("vlanNamespace")) or DEFAULT_NAMESPACE_REF,
+        "ipns": _s(spec.get("ipv4Namespace")),
+        "vlanns": _s(spec.get("vlanNamespace")),
         "mode": _s(spec.get("mode")),
         "subnets": subnets,
     }
@@ -153,9 +150,7 @@ def _vpc_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def _attachment_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
     ref = _s(spec.get("subnet"))
-    vpc, _, subnet = ref.partition("/")
-    # D1's apply_defaults does this once merged: "vpc-1" means "vpc-1/default".
-    subnet = subnet or "default"
+    vpc, _, subnet = ref.partition("/")  # Default() made "vpc-1" "vpc-1/default"
     return {"vpc": vpc, "subnet": subnet, "conn": _s(spec.get("connection")),
             "native": spec.get("nativeVLAN") is True}
 
@@ -173,17 +168,14 @@ def _peering_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
 def _switch_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
     redundancy = _m(spec.get("redundancy"))
     groups = [g for g in _l(spec.get("groups")) if isinstance(g, str)]
-    rgroup = _s(redundancy.get("group"))
-    # Switch.Default() adds the redundancy group (D1's apply_defaults does this once merged)
-    if rgroup and rgroup not in groups:
-        groups.append(rgroup)
+    rgroup = _s(redundancy.get("group"))  # Default() added it to the groups
     vlanns = [v for v in _l(spec.get("vlanNamespaces")) if isinstance(v, str)]
     breakouts = {str(k): str(v) for k, v in _m(spec.get("portBreakouts")).items()}
     return {
         "role": _s(spec.get("role")),
         "profile": _s(spec.get("profile")),
         "groups": groups,
-        "vlanns": vlanns or [DEFAULT_NAMESPACE_REF],  # Switch.Default()
+        "vlanns": vlanns,
         "rgroup": rgroup,
         "rtype": _s(redundancy.get("type")),
         "asn": _i(spec.get("asn")),
@@ -196,8 +188,12 @@ def _switch_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def object_facts(kind: str, spec: Any) -> dict[str, Any]:
-    """The facts of one object (its spec after Hedgehog's defaults), never raising."""
+def object_facts(kind: str, spec: Any, *, defaulted: bool = False) -> dict[str, Any]:
+    """The facts of one object, never raising. They are read off the spec after Hedgehog's
+    ``Default()`` (``apply_defaults``, applied here unless the caller already did: the
+    sync's per-object validation hands over the copy it defaulted)."""
+    if not defaulted and type(spec) is dict and has_defaults(kind):
+        spec = apply_defaults(kind, spec, sort_lists=False)
     spec = _m(spec)
     if kind == "VPC":
         return _vpc_facts(spec)
@@ -206,7 +202,7 @@ def object_facts(kind: str, spec: Any) -> dict[str, Any]:
     if kind == "VPCPeering":
         return _peering_facts(spec)
     if kind == "External":
-        return {"ipns": _s(spec.get("ipv4Namespace")) or DEFAULT_NAMESPACE_REF,
+        return {"ipns": _s(spec.get("ipv4Namespace")),
                 "static": spec.get("static") is not None}
     if kind == "ExternalAttachment":
         static = spec.get("static")
@@ -226,9 +222,7 @@ def object_facts(kind: str, spec: Any) -> dict[str, Any]:
     if kind == "VLANNamespace":
         ranges = []
         for r in _l(spec.get("ranges")):
-            lo = _i(_m(r).get("from"))
-            # "to" defaults to "from" (D1's apply_defaults does this once merged)
-            ranges.append([lo, _i(_m(r).get("to")) or lo])
+            ranges.append([_i(_m(r).get("from")), _i(_m(r).get("to"))])
         return {"ranges": ranges}
     if kind == "Connection":
         return _connection_facts(spec)

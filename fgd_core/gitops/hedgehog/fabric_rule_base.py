@@ -5,15 +5,11 @@ for references (missing: an error; a kind Git holds none of: a warning naming it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from fgd_core.errors import FGDErrorCodes
-from fgd_core.gitops.hedgehog.fabric_index import (
-    FabricIndex,
-    FabricObject,
-    v4_prefix,
-)
+from fgd_core.gitops.hedgehog.fabric_config import DEFAULT_FABRIC_CONFIG, FabricConfig
+from fgd_core.gitops.hedgehog.fabric_index import FabricIndex, FabricObject
 from fgd_core.gitops.hedgehog.switch_profiles import Profile, catalog, profile_from_spec
 
 
@@ -32,25 +28,9 @@ class FabricIssue:
                 "message": self.message}
 
 
-@dataclass(frozen=True)
-class FabricWideConfig:
-    """The fabric config values the cross-object rules need, at fabricator's defaults.
-
-    D1's fabric_config (fgd_config.yaml) supplies these once merged.
-    """
-
-    fabric_subnet: str = "172.30.128.0/17"
-    management_subnet: str = "172.30.0.0/21"
-    management_dhcp_start: str = "172.30.4.0"
-    control_vip: str = "172.30.0.1/32"
-    protocol_subnet: str = "172.30.8.0/22"
-    vtep_subnet: str = "172.30.12.0/22"
-    spine_asn: int = 65100
-    leaf_asn_start: int = 65101
-    leaf_asn_end: int = 65533
-
-
-DEFAULT_CONFIG = FabricWideConfig()
+# The fabric config both rule families run under (``fgd.hedgehog`` in fgd_config.yaml):
+# the hydration subnets and ASNs the cross-object rules check are part of it.
+DEFAULT_CONFIG = DEFAULT_FABRIC_CONFIG
 UNCHECKED = "fabric.reference-unchecked"
 # Objects every Hedgehog installation has (fabricator creates them), in Git or not.
 INSTALLER_DEFAULTS = ("IPv4Namespace", "VLANNamespace")
@@ -65,7 +45,7 @@ class Findings:
 class Check:
     """Runs the rules of one object and collects what they find."""
 
-    def __init__(self, obj: FabricObject, index: FabricIndex, cfg: FabricWideConfig) -> None:
+    def __init__(self, obj: FabricObject, index: FabricIndex, cfg: FabricConfig) -> None:
         self.obj, self.index, self.cfg = obj, index, cfg
         self.out = Findings()
         self._warned: set[str] = set()
@@ -112,6 +92,11 @@ class Check:
         built_in = catalog().get(name)
         if built_in is not None:
             return built_in
+        if self.cfg.allow_extra_switch_profiles:
+            # Profiles of one's own may live in the cluster only: an ordinary reference
+            # (an error when Git holds SwitchProfiles but not this one, else a warning).
+            self.ref("SwitchProfile", name, field_path, rule, "switch profile")
+            return None
         # Hedgehog's default fabric config allows only its built-in profiles (the catalog is
         # known here), so an unknown name is an error even when Git holds no SwitchProfile.
         self.error(rule, field_path, f"switch profile {name!r} is neither one of Hedgehog's "
@@ -119,19 +104,6 @@ class Check:
         return None
 
 
-@lru_cache(maxsize=16)
-def config_nets(cfg: FabricWideConfig) -> dict[str, Any]:
-    """The config's prefixes and addresses as ints, parsed once per config."""
-    def net(text: str) -> tuple[int, int]:
-        parsed = v4_prefix(text)
-        assert parsed is not None, text
-        return parsed
-
-    return {
-        "fabric": net(cfg.fabric_subnet),
-        "management": net(cfg.management_subnet),
-        "dhcp_start": net(cfg.management_dhcp_start + "/32")[0],
-        "vip": net(cfg.control_vip)[0],
-        "pip": net(cfg.protocol_subnet),
-        "vtep": net(cfg.vtep_subnet),
-    }
+def config_nets(cfg: FabricConfig) -> dict[str, Any]:
+    """The config's hydration prefixes and addresses as ints (parsed once per config)."""
+    return cfg.address_plan

@@ -19,8 +19,8 @@ from fgd_core.gitops.hedgehog.fabric_rule_base import (
     DEFAULT_CONFIG,
     UNCHECKED,
     Check,
+    FabricConfig,
     FabricIssue,
-    FabricWideConfig,
     Findings,
 )
 from fgd_core.gitops.hedgehog.fabric_vpc_rules import (
@@ -33,7 +33,7 @@ from fgd_core.gitops.hedgehog.fabric_vpc_rules import (
 )
 from fgd_core.gitops.hedgehog.fabric_wiring_rules import check_connection, check_switch
 
-__all__ = ["DEFAULT_CONFIG", "UNCHECKED", "FabricIssue", "FabricWideConfig", "Findings",
+__all__ = ["DEFAULT_CONFIG", "UNCHECKED", "FabricIssue", "FabricConfig", "Findings",
            "check_object", "update_findings"]
 
 _RULES = {
@@ -49,7 +49,7 @@ _RULES = {
 
 
 def check_object(obj: FabricObject, index: FabricIndex,
-                 cfg: FabricWideConfig = DEFAULT_CONFIG) -> Findings:
+                 cfg: FabricConfig = DEFAULT_CONFIG) -> Findings:
     """The fabric-wide findings for one object of ``index``."""
     rule = _RULES.get(obj.kind)
     if rule is None:
