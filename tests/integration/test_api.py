@@ -36,18 +36,6 @@ def container(database_url: str | None, tmp_path: Path) -> Iterator[Container]:
 
 
 @pytest.fixture
-def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def admin(container: Container) -> dict[str, str]:
-    key, _ = create_token(container.app, "admin", superuser=True)
-    return {"Authorization": f"Token {key}"}
-
-
-@pytest.fixture
 def repo(tmp_path: Path) -> Path:
     bare = init_bare(tmp_path / "fabric.git")
     seed_repo(bare, {"gitops/raw/a.yaml": vpc(1) + b"---\n" + vpc(2)})

@@ -17,9 +17,7 @@ from fgd_core.domain.correlation import CorrelationReusedError, sync_uuid
 from fgd_core.events.envelope import decode_envelope
 from tests.integration.test_api import (  # noqa: F401 — fixtures
     API,
-    admin,
     assert_error,
-    client,
     container,
     make_fabric,
     repo,

@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from fgd_api.app import create_app
 from fgd_api.container import Container
 from fgd_core.auth import create_token
 from fgd_core.domain.fabric import Fabric
@@ -40,12 +39,6 @@ def container(tmp_path: Path, server: GitHTTPServer) -> Iterator[Container]:
     c = build_container(tmp_path, allowed=server.url())  # the policy allows the test server
     yield c
     c.close()
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as test_client:
-        yield test_client
 
 
 @pytest.fixture

@@ -33,9 +33,7 @@ from fgd_core.domain.sync_operation import SyncOperation, normalize_options
 from fgd_core.errors import DatabaseError
 from tests.integration.test_api import (  # noqa: F401 — fixtures
     API,
-    admin,
     assert_error,
-    client,
     container,
     make_fabric,
     repo,

@@ -80,12 +80,6 @@ def container(tmp_path: Path, database_url: str | None, allowed: Path) -> Iterat
 
 
 @pytest.fixture
-def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as test_client:
-        yield test_client
-
-
-@pytest.fixture
 def admin(container: Container) -> dict[str, str]:
     return {"Authorization": f"Token {create_token(container.app, 'admin', superuser=True)[0]}"}
 

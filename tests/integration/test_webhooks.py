@@ -86,12 +86,6 @@ def container(tmp_path: Path, server: GitHTTPServer) -> Iterator[Container]:
 
 
 @pytest.fixture
-def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as test_client:
-        yield test_client
-
-
-@pytest.fixture
 def remote(server: GitHTTPServer) -> str:
     """``hedgehog/fabric`` with one raw VPC file, served at an http URL."""
     bare = init_bare(server.root / "hedgehog" / "fabric.git")
