@@ -3,6 +3,7 @@ query, with the API's ``Caller``: the same permission checks, denials audited th
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 import orjson
@@ -196,12 +197,22 @@ async def audit_page(request: Request, caller: Caller = Depends(console_caller))
                            "user": user or "", "limit": limit})
 
 
+# The system page shows the health report as of at most this long ago: every viewer of the
+# page at once gets one health check (database, broker, projections), not one each.
+HEALTH_TTL = 1.0
+_health_seen: dict[int, tuple[float, int, dict[str, Any]]] = {}
+
+
 @router.get("/system/")
 async def system_page(request: Request, caller: Caller = Depends(console_caller)) -> Response:
-    answer = await run_in_threadpool(health.health, request, caller.container)
-    report = orjson.loads(bytes(answer.body))
-    return render(request, "system.html", caller=caller, report=report,
-                  http_status=answer.status_code)
+    key = id(caller.container)
+    seen = _health_seen.get(key)
+    if seen is None or time.monotonic() - seen[0] > HEALTH_TTL:
+        answer = await run_in_threadpool(health.health, request, caller.container)
+        seen = (time.monotonic(), answer.status_code, orjson.loads(bytes(answer.body)))
+        _health_seen[key] = seen
+    return render(request, "system.html", caller=caller, report=seen[2],
+                  http_status=seen[1])
 
 
 @router.get("/{unknown:path}")
