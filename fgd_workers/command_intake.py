@@ -39,7 +39,7 @@ from fgd_core.auth import (
     scrub,
     scrub_text,
 )
-from fgd_core.batch_load import get_fabrics
+from fgd_core.batch_load import fast_forward, get_fabrics
 from fgd_core.client import AUTHORIZATION_HEADER, COMMANDS, SYNC_TRIGGER, WEBHOOK_GITHUB
 from fgd_core.domain.auth import AuditEntry
 from fgd_core.domain.command import receipt_uuid, recorded_outcome
@@ -148,6 +148,10 @@ class CommandIntake:
         self.submit = submit
         self.fabrics = fabrics or (lambda: intake.fabric_settings_from_app(app))
         self.validators = {name: _compile(name) for name in COMMANDS}
+        # The SyncCapacity as the last batch saved it (None: load it): brought up to date
+        # with one query of the events after it instead of a load from the cache (a copy of
+        # an aggregate holding every active sync's slot) or the store.
+        self._held_capacity: Any = None
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -264,7 +268,17 @@ class CommandIntake:
             self.app.save(*objs)
         except IntegrityError:
             return None
+        if capacity and capacity[0] is not None and not capacity[0].pending_events:
+            self._held_capacity = capacity[0]  # saved, or untouched: the stored state
         return outcomes
+
+    def _capacity(self) -> Any:
+        """The SyncCapacity to start the batch's syncs on (None: no limit)."""
+        # Taken, not shared: a consumer thread running a batch at the same time loads its own.
+        held, self._held_capacity = self._held_capacity, None
+        if held is None:
+            return self.app.sync_capacity()
+        return fast_forward(self.app, held)
 
     def _fabric(self, fabric_id: int, fabrics: dict[int, Any]) -> Any:
         """The run's in-memory Fabric (loaded once per run), or the FGDError loading it
@@ -293,7 +307,7 @@ class CommandIntake:
             if served_by(fabric, accepted.cid) is None:  # else prepare_sync answers the repeat
                 fabric.check_idle()
             if not capacity:
-                capacity.append(self.app.sync_capacity())  # None: no limit
+                capacity.append(self._capacity())  # None: no limit
             prepared = self.app.prepare_sync(accepted.fabric_id, accepted.trigger,
                                              accepted.options, accepted.cid, fabric=fabric,
                                              capacity=capacity[0])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fgd_core.application import FGDApplication
-from fgd_core.batch_load import get_fabrics, get_many
+from fgd_core.batch_load import fast_forward, get_fabrics, get_many
 from fgd_core.domain.base import fabric_uuid
 from fgd_core.errors import NotFoundError
 
@@ -121,3 +121,15 @@ def test_a_full_replay_agrees_with_the_snapshots_a_batch_of_starts_took(
         assert state(loaded) == state(replayed)
     finally:
         app.close()
+
+
+def test_fast_forward_applies_what_was_stored_after_the_held_version(
+        app: FGDApplication, fabrics: dict[str, int]) -> None:
+    fabric_id = fabrics["snap_then_events"]
+    held = get_fabrics(app, [fabric_id])[fabric_id]
+    assert state(fast_forward(app, held)) == state(app.get_fabric(fabric_id))  # nothing new
+    app.update_fabric(fabric_id, branch="moved")
+    app.update_fabric(fabric_id, gitops_directory="moved-too")
+    current = fast_forward(app, held)
+    assert (current.branch, current.gitops_directory) == ("moved", "moved-too")
+    assert state(current) == state(app.get_fabric(fabric_id))
