@@ -36,12 +36,9 @@ from fgd_core.auth import (
     authenticate_cached,
     authorize,
     record_audit,
-    scrub,
-    scrub_text,
 )
 from fgd_core.batch_load import fast_forward, get_fabrics
 from fgd_core.client import AUTHORIZATION_HEADER, COMMANDS, SYNC_TRIGGER, WEBHOOK_GITHUB
-from fgd_core.domain.auth import AuditEntry
 from fgd_core.domain.command import receipt_uuid, recorded_outcome
 from fgd_core.domain.correlation import served_by
 from fgd_core.domain.sync_operation import SyncOperation
@@ -49,7 +46,14 @@ from fgd_core.errors import DatabaseError, FGDError, error_body
 from fgd_core.events.schemas import load_schema
 from fgd_core.services import webhook_intake as intake
 from fgd_workers import command_guard
-from fgd_workers.command_outcomes import error_outcome, replayed_outcome, started_outcome
+from fgd_workers.command_outcomes import (
+    AUDIT_SYNC,
+    USER_AGENT,
+    error_outcome,
+    receipt,
+    replayed_outcome,
+    started_outcome,
+)
 
 log = logging.getLogger("fgd_workers.commands")
 
@@ -59,10 +63,8 @@ RETRIES = 20
 # handled one command at a time — which, against another process's batches, conflicts on
 # nearly every command and re-reads the capacity each time.
 BATCH_TRIES = 3
-AUDIT_SYNC = "bus_trigger_sync"
 AUDIT_WEBHOOK = "github_webhook"  # the HTTP endpoint's action: one audit trail per delivery
 AUDIT_UNKNOWN = "bus_command"
-USER_AGENT = "amqp"
 DEFAULT_OPTIONS = {"force_refresh": False, "validate_only": False, "include_github_sync": True}
 
 Submit = Callable[[str], Any]
@@ -257,7 +259,7 @@ class CommandIntake:
         for _, accepted in run:
             outcome, sync = self._prepare(accepted, fabrics, capacity)
             outcomes.append(outcome)
-            objs.append(self._receipt(accepted, outcome))
+            objs.append(receipt(accepted, outcome))
             if sync is not None:
                 objs.append(sync)
         objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
@@ -438,39 +440,6 @@ class CommandIntake:
             kind = "duplicate"
         return Result(reply=reply, kind=kind)
 
-    def _receipt(self, accepted: Accepted, outcome: dict[str, Any]) -> AuditEntry:
-        """The audit entry of an accepted trigger, which is its receipt: its id derives from
-        the ``message_id`` and its details keep ``outcome`` (record_audit's rules otherwise).
-        Saved in the same transaction as the sync: one commit, one event per command."""
-        cmd, error = accepted.cmd, outcome.get("error")
-        # Scrubbed where a client's text can be: the message_id and app_id, and the error
-        # (whose details may echo input). The trigger and options passed the command's
-        # schema (an enum, booleans); the rest is ours. Everything here is JSON already.
-        if error:
-            error = {**error, "message": scrub_text(error["message"][:1000]),
-                     "details": scrub(error["details"])}
-            outcome = {**outcome, "error": error}
-        details = {
-            **({"code": error["code"]} if error else {}),  # as the REST API's entries have it
-            "via": "amqp", "command": SYNC_TRIGGER,
-            "message_id": scrub_text((cmd.message_id or "")[:200]),
-            "trigger": accepted.trigger, "options": dict(accepted.options), "outcome": outcome,
-        }
-        user_agent = f"{USER_AGENT} {scrub_text(cmd.app_id)}" if cmd.app_id else USER_AGENT
-        return AuditEntry.at(
-            receipt_uuid(cmd.message_id or ""),
-            fabric_id=accepted.fabric_id,
-            correlation_id=accepted.cid,
-            user=accepted.principal.user[:150],
-            action=AUDIT_SYNC,
-            ip_address=None,
-            user_agent=user_agent[:500],
-            sync_id=outcome.get("sync_id"),
-            details=details,
-            success=outcome["status"] == "started",
-            error_message=error["message"] if error else "",
-        )
-
     def _start(self, accepted: Accepted) -> tuple[dict[str, Any], bool]:
         """(outcome, duplicate): start the sync and record the receipt in ONE save; an outcome
         that is an error (FGD_3001 …) is recorded too, so a duplicate gets the same answer."""
@@ -491,7 +460,7 @@ class CommandIntake:
                 except FGDError as exc:
                     outcome = error_outcome(exc)
             try:
-                app.save(self._receipt(accepted, outcome), *objs)
+                app.save(receipt(accepted, outcome), *objs)
                 return outcome, False
             except IntegrityError:
                 try:
