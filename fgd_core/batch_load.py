@@ -99,6 +99,15 @@ def fast_forward(app: Application[UUID], aggregate: Any) -> Any:
     return _project(aggregate, [to_event(e) for e in events.get(aggregate.id, ())])
 
 
+def stored_after(app: Application[UUID], aggregate_id: UUID, version: int) -> bool:
+    """Whether events of ``aggregate_id`` after ``version`` are stored (one query)."""
+    try:
+        with app.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            return bool(_events_after(app, cursor, {aggregate_id: version}))
+    except (PersistenceError, psycopg.Error, sqlite3.Error) as exc:
+        raise DatabaseError(f"event store unavailable: {type(exc).__name__}") from exc
+
+
 def _project(aggregate: Any, events: Iterable[Any]) -> Any:
     """eventsourcing's ``project_aggregate`` without its runtime-Protocol ``isinstance``
     check per event (tens of µs each)."""
@@ -193,4 +202,4 @@ def _chunks(ids: Sequence[UUID]) -> Iterable[Sequence[UUID]]:
     return (ids[n:n + SQLITE_CHUNK] for n in range(0, len(ids), SQLITE_CHUNK))
 
 
-__all__ = ["fast_forward", "get_fabrics", "get_many"]
+__all__ = ["fast_forward", "get_fabrics", "get_many", "stored_after"]

@@ -37,7 +37,7 @@ from fgd_core.auth import (
     authorize,
     record_audit,
 )
-from fgd_core.batch_load import fast_forward, get_fabrics
+from fgd_core.batch_load import fast_forward, get_fabrics, stored_after
 from fgd_core.client import AUTHORIZATION_HEADER, COMMANDS, SYNC_TRIGGER, WEBHOOK_GITHUB
 from fgd_core.domain.command import receipt_uuid, recorded_outcome
 from fgd_core.domain.correlation import served_by
@@ -58,11 +58,13 @@ from fgd_workers.command_outcomes import (
 log = logging.getLogger("fgd_workers.commands")
 
 RETRIES = 20
-# A run of triggers whose one save conflicted (another process started a sync meanwhile: the
-# shared SyncCapacity moved) is prepared again on fresh state this many times before it is
-# handled one command at a time — which, against another process's batches, conflicts on
-# nearly every command and re-reads the capacity each time.
+# A run of triggers whose one save conflicted is prepared again on fresh state this many
+# times before it is handled one command at a time — which, against another process's
+# batches, conflicts on nearly every command and re-reads the capacity each time. A conflict
+# where the shared SyncCapacity moved (another process started syncs meanwhile: the common
+# one with two intake processes) does not count, up to RETRIES rounds.
 BATCH_TRIES = 3
+CAPACITY_MOVED, OTHER_CONFLICT = "capacity moved", "other conflict"
 AUDIT_WEBHOOK = "github_webhook"  # the HTTP endpoint's action: one audit trail per delivery
 AUDIT_UNKNOWN = "bus_command"
 DEFAULT_OPTIONS = {"force_refresh": False, "validate_only": False, "include_github_sync": True}
@@ -233,20 +235,23 @@ class CommandIntake:
         run is one command."""
         if not run:
             return
+        tries = rounds = 0
+        while len(run) > 1 and tries < BATCH_TRIES and rounds < RETRIES:
+            outcomes = self._save_run(run)
+            if not isinstance(outcomes, str):
+                for (i, accepted), outcome in zip(run, outcomes, strict=True):
+                    results[i] = self._answer(accepted, outcome, duplicate=False)
+                return
+            rounds += 1
+            tries += outcomes != CAPACITY_MOVED
         if len(run) > 1:
-            for _ in range(BATCH_TRIES):
-                outcomes = self._save_run(run)
-                if outcomes is not None:
-                    for (i, accepted), outcome in zip(run, outcomes, strict=True):
-                        results[i] = self._answer(accepted, outcome, duplicate=False)
-                    return
             log.debug("batch of %d commands kept conflicting; one at a time", len(run))
         for i, accepted in run:
             results[i] = self._answer(accepted, *self._start(accepted))
 
-    def _save_run(self, run: list[tuple[int, Accepted]]) -> list[dict[str, Any]] | None:
-        """Prepare and save the run in one commit: the outcomes, or None if the save
-        conflicted (then nothing of it is recorded)."""
+    def _save_run(self, run: list[tuple[int, Accepted]]) -> list[dict[str, Any]] | str:
+        """Prepare and save the run in one commit: the outcomes, or if the save conflicted
+        (then nothing of it is recorded) CAPACITY_MOVED or OTHER_CONFLICT."""
         # fabric id → the in-memory Fabric, or its FGDError: the fabrics first, in two
         # queries for the whole run (the bulk of the reads) …
         fabrics: dict[int, Any] = get_fabrics(self.app, (a.fabric_id for _, a in run))
@@ -269,7 +274,11 @@ class CommandIntake:
         try:
             self.app.save(*objs)
         except IntegrityError:
-            return None
+            held = capacity[0] if capacity else None
+            if held is not None and stored_after(
+                    self.app, held.id, held.version - len(held.pending_events)):
+                return CAPACITY_MOVED
+            return OTHER_CONFLICT
         if capacity and capacity[0] is not None and not capacity[0].pending_events:
             self._held_capacity = capacity[0]  # saved, or untouched: the stored state
         return outcomes
