@@ -271,12 +271,12 @@ class CommandIntake:
         if capacity and capacity[0] is not None and any(
                 o["status"] == "started" for o in outcomes):
             objs.append(capacity[0])
+        held = capacity[0] if capacity else None
+        read = None if held is None else held.version - len(held.pending_events)
         try:
-            self.app.save(*objs)
+            self.app.save(*objs)  # (collects the pending events, saved or not)
         except IntegrityError:
-            held = capacity[0] if capacity else None
-            if held is not None and stored_after(
-                    self.app, held.id, held.version - len(held.pending_events)):
+            if held is not None and stored_after(self.app, held.id, read or 0):
                 return CAPACITY_MOVED
             return OTHER_CONFLICT
         if capacity and capacity[0] is not None and not capacity[0].pending_events:
