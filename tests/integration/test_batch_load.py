@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fgd_core.application import FGDApplication
-from fgd_core.batch_load import fast_forward, get_fabrics, get_many
+from fgd_core.batch_load import fast_forward, get_fabrics, get_many, stored_after
 from fgd_core.domain.base import fabric_uuid
 from fgd_core.errors import NotFoundError
 
@@ -133,3 +133,13 @@ def test_fast_forward_applies_what_was_stored_after_the_held_version(
     current = fast_forward(app, held)
     assert (current.branch, current.gitops_directory) == ("moved", "moved-too")
     assert state(current) == state(app.get_fabric(fabric_id))
+
+
+def test_stored_after_tells_whether_an_aggregate_moved_past_a_version(
+        app: FGDApplication, fabrics: dict[str, int]) -> None:
+    fabric = app.get_fabric(fabrics["events_only"])
+    assert not stored_after(app, fabric.id, fabric.version)
+    assert stored_after(app, fabric.id, fabric.version - 1)
+    app.update_fabric(fabric.fabric_id, branch="later")
+    assert stored_after(app, fabric.id, fabric.version)
+    assert not stored_after(app, fabric_uuid(10_000), 0)  # not in the store
