@@ -29,6 +29,7 @@ from fgd_core.events.envelope import EnvelopeMapper
 from fgd_core.persistence import SCHEMA_LOCK
 from fgd_core.repository_policy import RepositoryPolicy, claim_place
 from fgd_core.signals import send_signals
+from fgd_core.snapshotting import take_snapshots
 
 # Optimistic concurrency: a command that lost a race is re-run on fresh state this often.
 RETRIES = 20
@@ -138,7 +139,7 @@ class FGDApplication(Application[UUID]):
         processing_event = _ProcessingEvent()
         processing_event.collect_events(*objs, **kwargs)
         recordings = self._record(processing_event)
-        self._take_snapshots(processing_event)
+        take_snapshots(self, processing_event)  # of the saved objects, not reloaded
         self._notify(recordings)
         return recordings
 

@@ -36,11 +36,9 @@ from fgd_core.auth import (
     authenticate_cached,
     authorize,
     record_audit,
-    scrub,
-    scrub_text,
 )
+from fgd_core.batch_load import fast_forward, get_fabrics, stored_after
 from fgd_core.client import AUTHORIZATION_HEADER, COMMANDS, SYNC_TRIGGER, WEBHOOK_GITHUB
-from fgd_core.domain.auth import AuditEntry
 from fgd_core.domain.command import receipt_uuid, recorded_outcome
 from fgd_core.domain.correlation import served_by
 from fgd_core.domain.sync_operation import SyncOperation
@@ -48,20 +46,27 @@ from fgd_core.errors import DatabaseError, FGDError, error_body
 from fgd_core.events.schemas import load_schema
 from fgd_core.services import webhook_intake as intake
 from fgd_workers import command_guard
-from fgd_workers.command_outcomes import error_outcome, replayed_outcome, started_outcome
+from fgd_workers.command_outcomes import (
+    AUDIT_SYNC,
+    USER_AGENT,
+    error_outcome,
+    receipt,
+    replayed_outcome,
+    started_outcome,
+)
 
 log = logging.getLogger("fgd_workers.commands")
 
 RETRIES = 20
-# A run of triggers whose one save conflicted (another process started a sync meanwhile: the
-# shared SyncCapacity moved) is prepared again on fresh state this many times before it is
-# handled one command at a time — which, against another process's batches, conflicts on
-# nearly every command and re-reads the capacity each time.
+# A run of triggers whose one save conflicted is prepared again on fresh state this many
+# times before it is handled one command at a time — which, against another process's
+# batches, conflicts on nearly every command and re-reads the capacity each time. A conflict
+# where the shared SyncCapacity moved (another process started syncs meanwhile: the common
+# one with two intake processes) does not count, up to RETRIES rounds.
 BATCH_TRIES = 3
-AUDIT_SYNC = "bus_trigger_sync"
+CAPACITY_MOVED, OTHER_CONFLICT = "capacity moved", "other conflict"
 AUDIT_WEBHOOK = "github_webhook"  # the HTTP endpoint's action: one audit trail per delivery
 AUDIT_UNKNOWN = "bus_command"
-USER_AGENT = "amqp"
 DEFAULT_OPTIONS = {"force_refresh": False, "validate_only": False, "include_github_sync": True}
 
 Submit = Callable[[str], Any]
@@ -147,6 +152,10 @@ class CommandIntake:
         self.submit = submit
         self.fabrics = fabrics or (lambda: intake.fabric_settings_from_app(app))
         self.validators = {name: _compile(name) for name in COMMANDS}
+        # The SyncCapacity as the last batch saved it (None: load it): brought up to date
+        # with one query of the events after it instead of a load from the cache (a copy of
+        # an aggregate holding every active sync's slot) or the store.
+        self._held_capacity: Any = None
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -226,23 +235,26 @@ class CommandIntake:
         run is one command."""
         if not run:
             return
+        tries = rounds = 0
+        while len(run) > 1 and tries < BATCH_TRIES and rounds < RETRIES:
+            outcomes = self._save_run(run)
+            if not isinstance(outcomes, str):
+                for (i, accepted), outcome in zip(run, outcomes, strict=True):
+                    results[i] = self._answer(accepted, outcome, duplicate=False)
+                return
+            rounds += 1
+            tries += outcomes != CAPACITY_MOVED
         if len(run) > 1:
-            for _ in range(BATCH_TRIES):
-                outcomes = self._save_run(run)
-                if outcomes is not None:
-                    for (i, accepted), outcome in zip(run, outcomes, strict=True):
-                        results[i] = self._answer(accepted, outcome, duplicate=False)
-                    return
             log.debug("batch of %d commands kept conflicting; one at a time", len(run))
         for i, accepted in run:
             results[i] = self._answer(accepted, *self._start(accepted))
 
-    def _save_run(self, run: list[tuple[int, Accepted]]) -> list[dict[str, Any]] | None:
-        """Prepare and save the run in one commit: the outcomes, or None if the save
-        conflicted (then nothing of it is recorded)."""
-        fabrics: dict[int, Any] = {}  # fabric id → the in-memory Fabric, or its FGDError
-        for _, accepted in run:  # the fabrics first (the bulk of the reads) …
-            self._fabric(accepted.fabric_id, fabrics)
+    def _save_run(self, run: list[tuple[int, Accepted]]) -> list[dict[str, Any]] | str:
+        """Prepare and save the run in one commit: the outcomes, or if the save conflicted
+        (then nothing of it is recorded) CAPACITY_MOVED or OTHER_CONFLICT."""
+        # fabric id → the in-memory Fabric, or its FGDError: the fabrics first, in two
+        # queries for the whole run (the bulk of the reads) …
+        fabrics: dict[int, Any] = get_fabrics(self.app, (a.fabric_id for _, a in run))
         # … the capacity shared by every process's starts last, loaded only once a start is
         # possible (a batch for busy fabrics, the common refusal, costs no read of it): the
         # window in which another process's start makes this save conflict stays short.
@@ -252,18 +264,32 @@ class CommandIntake:
         for _, accepted in run:
             outcome, sync = self._prepare(accepted, fabrics, capacity)
             outcomes.append(outcome)
-            objs.append(self._receipt(accepted, outcome))
+            objs.append(receipt(accepted, outcome))
             if sync is not None:
                 objs.append(sync)
         objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
         if capacity and capacity[0] is not None and any(
                 o["status"] == "started" for o in outcomes):
             objs.append(capacity[0])
+        held = capacity[0] if capacity else None
+        read = None if held is None else held.version - len(held.pending_events)
         try:
-            self.app.save(*objs)
+            self.app.save(*objs)  # (collects the pending events, saved or not)
         except IntegrityError:
-            return None
+            if held is not None and stored_after(self.app, held.id, read or 0):
+                return CAPACITY_MOVED
+            return OTHER_CONFLICT
+        if capacity and capacity[0] is not None and not capacity[0].pending_events:
+            self._held_capacity = capacity[0]  # saved, or untouched: the stored state
         return outcomes
+
+    def _capacity(self) -> Any:
+        """The SyncCapacity to start the batch's syncs on (None: no limit)."""
+        # Taken, not shared: a consumer thread running a batch at the same time loads its own.
+        held, self._held_capacity = self._held_capacity, None
+        if held is None:
+            return self.app.sync_capacity()
+        return fast_forward(self.app, held)
 
     def _fabric(self, fabric_id: int, fabrics: dict[int, Any]) -> Any:
         """The run's in-memory Fabric (loaded once per run), or the FGDError loading it
@@ -292,7 +318,7 @@ class CommandIntake:
             if served_by(fabric, accepted.cid) is None:  # else prepare_sync answers the repeat
                 fabric.check_idle()
             if not capacity:
-                capacity.append(self.app.sync_capacity())  # None: no limit
+                capacity.append(self._capacity())  # None: no limit
             prepared = self.app.prepare_sync(accepted.fabric_id, accepted.trigger,
                                              accepted.options, accepted.cid, fabric=fabric,
                                              capacity=capacity[0])
@@ -423,39 +449,6 @@ class CommandIntake:
             kind = "duplicate"
         return Result(reply=reply, kind=kind)
 
-    def _receipt(self, accepted: Accepted, outcome: dict[str, Any]) -> AuditEntry:
-        """The audit entry of an accepted trigger, which is its receipt: its id derives from
-        the ``message_id`` and its details keep ``outcome`` (record_audit's rules otherwise).
-        Saved in the same transaction as the sync: one commit, one event per command."""
-        cmd, error = accepted.cmd, outcome.get("error")
-        # Scrubbed where a client's text can be: the message_id and app_id, and the error
-        # (whose details may echo input). The trigger and options passed the command's
-        # schema (an enum, booleans); the rest is ours. Everything here is JSON already.
-        if error:
-            error = {**error, "message": scrub_text(error["message"][:1000]),
-                     "details": scrub(error["details"])}
-            outcome = {**outcome, "error": error}
-        details = {
-            **({"code": error["code"]} if error else {}),  # as the REST API's entries have it
-            "via": "amqp", "command": SYNC_TRIGGER,
-            "message_id": scrub_text((cmd.message_id or "")[:200]),
-            "trigger": accepted.trigger, "options": dict(accepted.options), "outcome": outcome,
-        }
-        user_agent = f"{USER_AGENT} {scrub_text(cmd.app_id)}" if cmd.app_id else USER_AGENT
-        return AuditEntry.at(
-            receipt_uuid(cmd.message_id or ""),
-            fabric_id=accepted.fabric_id,
-            correlation_id=accepted.cid,
-            user=accepted.principal.user[:150],
-            action=AUDIT_SYNC,
-            ip_address=None,
-            user_agent=user_agent[:500],
-            sync_id=outcome.get("sync_id"),
-            details=details,
-            success=outcome["status"] == "started",
-            error_message=error["message"] if error else "",
-        )
-
     def _start(self, accepted: Accepted) -> tuple[dict[str, Any], bool]:
         """(outcome, duplicate): start the sync and record the receipt in ONE save; an outcome
         that is an error (FGD_3001 …) is recorded too, so a duplicate gets the same answer."""
@@ -476,7 +469,7 @@ class CommandIntake:
                 except FGDError as exc:
                     outcome = error_outcome(exc)
             try:
-                app.save(self._receipt(accepted, outcome), *objs)
+                app.save(receipt(accepted, outcome), *objs)
                 return outcome, False
             except IntegrityError:
                 try:
