@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import fgd_core.gitops.plan as plan_module
+import fgd_core.gitops.plan_draft as plan_module
 from fgd_core.application import FGDApplication
 from fgd_core.config import SyncConfig, load_settings
 from fgd_core.domain.webhook import WebhookDelivery
