@@ -21,7 +21,7 @@ DEFAULT_NAMESPACE = "default"  # Hedgehog's default IPv4Namespace and VLANNamesp
 DHCP_DEFAULT_MTU = 9036
 DHCP_DEFAULT_LEASE_SECONDS = 3600
 LINK_FLAP_DEFAULTS = (("flapThreshold", 3), ("samplingInterval", 30), ("recoveryInterval", 300))
-_OPTION_KEYS = (
+DHCP_OPTION_KEYS = (  # a subnet's DHCP options (cleared, and refused, when DHCP is off)
     "pxeURL",
     "dnsServers",
     "timeServers",
@@ -68,7 +68,7 @@ def _default_vpc_subnet(subnet: dict[str, Any], sort: bool) -> None:
             rng["end"] = str(net.broadcast_address - 1)
     options = dhcp.get("options")
     if isinstance(options, dict):
-        if all(_empty(options.get(k)) and options.get(k) != [] for k in _OPTION_KEYS):
+        if all(_empty(options.get(k)) and options.get(k) != [] for k in DHCP_OPTION_KEYS):
             dhcp.pop("options")
             return  # Hedgehog skips the MAC normalization below in this case
         if _empty(options.get("interfaceMTU")):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from typing import Any
 
+from fgd_core.gitops.hedgehog.defaults import DHCP_OPTION_KEYS
 from fgd_core.gitops.hedgehog.issues import FieldIssue, Path
 from fgd_core.gitops.hedgehog.netparse import (
     IPAddress,
@@ -44,15 +45,7 @@ def dhcp_rules(
         )
     options = dhcp.get("options")
     if options is not None and not enabled:
-        for key in (
-            "pxeURL",
-            "dnsServers",
-            "timeServers",
-            "interfaceMTU",
-            "leaseTimeSeconds",
-            "disableDefaultRoute",
-            "advertisedRoutes",
-        ):
+        for key in DHCP_OPTION_KEYS:
             if options.get(key):
                 yield FieldIssue(
                     at + ("options", key),
