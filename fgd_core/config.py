@@ -11,8 +11,8 @@ Precedence, lowest first: model defaults (the spec's values) → the YAML file �
 * Runtime-only: ``HEDGEHOG_FGD_DATABASE_URL`` (PostgreSQL; unset → embedded SQLite at
   ``HEDGEHOG_FGD_SQLITE_PATH``), ``HEDGEHOG_FGD_BROKER_URL`` (AMQP; unset → in-process bus).
 * ``HEDGEHOG_FGD_REDIS_URL`` is in the spec's list but accepted and ignored: FGD Sync uses
-  RabbitMQ, not Redis (DESIGN.md). Other unknown ``HEDGEHOG_FGD_*`` variables are ignored too,
-  because other components may define their own.
+  RabbitMQ, not Redis (docs/decisions.md). Other unknown ``HEDGEHOG_FGD_*`` variables are
+  ignored too, because other components may define their own.
 
 Every problem is a ``ConfigurationError`` (FGD_1003) naming the dotted key or the variable;
 values are never echoed from the file, so the webhook secret cannot leak through an error.

@@ -62,15 +62,20 @@ def csrf_token(key: str) -> str:
     return hmac.new(key.encode("ascii"), b"fgd-console-csrf", hashlib.sha256).hexdigest()
 
 
-def set_session(request: Request, response: Response, key: str) -> None:
+def _set_cookie(request: Request, response: Response, name: str, value: str, path: str) -> None:
+    """Every console cookie: HttpOnly, SameSite=Strict, Secure over https."""
     response.set_cookie(
-        SESSION_COOKIE,
-        key,
+        name,
+        value,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
-        path="/",
+        path=path,
     )
+
+
+def set_session(request: Request, response: Response, key: str) -> None:
+    _set_cookie(request, response, SESSION_COOKIE, key, "/")
 
 
 def clear_session(response: Response) -> None:
@@ -83,14 +88,7 @@ def login_csrf(request: Request) -> str:
 
 
 def set_login_csrf(request: Request, response: Response, value: str) -> None:
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        value,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/ui/",
-    )
+    _set_cookie(request, response, LOGIN_CSRF_COOKIE, value, "/ui/")
 
 
 def same_origin(headers: Any) -> bool:

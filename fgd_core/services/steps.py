@@ -508,8 +508,8 @@ class SyncSteps:
     def _reject_conflicts(
         self, sync: SyncOperation, writes: dict[str, list[dict[str, Any]]]
     ) -> SyncOperation:
-        """Two files defining one managed path: neither lands (DESIGN.md). A file that
-        failed on its own still counts with the documents it claimed (as in the embedded
+        """Two files defining one managed path: neither lands (the planner's rule too). A file
+        that failed on its own still counts with the documents it claimed (as in the embedded
         planner); only processed files are rejected here — the failed one already is."""
         claims: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
         for path, rec in sorted(sync.files.items()):
