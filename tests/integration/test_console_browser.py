@@ -339,8 +339,13 @@ def test_a_token_without_permission_sees_no_buttons_and_is_refused(console: Cons
     assert console.post_from_page("/ui/fabrics/1/sync/", {}) == 403
     errors = console.console_errors()
     assert all("403" in e["message"] for e in errors), errors
-    console.open("/ui/audit/?user=viewer")
-    assert "denied" in console.find("table.audit").text
+    # the audit log is a read model: the denial shows once the projection has caught up
+
+    def denial_listed(driver: Any) -> bool:
+        console.open("/ui/audit/?user=viewer")
+        return "denied" in console.find("table.audit").text
+
+    console.wait(denial_listed, timeout=15)
     console.shot("audit-denied")
     console.open("/ui/fabrics/1/?limit=10")  # neither POST started a sync
     assert len(console.all("table.history tbody tr")) == 3
