@@ -43,9 +43,10 @@ class Container:
             read_model = build_read_model(app)
         container = cls(settings, app, runner, GitOpsService(runner), executor, read_model)
         if settings.broker_url:
-            from fgd_api.broker_probe import BrokerProbe
+            from fgd_api.broker_probe import BrokerProbe, QueueStats
 
             container.extras["broker_health"] = BrokerProbe(settings.broker_url)
+            container.extras["queue_stats"] = QueueStats(settings.broker_url)
         return container
 
     def close(self) -> None:

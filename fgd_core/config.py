@@ -138,6 +138,9 @@ class AlertThresholds(_Section):
     # A float: fractional percentages (0.5 %) are a reasonable threshold.
     error_rate_percent: Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)] = 5.0
     queue_depth: PositiveInt = 100
+    relay_lag_seconds: PositiveInt = 60
+    """Oldest event not yet published by the relay older than this: the relay is stalled
+    (not in the spec: an extension; health answers 503 while a sync waits on it)."""
 
 
 class MonitoringConfig(_Section):

@@ -46,13 +46,14 @@ class EventMetrics:
     def observe(self, env: dict[str, Any]) -> None:
         kind, payload, fabric = env["event_type"], env["payload"], str(env["fabric_id"])
         if kind == "sync.started":
+            # fgd_active_syncs is not counted here: an inc here and a dec in the process
+            # that ends the sync drift apart. It is set from the store (API: the read model
+            # at each scrape; scheduler: each tick).
             self.triggers[payload["sync_id"]] = payload["trigger"]
-            fgd_active_syncs.inc()
         elif kind in FINAL:
             trigger = self.triggers.pop(payload["sync_id"], "unknown")
             fgd_sync_total.labels(fabric, trigger, payload["final_state"]).inc()
             fgd_sync_duration_seconds.labels(fabric, trigger).observe(payload["duration_seconds"])
-            fgd_active_syncs.dec()
         elif kind in FILE_STATUS:
             path = payload["file_path"]
             file_type = path.rsplit(".", 1)[-1] if "." in path else ""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import socket
 import sqlite3
@@ -47,6 +46,7 @@ from fgd_workers.bus import (
     ConnectionFactory,
     declare_topology,
 )
+from fgd_workers.liveness import relay_lock_key
 
 log = logging.getLogger("fgd_workers.relay")
 
@@ -180,11 +180,6 @@ class _Publisher:
 # --- coordination: one active relay, its position, wake-ups ---------------------------------
 
 
-def _lock_key(text: str) -> int:
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 class _PostgresCoordinator:
     """Advisory lock + LISTEN + position writes, all on one dedicated connection."""
 
@@ -195,7 +190,7 @@ class _PostgresCoordinator:
         pool_kwargs: Any = datastore.pool.kwargs  # a dict (psycopg_pool allows a callable)
         self.kwargs = {k: v for k, v in pool_kwargs.items() if k != "row_factory"}
         self.channel = recorder.channel_name
-        self.key = _lock_key(f"fgd_relay:{self.schema}.{recorder.events_table_name}:{name}")
+        self.key = relay_lock_key(recorder, name)  # the health endpoint looks for it too
         self.table = SQL("{}.{}").format(Identifier(self.schema), Identifier(POSITION_TABLE))
         self.conn: psycopg.Connection[Any] | None = None
         self.position: int | None = None  # set while the lock is held

@@ -68,6 +68,7 @@ from fgd_core.metrics import fgd_active_syncs, fgd_queue_depth
 from fgd_workers.bus import DEAD_QUEUE
 from fgd_workers.change_check import ChangeCheck, Verdict
 from fgd_workers.fabric_watch import FabricWatch
+from fgd_workers.liveness import record_scheduler_run
 from fgd_workers.metrics_server import QueueProbe, probe_queues
 
 log = logging.getLogger("fgd_workers.scheduler")
@@ -340,6 +341,8 @@ class Scheduler:
         report.active_syncs = len(running)
         self._gauges(report)
         self._prune(fabrics)
+        # The health endpoint's "last run" (wall clock, not the tick's injected one).
+        record_scheduler_run(self.app.recorder, self.name, self.interval)
         return report
 
     def _unchanged(self, fabric: Fabric, trigger: str, verdict: Verdict, now: datetime,

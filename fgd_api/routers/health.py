@@ -1,7 +1,10 @@
-"""Health (database, broker, projection lag) and Prometheus metrics; no token needed."""
+"""Health (database, broker, projections, and what ``fgd_api.health_report`` sees: relay,
+queues, scheduler, syncs, alert thresholds) and Prometheus metrics; no token needed."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -10,13 +13,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fgd_api.container import Container
 from fgd_api.deps import get_container
+from fgd_api.health_report import monitor_of
 from fgd_api.projections.faults import PROJECTION
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
 @router.get("/api/plugins/hedgehog/health/")
 def health(request: Request, container: Container = Depends(get_container)) -> JSONResponse:
+    """``status``: ``ok`` (200), ``warning`` (200: a threshold crossed, a scheduler not
+    seen …) or ``degraded`` (503: a sync cannot make progress, or the API cannot serve);
+    ``problems`` names the check behind each (fgd_api.health_report)."""
     checks: dict[str, Any] = {}
     healthy = True
     gate = getattr(request.app.state, "db_gate", None)
@@ -24,7 +32,10 @@ def health(request: Request, container: Container = Depends(get_container)) -> J
         checks["database"] = {"status": "down", "code": "FGD_5002", "error": "unreachable"}
         checks["projections"] = {"status": "unknown"}
         checks["active_syncs"] = container.executor.active
-        return JSONResponse({"status": "degraded", "checks": checks}, status_code=503)
+        problems = [{"check": "database", "severity": "unhealthy",
+                     "message": "the database is unreachable"}]
+        return JSONResponse({"status": "degraded", "checks": checks, "problems": problems},
+                            status_code=503)
     try:
         checks["database"] = {
             "status": "ok",
@@ -43,8 +54,23 @@ def health(request: Request, container: Container = Depends(get_container)) -> J
     except Exception as exc:
         checks["projections"] = {"status": "down", "error": type(exc).__name__}
     healthy = healthy and checks["projections"]["status"] == "ok"
-    checks["active_syncs"] = container.executor.active
-    body = {"status": "ok" if healthy else "degraded", "checks": checks}
+    problems = [{"check": name, "severity": "unhealthy",
+                 "message": f"{name}: {checks[name].get('status')}"}
+                for name in ("database", "broker", "projections")
+                if checks.get(name, {}).get("status") not in ("ok", "embedded")]
+    active = container.executor.active
+    if checks["database"]["status"] == "ok":
+        try:
+            found, active = monitor_of(container).evaluate(checks)
+            problems += found
+        except Exception as exc:  # a check that cannot be made is reported, never a 500
+            log.warning("health: a check failed: %s: %s", type(exc).__name__, exc)
+            problems.append({"check": "health", "severity": "warning",
+                             "message": f"a check could not be made: {type(exc).__name__}"})
+    checks["active_syncs"] = active
+    healthy = healthy and not any(p["severity"] == "unhealthy" for p in problems)
+    status = "degraded" if not healthy else "warning" if problems else "ok"
+    body = {"status": status, "checks": checks, "problems": problems}
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
@@ -72,5 +98,10 @@ def projections_check(read_model: Any) -> dict[str, Any]:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
 )
-def metrics() -> Response:
+def metrics(request: Request, container: Container = Depends(get_container)) -> Response:
+    # fgd_active_syncs and the fgd_alert_* gauges as of now, from the read model.
+    gate = getattr(request.app.state, "db_gate", None)
+    if gate is None or not gate.down:
+        with contextlib.suppress(Exception):  # a scrape during an outage still answers
+            monitor_of(container).evaluate({})
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -132,6 +132,8 @@ def test_defaults_are_the_spec_values() -> None:
     # the repository policy and the token's hosts.
     assert dump.pop("repositories") == {"allowed": ["https://"]}
     assert dump["github"].pop("token_hosts") == ["github.com"]
+    # and the relay's lag threshold (health).
+    assert dump["monitoring"]["alert_thresholds"].pop("relay_lag_seconds") == 60
     assert dump == spec
 
 
@@ -496,7 +498,8 @@ def test_int_fields_were_found() -> None:
     assert "fgd.sync.timeout_seconds" in INT_FIELDS
     assert "fgd.monitoring.alert_thresholds.queue_depth" in INT_FIELDS
     assert "fgd.hedgehog.fabric_mtu" in INT_FIELDS
-    assert len(INT_FIELDS) == 21  # the spec's 13, fgd.hedgehog's 5 and fgd.api's 3 bounds
+    # the spec's 13, fgd.hedgehog's 5, fgd.api's 3 bounds, alert_thresholds.relay_lag_seconds
+    assert len(INT_FIELDS) == 22
 
 
 @settings(max_examples=300)
