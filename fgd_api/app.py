@@ -150,6 +150,15 @@ def start_embedded_scheduler(c: Container) -> threading.Event | None:
     return stop
 
 
+def build_when_store_answers(stop: threading.Event | None = None) -> Container:
+    """The container, retried with backoff while the event store refuses connections (an
+    API started before PostgreSQL, or during its restart): one WARNING line, then one when
+    it answers — not a traceback and an exit."""
+    from fgd_workers.bus import until_store_answers
+
+    return until_store_answers(Container.build, stop or threading.Event(), "API start-up")
+
+
 def create_app(
     container: Container | None = None, *, embedded_scheduler: bool = False
 ) -> FastAPI:
@@ -157,7 +166,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = app.state.container is None
         if own:
-            app.state.container = Container.build()
+            app.state.container = build_when_store_answers()
         c: Container = app.state.container
         unsubscribe = c.app.subscribe(EventMetrics())
         gate = DatabaseGate(c.settings.database_url)

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -138,6 +139,10 @@ def declare_work_queue(
     return bound
 
 
+# A consume run that lasted this long had connected: its failure starts a new outage.
+CONNECTED_FOR = 30.0
+
+
 def consume_forever(
     consume: Callable[[threading.Event], None],
     stop: threading.Event,
@@ -150,13 +155,22 @@ def consume_forever(
     that returns normally resets the backoff. ``on_error`` cleans up after a failure."""
     backoff = 0.0
     while not stop.is_set():
+        started = time.monotonic()
         try:
             consume(stop)
             backoff = 0.0
         except Exception as exc:  # noqa: BLE001 — a consumer outlives its connections
+            if time.monotonic() - started > CONNECTED_FOR:
+                backoff = 0.0  # it was connected: a new outage, worth its own WARNING line
+            first = backoff == 0.0
             backoff = min(max_backoff, backoff * 2 or 0.2)
-            log.warning("%s: %s: %s; reconnecting in %.1fs", name, type(exc).__name__, exc,
-                        backoff)
+            if first:
+                log.warning("%s: %s: %s; reconnecting in %.1fs, with backoff up to %.0fs "
+                            "(attempts logged at debug)", name, type(exc).__name__, exc,
+                            backoff, max_backoff)
+            else:
+                log.debug("%s: %s: %s; reconnecting in %.1fs", name, type(exc).__name__, exc,
+                          backoff)
             if on_error is not None:
                 on_error()
             stop.wait(backoff)
@@ -217,13 +231,25 @@ def until_store_answers(call: Callable[[], T], stop: threading.Event, name: str,
     unacked, it does not use up the message's delivery limit and become poison. Any other
     error is raised at once."""
     delay = 0.2
+    since: float | None = None  # when this outage was first met (one WARNING line for it)
     while True:
         try:
-            return call()
+            result = call()
         except Exception as exc:
             if not is_store_outage(exc) or stop.is_set():
                 raise
-            log.warning("%s: event store unreachable (%s: %s); trying again in %.1fs", name,
-                        type(exc).__name__, str(exc)[:200], delay)
+            if since is None:
+                since = time.monotonic()
+                log.warning("%s: event store unreachable (%s: %s); trying again in %.1fs, with "
+                            "backoff up to %.0fs (attempts logged at debug)", name,
+                            type(exc).__name__, str(exc)[:200], delay, max_backoff)
+            else:
+                log.debug("%s: event store still unreachable (%s); trying again in %.1fs",
+                          name, type(exc).__name__, delay)
             stop.wait(delay)
             delay = min(max_backoff, delay * 2)
+            continue
+        if since is not None:
+            log.info("%s: event store answers again (after %.1fs)", name,
+                     time.monotonic() - since)
+        return result

@@ -53,9 +53,10 @@ def stop_on_signals() -> threading.Event:
 @click.group("worker")
 def worker() -> None:
     """Run a worker process (relay, …) against PostgreSQL and RabbitMQ."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
-                            "%(message)s")
+    if not logging.getLogger().handlers:  # JSON lines, as the API writes them
+        from fgd_core.observability import configure_logging
+
+        configure_logging("INFO")
 
 
 _metrics_port_option = click.option(

@@ -181,12 +181,27 @@ class QueueWorker:
             HANDLED.labels(self.name, "dead").inc()
             self._dead_letter(message, f"invalid envelope: {type(exc).__name__}: {exc}"[:500])
             return
+        self._log_redelivery(message, envelope)
         if self.batch_handler is not None:
             self._pending.append((message, envelope))
             return
         if self.delay:
             time.sleep(self.delay)
         self._handle(message, envelope)
+
+    def _log_redelivery(self, message: Any, envelope: dict[str, Any]) -> None:
+        """One INFO line per message the broker delivers again (requeued, or unacked by a
+        worker or connection that died): which event, which delivery."""
+        count = int((message.headers or {}).get("x-delivery-count") or 0)
+        if not count and not (message.delivery_info or {}).get("redelivered"):
+            return
+        payload = envelope.get("payload") or {}
+        log.info("worker %s: %s redelivered (delivery %d)%s", self.name,
+                 envelope["event_type"], count + 1,
+                 f" for {payload['file_path']}" if payload.get("file_path") else "",
+                 extra={"correlation_id": envelope.get("correlation_id"),
+                        "event_id": envelope.get("event_id"), "delivery": count + 1,
+                        "sync_id": payload.get("sync_id")})
 
     def _handle(self, message: Any, envelope: dict[str, Any]) -> None:
         try:

@@ -8,14 +8,26 @@ after it."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fgd_core.services.steps import SyncSteps
 from fgd_workers.bus import ConnectionFactory
 from fgd_workers.consumer import QueueWorker
 
+log = logging.getLogger("fgd_workers.ingestion")
+
 ROUTING_KEYS = ("file.discovered",)
 DEFAULT_PREFETCH = 2
+
+
+def log_file(envelope: dict[str, Any], outcome: str) -> None:
+    """One INFO line per file handled (``noop``: already handled, e.g. a redelivery)."""
+    p = envelope["payload"]
+    log.info("ingestion: %s of sync %s: %s", p["file_path"], p["sync_id"], outcome,
+             extra={"correlation_id": envelope.get("correlation_id"),
+                    "sync_id": p["sync_id"], "file_path": p["file_path"],
+                    "outcome": outcome})
 
 
 def ingestion_worker(
@@ -29,14 +41,19 @@ def ingestion_worker(
 
     def handle(envelope: dict[str, Any]) -> str:
         p = envelope["payload"]
-        return steps.ingest(p["sync_id"], p["file_path"], p.get("blob_id"))
+        outcome = steps.ingest(p["sync_id"], p["file_path"], p.get("blob_id"))
+        log_file(envelope, outcome)
+        return outcome
 
     def handle_many(envelopes: list[dict[str, Any]]) -> list[str]:
         items = [
             (e["payload"]["sync_id"], e["payload"]["file_path"], e["payload"].get("blob_id"))
             for e in envelopes
         ]
-        return steps.ingest_many(items)
+        outcomes = steps.ingest_many(items)
+        for envelope, outcome in zip(envelopes, outcomes, strict=True):
+            log_file(envelope, outcome)
+        return outcomes
 
     def poison(envelope: dict[str, Any], reason: str) -> None:
         p = envelope["payload"]

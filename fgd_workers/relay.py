@@ -415,20 +415,27 @@ class Relay:
                         log.info("relay %s: now the active relay", self.name)
                         waiting_logged = False
                     _, more = self._cycle()
+                    if delay:
+                        log.info("relay %s: broker and event store answer again", self.name)
                     delay = 0.0
                     if not more:
                         self._idle(stop_event)
                 except BrokerUnavailable as exc:
+                    # One WARNING per outage; its further attempts at debug.
+                    level = logging.DEBUG if delay else logging.WARNING
                     delay = min(self.max_backoff, delay * 2 or 0.1)
-                    log.warning("relay %s: broker unavailable (%s); retrying in %.1fs",
-                                self.name, exc.__cause__ or exc, delay)
+                    log.log(level, "relay %s: broker unavailable (%s); retrying in %.1fs, with "
+                            "backoff up to %.0fs", self.name, exc.__cause__ or exc, delay,
+                            self.max_backoff)
                     RECONNECTS.labels(self.name, "broker").inc()
                     self._drop_publisher()
                     stop_event.wait(delay)
                 except StoreUnavailable as exc:
+                    level = logging.DEBUG if delay else logging.WARNING
                     delay = min(self.max_backoff, delay * 2 or 0.1)
-                    log.warning("relay %s: event store unavailable (%s); retrying in %.1fs",
-                                self.name, type(exc.__cause__ or exc).__name__, delay)
+                    log.log(level, "relay %s: event store unavailable (%s); retrying in %.1fs, "
+                            "with backoff up to %.0fs", self.name,
+                            type(exc.__cause__ or exc).__name__, delay, self.max_backoff)
                     RECONNECTS.labels(self.name, "database").inc()
                     self.coordinator.release()
                     stop_event.wait(delay)
