@@ -60,7 +60,7 @@ def _query(recorder: Any, template: str, name: str, params: tuple[Any, ...] = ()
                 cursor.execute(template.format(t=table), params)
             return list(cursor.fetchall())
     except Exception as exc:
-        if "does not exist" in str(exc) or "no such table" in str(exc):
+        if _missing_table(exc):
             return []
         raise
 
@@ -118,32 +118,40 @@ def oldest_after(recorder: Any, position: int) -> datetime | None:
 # --- scheduler --------------------------------------------------------------------------------
 
 
-_CREATED: set[int] = set()  # recorders whose scheduler table this process has created
-
-
 def record_scheduler_run(recorder: Any, name: str, interval: float,
                          when: str | None = None) -> None:
-    """Upsert scheduler ``name``'s last tick (creating the table on first use)."""
+    """Upsert scheduler ``name``'s last tick (creating the table when it is missing)."""
     when = when or now_iso()
+    try:
+        _upsert_run(recorder, (name, when, interval), create=False)
+    except Exception as exc:
+        if not _missing_table(exc):
+            raise
+        _upsert_run(recorder, (name, when, interval), create=True)
+
+
+def _missing_table(exc: BaseException) -> bool:
+    return "does not exist" in str(exc) or "no such table" in str(exc)
+
+
+def _upsert_run(recorder: Any, row: tuple[str, str, float], *, create: bool) -> None:
     table = _table(recorder, SCHEDULER_TABLE)
     ddl = ("CREATE TABLE IF NOT EXISTS {t} (name TEXT PRIMARY KEY, last_run TEXT NOT NULL,"
            " interval_seconds DOUBLE PRECISION NOT NULL)")
     upsert = ("INSERT INTO {t} (name, last_run, interval_seconds) VALUES (?, ?, ?)"
               " ON CONFLICT (name) DO UPDATE SET last_run = excluded.last_run,"
               " interval_seconds = excluded.interval_seconds")
-    create = id(recorder) not in _CREATED
     with recorder.datastore.transaction(commit=True) as cursor:
         if _is_postgres(recorder):
             if create:
                 cursor.execute(SCHEMA_LOCK)
                 cursor.execute(SQL(ddl).format(t=table))  # type: ignore[arg-type]
             cursor.execute(SQL(upsert.replace("?", "%s")).format(t=table),  # type: ignore[arg-type]
-                           (name, when, interval))
+                           row)
         else:
             if create:
                 cursor.execute(ddl.format(t=table))
-            cursor.execute(upsert.format(t=table), (name, when, interval))
-    _CREATED.add(id(recorder))
+            cursor.execute(upsert.format(t=table), row)
 
 
 def scheduler_runs(recorder: Any) -> list[dict[str, Any]]:
