@@ -111,6 +111,8 @@ class Projections:
         self.guard = PoisonGuard(self.view, log)  # an event it cannot apply: faults.py
         self.batch_size = batch_size
         self._env = dict(app.env)
+        if self.is_postgres:  # the live runner's own two pools serve its one thread
+            self._env |= {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "2"}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._runner: ProjectionRunner[Any, Any] | None = None
