@@ -298,3 +298,31 @@ def test_a_redelivered_message_is_logged_at_info(tmp_path: Path, prefix: str,
     redelivered = [r for r in caplog.records if "redelivered" in r.getMessage()]
     assert len(redelivered) == 1 and redelivered[0].levelno == logging.INFO
     assert "sync.started redelivered (delivery 2)" in redelivered[0].getMessage()
+
+
+def test_a_read_model_that_stops_moving_is_a_stall(tmp_path: Path, database_url: str | None,
+                                                   repo: Path) -> None:  # noqa: F811
+    """No fault row, just a read model that no longer follows the log (its runner gone):
+    behind and not moving for relay_lag_seconds → 503 naming the projections."""
+    container = build(tmp_path, database_url, broker=False, config=(
+        "fgd:\n  monitoring: {alert_thresholds: {relay_lag_seconds: 1}}\n"))
+    try:
+        with TestClient(create_app(container)) as client:
+            code, body = health(client)
+            assert code == 200, body
+            container.read_model.stop()
+            container.app.register_fabric("lab", str(repo))
+
+            def stalled() -> dict[str, Any] | None:
+                code, body = health(client)
+                return body if code == 503 else None
+
+            body = wait_for(stalled, "503 for a stalled read model")
+            projections = body["checks"]["projections"]
+            assert projections["status"] == "stalled" and projections["lag"] >= 1
+            [problem] = problems_of(body, "projections")
+            assert "has not moved" in problem["message"]
+            container.read_model.start()
+            wait_for(lambda: health(client)[0] == 200, "200 once it follows again")
+    finally:
+        container.close()
