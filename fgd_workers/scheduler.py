@@ -126,6 +126,7 @@ class _PostgresLock:
         )
         self.conn: psycopg.Connection[Any] | None = None
         self.held = False
+        self.failed = False  # the last attempt failed (its WARNING is written)
 
     def acquire(self) -> bool:
         try:
@@ -140,10 +141,14 @@ class _PostgresLock:
             )
             row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
             self.held = bool(row and row[0])
+            self.failed = False
             return self.held
         except psycopg.Error as exc:
-            log.warning("scheduler %s: lock connection failed (%s)", self.name,
-                        type(exc).__name__)
+            # Once per outage (the next success resets it), not once per tick.
+            log.log(logging.DEBUG if self.failed else logging.WARNING,
+                    "scheduler %s: lock connection failed (%s); trying again each tick",
+                    self.name, type(exc).__name__)
+            self.failed = True
             self.release()
             return False
 
@@ -256,14 +261,23 @@ class Scheduler:
 
     def run(self, stop: threading.Event) -> None:
         standby_logged = False
+        failing = False  # one log line per run of failed ticks, not one per tick
         try:
             while not stop.is_set():
                 try:
                     report = self.run_once()
                 except Exception:  # store or broker trouble: try again next tick
-                    log.exception("scheduler %s: tick failed", self.name)
+                    if not failing:
+                        log.exception("scheduler %s: tick failed; trying every %.1fs (further "
+                                      "failures logged at debug)", self.name, self.interval)
+                    else:
+                        log.debug("scheduler %s: tick failed again", self.name, exc_info=True)
+                    failing = True
                     stop.wait(self.interval)
                     continue
+                if failing:
+                    log.info("scheduler %s: ticks succeed again", self.name)
+                    failing = False
                 if not report.active:
                     if not standby_logged:
                         log.info("scheduler %s: another scheduler is active; waiting",
