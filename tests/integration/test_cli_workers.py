@@ -11,13 +11,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+import pytest
 
 from fgd_core.application import FGDApplication
 from tests.gitserver import git, init_bare, seed_repo
 from tests.integration.test_console import BAD_VPC
-from tests.integration.test_workers import Cluster, cluster  # noqa: F401 (fixture)
+from tests.integration.test_workers import Cluster
 from tests.resources import vpc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,20 +28,28 @@ FALSE_ERRORS = ("FGD_3004", "main moved", "cannot fail", "is not the running syn
                 "Traceback", "FGD_5001")
 
 
-def fgd_sync(cluster: Cluster, repo: Path, *args: str,
+@pytest.fixture
+def workers(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
+    """Worker processes of this test (started by the test), on its database schema."""
+    started = Cluster(tmp_path, pg_url)
+    yield started
+    started.close()
+
+
+def fgd_sync(workers: Cluster, repo: Path, *args: str,
              extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        "HOME": str(cluster.tmp),
-        "HEDGEHOG_FGD_DATABASE_URL": cluster.database_url,
-        "HEDGEHOG_FGD_BROKER_URL": cluster.broker,
+        "HOME": str(workers.tmp),
+        "HEDGEHOG_FGD_DATABASE_URL": workers.database_url,
+        "HEDGEHOG_FGD_BROKER_URL": workers.broker,
         **(extra_env or {}),
     }
     env.pop("HEDGEHOG_FGD_API_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "fgd_core.cli", "sync", "--repo", str(repo), *args],
-        env=env, cwd=cluster.tmp, capture_output=True, text=True, timeout=180,
+        env=env, cwd=workers.tmp, capture_output=True, text=True, timeout=180,
     )
 
 
@@ -53,17 +63,17 @@ def managed(repo: Path) -> list[str]:
                       cwd=repo).split())
 
 
-def assert_clean(done: subprocess.CompletedProcess[str], cluster: Cluster) -> None:
+def assert_clean(done: subprocess.CompletedProcess[str], workers: Cluster) -> None:
     for text in FALSE_ERRORS:
-        assert text not in done.stdout + done.stderr, (done.stderr, cluster.logs())
+        assert text not in done.stdout + done.stderr, (done.stderr, workers.logs())
 
 
 def test_twenty_syncs_in_a_row_run_on_the_workers_with_no_false_error(
-    tmp_path: Path, cluster: Cluster, pg_app: FGDApplication
+    tmp_path: Path, workers: Cluster, pg_app: FGDApplication
 ) -> None:
     repo = init_bare(tmp_path / "fabric.git")
     seed_repo(repo, {"gitops/raw/vpc-1.yaml": vpc("vpc-1", 1)})
-    cluster.start_all(ingestion=2)
+    workers.start_all(ingestion=2)
     vpcs = 1
     sync_ids: list[str] = []
     for run in range(20):
@@ -74,11 +84,11 @@ def test_twenty_syncs_in_a_row_run_on_the_workers_with_no_false_error(
         if bad:  # a file that fails: exit status 3 now and while it is unchanged
             seed_repo(repo, {"gitops/raw/bad.yaml": BAD_VPC})
         commits_before = int(git("rev-list", "--count", "main", cwd=repo))
-        done = fgd_sync(cluster, repo, *(["--json"] if run % 2 else []))
-        assert_clean(done, cluster)
+        done = fgd_sync(workers, repo, *(["--json"] if run % 2 else []))
+        assert_clean(done, workers)
         failing = run >= 12
         assert done.returncode == (3 if failing else 0), (run, done.stdout, done.stderr)
-        sync_id = pg_app.get_fabric(1).last_sync_id
+        sync_id = str(pg_app.get_fabric(1).last_sync_id)
         if run % 2:
             status = json.loads(done.stdout)
             assert status["state"] == "completed" and status["sync_id"] == sync_id
@@ -100,16 +110,16 @@ def test_twenty_syncs_in_a_row_run_on_the_workers_with_no_false_error(
     for sync_id in sync_ids:
         sync = pg_app.get_sync(sync_id)
         assert sync.state == "completed", sync_id
-    assert "Traceback" not in cluster.logs(), cluster.logs()
+    assert "Traceback" not in workers.logs(), workers.logs()
 
 
 def test_with_no_worker_fgd_sync_says_so_and_exits_4_within_the_pickup_timeout(
-    tmp_path: Path, cluster: Cluster, pg_app: FGDApplication
+    tmp_path: Path, workers: Cluster, pg_app: FGDApplication
 ) -> None:
     repo = init_bare(tmp_path / "fabric.git")
     seed_repo(repo, {"gitops/raw/vpc-1.yaml": vpc("vpc-1", 1)})
     began = time.monotonic()
-    done = fgd_sync(cluster, repo, extra_env={"HEDGEHOG_FGD_CLI_PICKUP_TIMEOUT": "2"})
+    done = fgd_sync(workers, repo, extra_env={"HEDGEHOG_FGD_CLI_PICKUP_TIMEOUT": "2"})
     took = time.monotonic() - began
     assert done.returncode == 4, (done.stdout, done.stderr)
     assert "no worker picked up sync" in done.stderr and "within 2 s" in done.stderr
@@ -117,10 +127,10 @@ def test_with_no_worker_fgd_sync_says_so_and_exits_4_within_the_pickup_timeout(
     assert took < 30  # it gave up after its 2 s, not after the default 30 s
     # The sync was cancelled, so the fabric is free and nothing was pushed.
     fabric = pg_app.list_fabrics()[0]
-    assert pg_app.get_sync(fabric.last_sync_id).state == "cancelled"
+    assert pg_app.get_sync(str(fabric.last_sync_id)).state == "cancelled"
     assert pending_raw(repo) == ["gitops/raw/vpc-1.yaml"]
     # Once the workers run, the next fgd sync goes through.
-    cluster.start_all(ingestion=1)
-    again = fgd_sync(cluster, repo, "--json")
-    assert again.returncode == 0, (again.stderr, cluster.logs())
+    workers.start_all(ingestion=1)
+    again = fgd_sync(workers, repo, "--json")
+    assert again.returncode == 0, (again.stderr, workers.logs())
     assert pending_raw(repo) == []
