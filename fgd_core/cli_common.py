@@ -55,4 +55,4 @@ def remote_client() -> Any | None:
         return None
     from fgd_core.cli_remote import ApiClient
 
-    return ApiClient(url, os.environ.get("HEDGEHOG_FGD_TOKEN"))
+    return ApiClient(url, os.environ.get("HEDGEHOG_FGD_TOKEN", "").strip())

@@ -73,14 +73,17 @@ def fabric() -> None:
 @click.option("--path", "gitops_directory", default="gitops", show_default=True,
               help="GitOps directory inside the repository (holds raw/ and managed/).")
 @click.option("--id", "fabric_id", type=int, help="Integer id (default: the next free one).")
+@click.option("--sync-enabled/--sync-disabled", default=True, show_default=True,
+              help="Whether scheduled and webhook syncs run (manual syncs always can).")
 @output_option
 @fgd_errors
 def fabric_register(
     name: str, repo: str, branch: str, gitops_directory: str, fabric_id: int | None,
-    output: str | None,
+    sync_enabled: bool, output: str | None,
 ) -> None:
     """Register fabric NAME whose desired state lives in REPO."""
-    fields = {"branch": branch, "gitops_directory": gitops_directory}
+    fields = {"branch": branch, "gitops_directory": gitops_directory,
+              "sync_enabled": sync_enabled}
     emit(fabric_backend().register(name, repo, fields, fabric_id), output)
 
 
