@@ -1,5 +1,6 @@
 """``fgd sync`` (the main job) and ``fgd example-repo``: a whole sync in this process on the
-embedded default, with a progress bar and a summary."""
+embedded default (on the workers with a broker, ``cli_follow``; through the API in remote
+mode, ``cli_remote``), with a progress bar and a summary."""
 
 from __future__ import annotations
 
@@ -75,9 +76,15 @@ def sync(
 ) -> None:
     """Run a whole sync of REPO's raw/ directory into managed/ (commit + push).
 
+    Runs here on the embedded default. With a broker (HEDGEHOG_FGD_BROKER_URL) the workers
+    run it: this command starts it as the API does and follows its events, and gives up when
+    no worker picks it up within HEDGEHOG_FGD_CLI_PICKUP_TIMEOUT seconds (default 30). With
+    --api it goes through the HTTP API.
+
     Exit status: 0 when every raw file landed or there was nothing to do; 1 when the sync
     failed; 3 when it completed but some raw files failed, or are still failing (skipped
-    because unchanged since they failed)."""
+    because unchanged since they failed); 4 when no worker picked it up (the sync is
+    cancelled)."""
     from fgd_core.config import load_settings
 
     options = {

@@ -38,6 +38,12 @@ def workers(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
 
 def fgd_sync(workers: Cluster, repo: Path, *args: str,
              extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return fgd(workers, "sync", "--repo", str(repo), *args, extra_env=extra_env)
+
+
+def fgd(workers: Cluster, *args: str,
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``fgd ARGS`` on the test's database and broker."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -48,7 +54,7 @@ def fgd_sync(workers: Cluster, repo: Path, *args: str,
     }
     env.pop("HEDGEHOG_FGD_API_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "fgd_core.cli", "sync", "--repo", str(repo), *args],
+        [sys.executable, "-m", "fgd_core.cli", *args],
         env=env, cwd=workers.tmp, capture_output=True, text=True, timeout=180,
     )
 
@@ -134,3 +140,15 @@ def test_with_no_worker_fgd_sync_says_so_and_exits_4_within_the_pickup_timeout(
     again = fgd_sync(workers, repo, "--json")
     assert again.returncode == 0, (again.stderr, workers.logs())
     assert pending_raw(repo) == []
+
+
+def test_fgd_process_with_a_broker_is_refused_rather_than_racing_the_workers(
+    tmp_path: Path, workers: Cluster, pg_app: FGDApplication
+) -> None:
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {"gitops/raw/vpc-1.yaml": vpc("vpc-1", 1)})
+    pg_app.register_fabric("lab", str(repo))
+    done = fgd(workers, "process", "1", "/gitops/raw/vpc-1.yaml")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "fgd sync" in done.stderr and "whole syncs only" in done.stderr
+    assert pg_app.get_fabric(1).last_sync_id is None  # nothing was started
