@@ -102,11 +102,25 @@ def follow_events(
         time.sleep(POLL_SECONDS)
 
 
+def is_first_sync_alike(trigger: str, running: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """A fabric this command has just registered may already run its first sync (trigger
+    ``fabric_created``): with the same options it is the sync asked for, so it is followed
+    rather than refused with FGD_3001."""
+    return trigger == "fabric_created" and all(running.get(k) == v for k, v in wanted.items())
+
+
 def sync_on_workers(
     app: Any, fabric_id: int, options: dict[str, Any], console: Console, pickup_timeout: float
 ) -> Any:
     """Start a manual sync for the workers, show its progress, return it once it ended."""
-    sync = app.request_sync(fabric_id, "manual", options).sync
+    from fgd_core.errors import SyncAlreadyInProgressError
+
+    try:
+        sync = app.request_sync(fabric_id, "manual", options).sync
+    except SyncAlreadyInProgressError as exc:
+        sync = app.get_sync(exc.details["sync_id"])
+        if not is_first_sync_alike(sync.trigger, dict(sync.options), options):
+            raise
     with SyncProgress(console) as progress:
         follow_events(app, sync.sync_id, progress.on_event, pickup_timeout)
     return app.get_sync(sync.sync_id)

@@ -179,12 +179,20 @@ def remote_sync(api: ApiClient, repo: str, branch: str, path: str, name: str | N
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.table import Table
 
+    from fgd_core.cli_follow import is_first_sync_alike
     from fgd_core.cli_sync import exit_code
 
     console = Console(stderr=True)
     fabric = _find_or_register(api, repo, branch, path, name)
-    started = api.post(f"/fabrics/{fabric['id']}/gitops-sync/",
-                       {"trigger": "manual", "options": options})
+    try:
+        started = api.post(f"/fabrics/{fabric['id']}/gitops-sync/",
+                           {"trigger": "manual", "options": options})
+    except FGDError as exc:
+        running = exc.details.get("sync_id") if exc.code == "FGD_3001" else None
+        first = api.get(f"/sync-status/{running}/") if running else None
+        if first is None or not is_first_sync_alike(first["trigger"], first["options"], options):
+            raise
+        started = first
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("sync", total=None)
