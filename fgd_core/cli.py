@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from fgd_core.cli_common import fgd_errors, remote_client
+from fgd_core.cli_follow import ENDING_EVENTS
 from fgd_core.cli_output import chosen, emit, output_option
 
 
@@ -110,9 +111,6 @@ def events(fabric_id: int | None, sync_id: str | None, after: int, show_all: boo
         emit([event_row(r.position, r.envelope) for r in recorded], fmt)
     else:
         emit([r.envelope for r in recorded], fmt)
-
-
-ENDING_EVENTS = frozenset({"sync.completed", "sync.failed", "sync.cancelled", "sync.timeout"})
 
 
 def follow(app: Any, sync_id: str, fmt: str, poll: float = 0.25) -> None:
