@@ -183,6 +183,13 @@ def test_errors_are_the_apis_readable_and_never_show_the_token(server: Server) -
     assert missing.returncode == 1
     assert "HTTP 404" in json.loads(missing.stderr)["error"]["message"]
 
+    # Cancelling a sync that has ended: the API's refusal, as an error with its code.
+    ended = lines(server.fgd("history", "1", "-o", "json"))[-1]["sync_id"]
+    late = server.fgd("cancel", str(ended))
+    assert late.returncode == 1, late.stdout
+    refusal = json.loads(late.stderr)["error"]
+    assert refusal["code"].startswith("FGD_") and "(HTTP 4" in refusal["message"]
+
     no_token = server.fgd("fabric", "list", token=" ")
     assert no_token.returncode != 0
 
