@@ -17,6 +17,7 @@ from fgd_core.domain.fabric import Fabric
 from fgd_core.errors import NotFoundError, SyncFailedError
 from fgd_core.gitops import directory, directory_files
 from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
+from fgd_core.gitops.raw_path import raw_file_to_process
 from fgd_core.services.sync_runner import AUTHOR, RemoteFactory, SyncRunner, rules_for
 
 Compute = Callable[[Snapshot], tuple[dict[str, bytes], dict[str, Any]]]
@@ -181,15 +182,13 @@ class GitOpsService:
     def process_file(
         self, fabric_id: int, file_path: str, validate_only: bool = False
     ) -> dict[str, Any]:
-        """The spec's "Process Single File": a sync restricted to one raw file."""
-        fabric = self.app.get_fabric(fabric_id)
-        path = file_path.strip("/")
-        raw_prefix = rules_for(self.config, fabric).raw_prefix
-        if not path.startswith(raw_prefix) or path.endswith(".archived"):
-            raise NotFoundError(
-                f"{file_path} is not a pending file under /{raw_prefix}",
-                details={"file_path": file_path},
-            )
+        """The spec's "Process Single File": a sync restricted to one raw file.
+
+        The path is checked at the branch head first (``gitops.raw_path``): outside
+        ``raw/``, not a file a sync ingests, or missing — the error, and no sync started."""
+        fabric, remote = self._open(fabric_id)
+        snapshot = remote.fetch(fabric.branch)
+        path = raw_file_to_process(snapshot, rules_for(self.config, fabric), file_path)
         result = self.runner.run(
             fabric_id, "manual", {"validate_only": validate_only}, only_paths=[path]
         )
