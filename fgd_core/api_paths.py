@@ -14,7 +14,7 @@ from typing import Any
 
 # Keys whose value is a repository path, in file records and event payloads.
 PATH_KEYS = ("file_path", "current_file", "archived_to", "file")
-PATH_LIST_KEYS = ("target_files",)
+PATH_LIST_KEYS = ("target_files", "claimed")
 # Keys whose value is a list of problems that may name a file.
 PROBLEM_LIST_KEYS = ("errors", "warnings", "validation_errors")
 
