@@ -13,6 +13,7 @@ from typing import Any
 
 from fgd_core.application import FGDApplication
 from fgd_core.config import FGDConfig
+from fgd_core.domain.directory_state import initialized_by
 from fgd_core.domain.fabric import Fabric
 from fgd_core.errors import NotFoundError, SyncFailedError
 from fgd_core.gitops import directory, directory_files
@@ -95,6 +96,36 @@ class GitOpsService:
             directory_stats=report["directory_stats"],
         )
         return report
+
+    def observe_directory(self, fabric_id: int, snapshot: Snapshot | None = None) -> bool:
+        """After a completed sync: the GitOps directory's structure at ``snapshot`` (the
+        branch head, fetched when None) recorded on the fabric as ``directory.validated``
+        when it changes what the fabric says (``gitops_initialized`` and
+        ``gitops_directory_status`` follow the repository); True if recorded. Hedgehog's
+        fabric-wide rules are not run again: the sync has just checked the whole fabric."""
+        fabric, remote = self._open(fabric_id)
+        if snapshot is None:
+            snapshot = remote.fetch(fabric.branch)
+        report = directory.validate_directory(
+            snapshot,
+            fabric.gitops_directory,
+            supported_extensions=self.config.ingestion.supported_extensions,
+            fabric_rules=False,
+            **self._directory_options(),
+        )
+        status = "valid" if report["valid"] else "invalid"
+        initialized = initialized_by(report["issues"])
+        if (fabric.gitops_directory_status, fabric.gitops_initialized) == (status, initialized):
+            return False
+        self.app.record_directory(
+            fabric_id,
+            "validated",
+            valid=report["valid"],
+            issues=report["issues"],
+            repairs_needed=report["repairs_needed"],
+            directory_stats=report["directory_stats"],
+        )
+        return True
 
     def initialize_directory(
         self, fabric_id: int, force: bool = False, create_samples: bool = True
@@ -192,6 +223,8 @@ class GitOpsService:
         result = self.runner.run(
             fabric_id, "manual", {"validate_only": validate_only}, only_paths=[path]
         )
+        if result.sync.state == "completed" and not validate_only:
+            self.observe_directory(fabric_id)
         record = result.sync.files.get(path)
         if record is None:
             raise NotFoundError(f"{file_path} not found", details={"file_path": file_path})

@@ -85,7 +85,7 @@ def test_events_derived_fields_use_the_files_apis_path_form(
     failed = [m for m in messages if m["data"]["event"].get("status") == "failed"]
     assert all(e.get("file", "/")[0] == "/" for m in failed for e in m["data"]["event"]["errors"])
 
-    container.read_model.wait_for(container.app.last_position(), timeout=30)
+    container.read_model.wait_for(container.app.recorder.max_notification_id(), timeout=30)
     records = container.read_model.file_records(sync_id)
     assert records == views.file_records(container.app.get_sync(sync_id))
     assert {r["file_path"] for r in records} == raw_paths
