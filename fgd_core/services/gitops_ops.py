@@ -15,9 +15,15 @@ from fgd_core.application import FGDApplication
 from fgd_core.config import FGDConfig
 from fgd_core.domain.directory_state import initialized_by
 from fgd_core.domain.fabric import Fabric
-from fgd_core.errors import NotFoundError, SyncFailedError
+from fgd_core.errors import (
+    DirectoryInitializationError,
+    DirectoryRepairError,
+    FGDError,
+    NotFoundError,
+    SyncFailedError,
+)
 from fgd_core.gitops import directory, directory_files
-from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
+from fgd_core.gitops.git_repo import GitRemote, PushRejectedError, RemoteMovedError, Snapshot
 from fgd_core.gitops.raw_path import raw_file_to_process
 from fgd_core.services.sync_runner import AUTHOR, RemoteFactory, SyncRunner, rules_for
 
@@ -57,8 +63,19 @@ class GitOpsService:
         d = self.config.directory
         return {"validation_mode": d.validation_mode, "required_subdirs": d.required_subdirs}
 
-    def _commit(self, fabric: Fabric, remote: GitRemote, compute: Compute, message: str) -> tuple:
-        """Compute changes on the fetched head, commit and push; recompute on a moved remote."""
+    def _commit(
+        self,
+        fabric: Fabric,
+        remote: GitRemote,
+        compute: Compute,
+        message: str,
+        failure: type[FGDError] = SyncFailedError,
+    ) -> tuple:
+        """Compute changes on the fetched head, commit and push; recompute on a moved remote.
+
+        A push the remote refuses (a protected or checked-out branch, a hook), or one that
+        still finds the branch moved after the retry policy's attempts, raises ``failure``
+        (FGD_2003 for initialize, FGD_2004 for repair) naming the cause."""
         attempts = self.config.sync.retry_policy.max_attempts
         for attempt in range(1, attempts + 1):
             snapshot = remote.fetch(fabric.branch)
@@ -68,12 +85,22 @@ class GitOpsService:
             sha = remote.commit(snapshot, dict(changes), message, AUTHOR)
             try:
                 remote.push(sha, fabric.branch, snapshot.head)
-            except RemoteMovedError:
+            except RemoteMovedError as exc:
                 if attempt == attempts:
-                    raise
+                    raise self._push_failed(failure, message, exc) from exc
                 continue
+            except PushRejectedError as exc:
+                raise self._push_failed(failure, message, exc) from exc
             return response, sha
         raise SyncFailedError("push did not succeed", details={})  # pragma: no cover
+
+    @staticmethod
+    def _push_failed(failure: type[FGDError], message: str, exc: FGDError) -> FGDError:
+        what = message.removeprefix("fgd: ")
+        return failure(
+            f"{what} failed: {exc.message}",
+            details={**exc.details, "cause": exc.code},
+        )
 
     # -- directory --------------------------------------------------------------------------
 
@@ -145,6 +172,7 @@ class GitOpsService:
                 rules=rules_for(self.config, fabric),
             ),
             f"fgd: initialize /{fabric.gitops_directory}",
+            DirectoryInitializationError,
         )
         if response.get("initialized"):
             self.app.record_directory(
@@ -175,6 +203,7 @@ class GitOpsService:
                 **self._directory_options(),
             ),
             f"fgd: repair /{fabric.gitops_directory}",
+            DirectoryRepairError,
         )
         self.app.record_directory(
             fabric_id,
