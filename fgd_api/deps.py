@@ -24,6 +24,7 @@ from fgd_core.auth import (
     key_digest,
 )
 from fgd_core.errors import FGDError
+from fgd_core.events.actor import ACTING_USER
 from fgd_core.input_guard import Face, problem, sanitized
 
 # Fabric ids are positive integers (path parameter, documented in the OpenAPI document).
@@ -90,6 +91,13 @@ class Caller:
     request: Request
     container: Container
     principal: Principal | None
+
+    def __post_init__(self) -> None:
+        # The events this request creates are on behalf of its user (metadata.user_id).
+        # Callers are made on the request's task (async dependencies): the variable holds
+        # for the rest of the request, worker threads included (they copy the context).
+        if self.principal is not None:
+            ACTING_USER.set(self.principal.user_id)
 
     @property
     def ip(self) -> str | None:

@@ -24,7 +24,7 @@ STATUS_BY_CODE = {
     FGDErrorCodes.UNSUPPORTED_RESOURCE: 422,
     FGDErrorCodes.VALIDATION_FAILED: 422,
     FGDErrorCodes.SCHEMA_MISMATCH: 500,  # we produced an event our own schemas reject
-    FGDErrorCodes.DIRECTORY_NOT_FOUND: 409,
+    FGDErrorCodes.DIRECTORY_NOT_FOUND: 404,  # the fabric's GitOps (or raw/) directory
     FGDErrorCodes.DIRECTORY_PERMISSION_DENIED: 409,
     FGDErrorCodes.DIRECTORY_INITIALIZATION_FAILED: 409,
     FGDErrorCodes.DIRECTORY_REPAIR_FAILED: 409,

@@ -63,9 +63,10 @@ def trigger(fabric_id: int, trigger_type: str, force_refresh: bool, validate_onl
             timeout: float, broker_url: str | None) -> None:
     """Publish sync.trigger for FABRIC_ID; print the reply as JSON.
 
-    Exit status 1 with the spec's error body on stderr for an error answer (FGD_3001: the
-    fabric is syncing, the running sync in details); 2 when no reply came in time (a refused
-    command is dead-lettered to fgd.dead with its reason, and never answered)."""
+    Exit status 1 with the spec's error body on stderr for an error answer: FGD_3001 (the
+    fabric is syncing, the running sync in details) or a refused command — a refused or
+    missing permission, an invalid token … (details.reason; it is also in fgd.dead); 2 when
+    no reply came in time (is `fgd worker commands` running?)."""
     from fgd_core.client import CommandError, CommandTimeout, FGDClient
 
     token = os.environ.get(TOKEN_ENV) or None
@@ -81,8 +82,7 @@ def trigger(fabric_id: int, trigger_type: str, force_refresh: bool, validate_onl
             click.echo(json.dumps(exc.body), err=True)
             sys.exit(1)
         except CommandTimeout as exc:
-            click.echo(f"{exc} (a refused command is in fgd.dead with x-fgd-reason)",
-                       err=True)
+            click.echo(f"{exc} (is `fgd worker commands` running?)", err=True)
             sys.exit(EXIT_NO_REPLY)
     print_json(reply)
 

@@ -90,8 +90,9 @@ class CommandError(Exception):
 
 
 class CommandTimeout(TimeoutError):
-    """No reply in time: the consumer is down or slow, or it dead-lettered the command
-    (see ``fgd.dead``, header ``x-fgd-reason``)."""
+    """No reply in time: the consumer is down or slow (a refused command is answered with
+    an error: CommandError), or the command was refused for its properties or failed
+    ``x-delivery-limit`` times (see ``fgd.dead``, header ``x-fgd-reason``)."""
 
 
 class FGDClient:
@@ -266,7 +267,8 @@ class FGDClient:
         """Relay a GitHub delivery exactly as received (``X-GitHub-Event``,
         ``X-GitHub-Delivery``, ``X-Hub-Signature-256`` and the raw body). The reply is the
         HTTP endpoint's body (``accepted`` with ``triggered`` syncs, ``duplicate``, ``pong``,
-        ``ignored``); a bad signature is dead-lettered (no reply: CommandTimeout)."""
+        ``ignored``); a bad signature is dead-lettered and answered with an error
+        (CommandError, ``details.reason`` "signature")."""
         command: dict[str, Any] = {"event": event, "delivery_id": delivery_id,
                                    "signature": signature}
         if isinstance(body, str):

@@ -1,10 +1,12 @@
 """The spec's JSON shapes, derived from aggregates: sync status, history items, fabric
-(Extended Fabric Model), and the FGDSyncStateTransition / FGDFileRecord views."""
+(Extended Fabric Model), and the FGDSyncStateTransition / FGDFileRecord views. Paths are
+the spec's (``/gitops/raw/x.yaml``, ``fgd_core.api_paths``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fgd_core.api_paths import problem_paths, with_spec_paths
 from fgd_core.domain.fabric import Fabric
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.events.envelope import iso
@@ -30,8 +32,8 @@ def sync_status(sync: SyncOperation) -> dict[str, Any]:
         "started_at": iso(sync.started_at),
         "updated_at": iso(sync.modified_on),
         "completed_at": iso(sync.completed_at) if sync.completed_at else None,
-        "errors": list(sync.errors),
-        "warnings": list(sync.warnings),
+        "errors": [problem_paths(e) for e in sync.errors],
+        "warnings": [problem_paths(w) for w in sync.warnings],
     }
 
 
@@ -60,7 +62,7 @@ _INTERNAL_FILE_KEYS = frozenset({"claimed"})
 
 def file_records(sync: SyncOperation) -> list[dict[str, Any]]:
     return [
-        {k: v for k, v in record.items() if k not in _INTERNAL_FILE_KEYS}
+        with_spec_paths({k: v for k, v in record.items() if k not in _INTERNAL_FILE_KEYS})
         for record in sync.files.values()
     ]
 

@@ -61,9 +61,12 @@ after it is committed.
 missing permission, missing `message_id`, bad signature, a property, header or body field \
 holding text the store cannot keep — NUL, other control characters, lone surrogates, or longer \
 than its limit: `message_id`, `app_id`, `reply_to` 255, `correlation_id` 200 characters — or \
-failing `x-delivery-limit` times) get no reply: they are audited as denied actions and \
-republished to `fgd.dlx` (kept in quorum queue `fgd.dead`) with header `x-fgd-reason` \
-(human) and `x-fgd-reason-code` ({codes}); the `authorization` header is redacted.
+failing `x-delivery-limit` times) are audited as denied actions and republished to \
+`fgd.dlx` (kept in quorum queue `fgd.dead`) with header `x-fgd-reason` (human) and \
+`x-fgd-reason-code` ({codes}); the `authorization` header is redacted. With `reply_to` they \
+are also answered at once with the spec's error body (FGD_1003, `details.reason` = the reason \
+code) — except those refused for their properties (`unstorable_input`) and those that failed \
+`x-delivery-limit` times.
 """
 
 COMMAND_SUMMARIES = {

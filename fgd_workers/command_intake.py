@@ -43,6 +43,7 @@ from fgd_core.domain.command import receipt_uuid, recorded_outcome
 from fgd_core.domain.correlation import served_by
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import DatabaseError, FGDError, error_body
+from fgd_core.events.actor import acting_as
 from fgd_core.events.schemas import load_schema
 from fgd_core.services import webhook_intake as intake
 from fgd_workers import command_guard
@@ -247,7 +248,8 @@ class CommandIntake:
         if len(run) > 1:
             log.debug("batch of %d commands kept conflicting; one at a time", len(run))
         for i, accepted in run:
-            results[i] = self._answer(accepted, *self._start(accepted))
+            with acting_as(accepted.principal.user_id):  # metadata.user_id of its events
+                results[i] = self._answer(accepted, *self._start(accepted))
 
     def _save_run(self, run: list[tuple[int, Accepted]]) -> list[dict[str, Any]] | str:
         """Prepare and save the run in one commit: the outcomes, or if the save conflicted
@@ -262,9 +264,10 @@ class CommandIntake:
         objs: list[Any] = []
         outcomes: list[dict[str, Any]] = []
         for _, accepted in run:
-            outcome, sync = self._prepare(accepted, fabrics, capacity)
+            with acting_as(accepted.principal.user_id):  # metadata.user_id of its events
+                outcome, sync = self._prepare(accepted, fabrics, capacity)
+                objs.append(receipt(accepted, outcome))
             outcomes.append(outcome)
-            objs.append(receipt(accepted, outcome))
             if sync is not None:
                 objs.append(sync)
         objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
@@ -398,7 +401,8 @@ class CommandIntake:
 
     def _sync_trigger(self, cmd: Command, principal: Principal | None) -> Result:
         accepted = self._accept(cmd, principal)
-        return self._answer(accepted, *self._start(accepted))
+        with acting_as(accepted.principal.user_id):  # metadata.user_id of its events
+            return self._answer(accepted, *self._start(accepted))
 
     def _accept(self, cmd: Command, principal: Principal | None) -> Accepted:
         """The checks before anything is recorded; raises Refused."""

@@ -14,8 +14,9 @@ after its outcome is committed and its reply (if ``reply_to``) published.
 Refused — an unknown command, a body that is not JSON or breaks its schema, no/invalid
 token, a permission missing, no ``message_id``, a bad GitHub signature: audited as a denied
 action, republished (with publisher confirms) to ``fgd.dlx`` with header ``x-fgd-reason``
-(and the token redacted), counted in ``fgd_commands_dead_lettered_total``, then acked. No
-reply: a refused command is not answered. A handler that raises (database down …) is
+(and the token redacted), counted in ``fgd_commands_dead_lettered_total``, then acked; with
+``reply_to`` (unless its properties were what was refused) it is also answered with the
+spec's error body, so its sender need not wait. A handler that raises (database down …) is
 requeued until its delivery count reaches the limit, then dead-lettered the same way.
 """
 
@@ -39,7 +40,9 @@ from fgd_core.client import (
     UNROUTED_EXCHANGE,
     declare_command_exchanges,
 )
+from fgd_core.errors import FGDErrorCodes, error_body
 from fgd_core.redact import REDACTED
+from fgd_workers import command_guard
 from fgd_workers.bus import (
     DEAD_LETTER_EXCHANGE,
     DEFAULT_DELIVERY_LIMIT,
@@ -106,6 +109,17 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
+
+
+def refusal_reply(cmd: Command, result: Result) -> dict[str, Any]:
+    """The spec's error body answering a refused command (FGD_1003; ``details.reason`` is
+    its ``x-fgd-reason-code``)."""
+    return error_body(
+        FGDErrorCodes.VALIDATION_FAILED,
+        f"command refused: {result.dead}"[:500],
+        {"reason": result.kind, "dead_lettered": True},
+        cmd.correlation_id,
+    )
 
 
 def dead_letter_headers(cmd: Command, reason: str, kind: str, attempts: int) -> dict[str, Any]:
@@ -307,6 +321,10 @@ class CommandConsumer:
                         cmd.routing_key[:100], cmd.message_id, result.dead)
             self._dead_letter(cmd, result.dead, result.kind, attempts)
             COMMANDS_HANDLED.labels(cmd.routing_key[:50], "dead").inc()
+            if cmd.reply_to and result.kind != command_guard.REASON:
+                # The sender is waiting: tell it now, not after its timeout (fgd.dead keeps
+                # the record). Not when the properties themselves (reply_to) were refused.
+                self._reply(cmd, refusal_reply(cmd, result))
         else:
             if cmd.reply_to and result.reply is not None:
                 self._reply(cmd, result.reply)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from fgd_api.projections.dialects import as_uuid
 from fgd_api.projections.tables import AUDIT, FABRIC, FILE, SYNC, TRANSITION, Table
+from fgd_core.domain.directory_state import initialized_by
 from fgd_core.domain.sync_operation import FILE_DONE, STAGES
 
 Row = dict[str, Any]
@@ -421,6 +422,7 @@ def directory_reported(batch: Batch, position: int, env: dict[str, Any]) -> None
     p = env["payload"]
     if env["event_type"] == "directory.validated":
         row["gitops_directory_status"] = "valid" if p["valid"] else "invalid"
+        row["gitops_initialized"] = initialized_by(p["issues"])  # as the validation found it
         return
     row["gitops_initialized"] = True
     invalid = env["event_type"] == "directory.repaired" and p.get("remaining_issues")

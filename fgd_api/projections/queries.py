@@ -10,6 +10,7 @@ from fgd_api.projections.dialects import as_uuid
 from fgd_api.projections.handlers import Row, duration_seconds
 from fgd_api.projections.recorders import ReadModelRecorder
 from fgd_api.projections.tables import AUDIT, FABRIC, FILE, SYNC, TRANSITION
+from fgd_core.api_paths import problem_paths, with_spec_paths
 from fgd_core.domain.sync_operation import STAGES
 from fgd_core.errors import NotFoundError, ValidationError
 
@@ -68,8 +69,8 @@ def status_view(row: Row) -> dict[str, Any]:
         "started_at": row["started_at"],
         "updated_at": row["updated_at"],
         "completed_at": row["completed_at"],
-        "errors": row["errors"],
-        "warnings": row["warnings"],
+        "errors": [problem_paths(e) for e in row["errors"]],
+        "warnings": [problem_paths(w) for w in row["warnings"]],
     }
 
 
@@ -259,7 +260,7 @@ def file_record_view(rm: Any, raw: Any) -> dict[str, Any]:
     record = {k: row[k] for k in FILE_KEYS}
     if row["status"] == "processed":  # the aggregate records where a processed file went
         record["archived_to"] = row["archived_to"]
-    return record
+    return with_spec_paths(record)
 
 
 FABRIC_KEYS = tuple(

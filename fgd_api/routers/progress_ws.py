@@ -1,18 +1,22 @@
 """``WS /ws/plugins/hedgehog/sync-progress/{sync_id}/``: a sync's progress, live.
 
-The stream starts with a ``sync.progress`` snapshot of the sync as it is now (so a late
-subscriber misses nothing), then follows THIS sync's events in the event store — polled, so it
-works the same whether the sync runs in this process or on workers elsewhere — and closes
-(1000) after the final event. Every message is the spec's ``{type, sync_id, data}``; ``data``
-always carries the sync's state after the event (state, stage, progress, current_file,
-files_processed, total_files …) and, except in the snapshot, the event itself under ``event``.
+Every subscriber gets the same messages, whenever it joins: the sync's stored events from
+its first one (``sync.started``) in order — replayed from the event store — then, polled,
+those that follow, until the final event; then the stream closes (1000). The replay and the
+live part are one walk over the sync aggregate's versions (each poll asks for the versions
+after the last one sent), so the seam between them repeats nothing and skips nothing, and
+it works the same whether the sync runs in this process or on workers elsewhere. Every
+message is the spec's ``{type, sync_id, data}``; ``data`` carries the sync's state right
+after the event (state, stage, progress, current_file, files_processed, total_files …) and
+the event itself under ``event``. Paths are the API's (``/gitops/raw/x.yaml``).
 
 Persisted types that are not among the spec's eight are folded in: ``stage.started`` and
 ``file.discovered`` become ``sync.progress``; ``file.failed`` / ``file.skipped`` become
 ``sync.file_processed`` (``event.status``: success, failed or skipped); a cancelled or
 timed-out sync ends with ``sync.failed`` whose ``data.state`` is ``cancelled`` /
-``timed_out``. ``sync.started`` is never sent: the sync has started before anyone can name
-it, and the opening snapshot carries what it said (state, trigger).
+``timed_out``. A run of ``file.discovered`` (one per raw file, all saved at once) is sent
+as its last message: each holds the whole state, and the rule depends on the events only,
+never on when a poll happened, so every subscriber still gets the same sequence.
 
 Authentication is the REST API's: ``Authorization: Token <key>`` or ``?token=<key>`` (browsers
 cannot set headers on a WebSocket; the JSON log formatter redacts it from access log lines),
@@ -39,6 +43,7 @@ from fgd_api.anonymous_audit import throttle_of
 from fgd_api.console.session import websocket_session_credential
 from fgd_api.container import Container
 from fgd_api.deps import VIEW_SYNC
+from fgd_core.api_paths import spec_path, with_spec_paths
 from fgd_core.auth import Principal, authenticate, record_audit
 from fgd_core.domain.sync_operation import FINAL_STATES, SyncOperation
 from fgd_core.errors import NotFoundError
@@ -50,6 +55,7 @@ log = logging.getLogger("fgd_api.progress_ws")
 router = APIRouter(tags=["sync-progress"])
 
 POLL_INTERVAL = 0.1
+REPLAY_PAGE = 500  # events read per query while catching up
 CLOSE_NORMAL, CLOSE_ERROR = 1000, 1011
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
 # Persisted types outside the spec's eight, and the message type each is shown as.
@@ -73,7 +79,7 @@ def state_data(sync: SyncOperation) -> dict[str, Any]:
         "state": sync.state,
         "stage": sync.current_stage or "",
         "progress": sync.percent_complete,
-        "current_file": sync.current_file,
+        "current_file": spec_path(sync.current_file),
         "files_processed": sync.files_processed,
         "total_files": sync.total_files,
         "stages_completed": list(sync.stages_completed),
@@ -81,14 +87,6 @@ def state_data(sync: SyncOperation) -> dict[str, Any]:
         "errors": len(sync.errors),
         "warnings": len(sync.warnings),
         "version": sync.version,
-    }
-
-
-def snapshot_message(sync: SyncOperation) -> dict[str, Any]:
-    return {
-        "type": "sync.progress",
-        "sync_id": sync.sync_id,
-        "data": {**state_data(sync), "snapshot": True, "trigger": sync.trigger},
     }
 
 
@@ -103,51 +101,61 @@ def event_message(sync: SyncOperation, envelope: dict[str, Any]) -> dict[str, An
         "event_type": envelope["event_type"],
         "event_id": envelope["event_id"],
         "timestamp": envelope["timestamp"],
-        **payload,
+        **with_spec_paths(payload),
     }
     return {
         "type": kind,
         "sync_id": sync.sync_id,
-        "data": {**state_data(sync), "snapshot": False, "event": event},
+        "data": {**state_data(sync), "event": event},
     }
 
 
 class SyncFollower:
-    """Folds the sync's new stored events into its aggregate, one message per event."""
+    """Folds the sync's stored events, from its first, into its aggregate: one message per
+    event. ``version`` is the last version folded; each ``poll`` reads the versions after it,
+    so replay and live are one walk and the seam repeats or skips nothing."""
 
-    def __init__(self, container: Container, sync: SyncOperation) -> None:
+    def __init__(self, container: Container, sync_id: UUID) -> None:
         self.app = container.app
-        self.sync = sync
+        self.sync_uuid = sync_id
+        self.sync: SyncOperation | None = None
+        self.version = 0
+        # A file.discovered message waits for the next message: a run of them is sent as
+        # its last one (decided by the events alone, so every subscriber gets the same).
+        self._held: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
-        return self.sync.state in FINAL_STATES
+        return self.sync is not None and self.sync.state in FINAL_STATES
 
-    def _fold(self, stored: Any) -> dict[str, Any] | None:
+    def _fold(self, stored: Any) -> tuple[str, dict[str, Any] | None]:
         envelope = decode_envelope(stored.state)
         domain_event: Any = self.app.mapper.to_domain_event(stored)
         self.sync = domain_event.mutate(self.sync)  # as the repository replays it
-        return event_message(self.sync, envelope)
+        self.version = stored.originator_version
+        assert self.sync is not None
+        return envelope["event_type"], event_message(self.sync, envelope)
 
     def poll(self) -> list[dict[str, Any]]:
-        stored = self.app.recorder.select_events(self.sync.id, gt=self.sync.version)
-        messages = [m for m in map(self._fold, stored) if m is not None]
-        # Each message holds the whole state: a run of progress messages (one per file
-        # discovered, say) says no more than its last one.
-        return [
-            m
-            for i, m in enumerate(messages)
-            if not (
-                m["type"] == "sync.progress"
-                and i + 1 < len(messages)
-                and messages[i + 1]["type"] == "sync.progress"
+        out: list[dict[str, Any]] = []
+        while not self.finished:
+            page = self.app.recorder.select_events(
+                self.sync_uuid, gt=self.version or None, limit=REPLAY_PAGE
             )
-        ]
-
-    def final_message(self) -> dict[str, Any] | None:
-        """For a subscriber that arrives after the end: the ending event again."""
-        last = self.app.recorder.select_events(self.sync.id, desc=True, limit=1)
-        return event_message(self.sync, decode_envelope(last[0].state)) if last else None
+            for stored in page:
+                event_type, message = self._fold(stored)
+                if message is None:
+                    continue
+                if self._held is not None and event_type != "file.discovered":
+                    out.append(self._held)
+                self._held = None
+                if event_type == "file.discovered":
+                    self._held = message
+                else:
+                    out.append(message)
+            if len(page) < REPLAY_PAGE:
+                break
+        return out
 
 
 def _authorize(
@@ -233,20 +241,17 @@ async def sync_progress(websocket: WebSocket, sync_id: str) -> None:
     if sync is None:
         await websocket.close(code=code, reason=reason)
         return
-    follower = SyncFollower(container, sync)
+    follower = SyncFollower(container, sync.id)
     gone = asyncio.create_task(_watch_disconnect(websocket))
     try:
-        await _send(websocket, snapshot_message(follower.sync))
-        if follower.finished:
-            final = await run_in_threadpool(follower.final_message)
-            if final is not None:
-                await _send(websocket, final)
-        while not follower.finished:
+        while True:
+            for message in await run_in_threadpool(follower.poll):
+                await _send(websocket, message)
+            if follower.finished:
+                break
             done, _ = await asyncio.wait({gone}, timeout=POLL_INTERVAL)
             if done:
                 return  # the client left: nothing to close
-            for message in await run_in_threadpool(follower.poll):
-                await _send(websocket, message)
         await websocket.close(code=CLOSE_NORMAL)
     except (WebSocketDisconnect, RuntimeError):
         return  # the client left while we were sending

@@ -10,6 +10,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from fgd_core.events.actor import ACTING_USER, EVENT_ATTRIBUTE
+
 # Aggregate ids are derived (uuid5) from the integer ids users know, so every process
 # finds the same aggregate without a lookup.
 ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://fgd-sync.invalid/aggregates")
@@ -29,6 +31,14 @@ class FGDAggregate(Aggregate):
     class Event(Aggregate.Event):
         fabric_id: int
         correlation_id: str
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            # The user on whose behalf it is created (metadata.user_id); not a field, so
+            # neither the payload nor a replayed event has it.
+            user_id = ACTING_USER.get()
+            if user_id is not None:
+                object.__setattr__(self, EVENT_ATTRIBUTE, user_id)
 
         def mutate(self, aggregate: Any) -> Any:
             # eventsourcing sets ``modified_on`` only after apply(): expose the time of the

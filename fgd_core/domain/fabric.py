@@ -14,6 +14,7 @@ from uuid import uuid5
 from eventsourcing.domain import event
 
 from fgd_core.domain.base import ID_NAMESPACE, FGDAggregate, fabric_uuid
+from fgd_core.domain.directory_state import initialized_by
 from fgd_core.domain.repository import (
     DIRECTORY_PATTERN,
     LocationError,
@@ -199,6 +200,7 @@ class Fabric(FGDAggregate):
         directory_stats: dict[str, Any],
     ) -> None:
         self.gitops_directory_status = "valid" if valid else "invalid"
+        self.gitops_initialized = initialized_by(issues)  # as the validation found it
         self.last_directory_report = {"valid": valid, "issues": issues}
 
     @event("DirectoryInitialized")

@@ -22,13 +22,14 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
 from fgd_core.errors import SchemaMismatchError
+from fgd_core.events.actor import EVENT_ATTRIBUTE
 from fgd_core.events.schemas import validate_envelope
 from fgd_core.events.types import event_type_of
 
 # Attributes that live outside the payload: in the envelope or in the store's own columns.
 _ENVELOPE_KEYS = frozenset(
     {"originator_id", "originator_version", "timestamp", "fabric_id", "correlation_id",
-     "originator_topic"}
+     "originator_topic", EVENT_ATTRIBUTE}
 )
 SOURCE_VERSION = "1"
 
@@ -75,6 +76,9 @@ def to_envelope(event: Any, source: str = "fgd_core") -> dict[str, Any]:
     metadata: dict[str, Any] = {"source": source, "version": SOURCE_VERSION}
     if "originator_topic" in state:
         metadata["originator_topic"] = state["originator_topic"]
+    user_id = state.get(EVENT_ATTRIBUTE)
+    if user_id is not None:
+        metadata["user_id"] = user_id  # a known user acted (events.actor)
     return {
         "event_id": event_id_for(event.originator_id, event.originator_version),
         "event_type": event_type_of(type(event)),

@@ -18,8 +18,10 @@ Issue names (``ISSUES``; severity in brackets, "mode" = error in strict, warning
 - ``raw_is_file`` [error]: ``raw`` is a file or symlink.
 - ``missing_managed_dir`` [error, repairable]: nothing under ``managed/``.
 - ``managed_is_file`` [error]: ``managed`` is a file or symlink.
-- ``missing_subdir`` [mode, repairable]: a required ``managed/<subdir>`` is missing (one
-  issue per subdir). Reported only when ``managed/`` exists.
+- ``missing_subdir`` [mode, repairable]: a required ``managed/<subdir>`` that is no kind
+  directory is missing (one issue per subdir). Reported only when ``managed/`` exists. A
+  kind directory (``vpcs``, ``connections`` …) is created by the sync that first writes one
+  of its objects, so a missing one is no issue (initialize still creates the required ones).
 - ``unknown_managed_dir`` [warning]: a ``managed/`` subdirectory that is no kind directory.
 - ``unknown_managed_file`` [warning]: a file directly in ``managed/`` (not ``.gitkeep``).
 - ``missing_metadata_dir`` [error, repairable]: nothing under ``.hnp/``.
@@ -303,8 +305,12 @@ def validate_directory(
     supported_extensions: Iterable[str] = DEFAULT_EXTENSIONS,
     kind_directories: Collection[str] | None = None,
     fabric: FabricConfig = DEFAULT_FABRIC_CONFIG,
+    fabric_rules: bool = True,
 ) -> dict[str, Any]:
     """The spec's validate response plus ``repairs_needed`` and ``directory_stats``.
+
+    ``fabric_rules=False`` checks the structure only (not ``managed/`` as one fabric by
+    Hedgehog's rules): what a sync that just validated the whole fabric needs to record.
 
     ``valid`` is true when no issue has severity ``error``; ``repairs_needed`` lists the
     names of the issues found that ``repair_changes`` can fix. ``kind_directories``
@@ -330,7 +336,7 @@ def validate_directory(
     else:
         issues += _check_raw(snapshot, scan, raw, extensions, mode_severity)
         issues += _check_managed(snapshot, scan, managed, subs, known_dirs, mode_severity)
-        if managed["exists"]:
+        if managed["exists"] and fabric_rules:
             issues += _check_fabric(snapshot, scan, fabric)
         issues += _check_metadata(snapshot, scan, metadata)
 
@@ -408,7 +414,9 @@ def _check_managed(
             issues.append(_issue("unknown_managed_file", f.path, msg, "warning"))
     out["subdirectories"] = sorted(present)
     for sub in subs:
-        if sub not in present:
+        # A kind's directory is created by the first sync that writes one of its objects
+        # (a VPC-only fabric has no connections/): missing, it is not an issue.
+        if sub not in present and sub not in known_dirs:
             msg = f"required subdirectory managed/{sub}/ does not exist"
             issues.append(_issue("missing_subdir", _join(path, sub), msg, mode_severity))
     for sub in sorted(present):

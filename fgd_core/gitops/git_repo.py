@@ -63,6 +63,7 @@ from dulwich.refs import Ref
 from dulwich.repo import BaseRepo, MemoryRepo, Repo
 
 from fgd_core.errors import (
+    DirectoryPermissionError,
     FGDErrorCodes,
     GitHubConnectionError,
     GitHubError,
@@ -583,6 +584,14 @@ class GitRemote:
         except NotGitRepository as exc:
             raise GitHubNotFoundError(
                 f"{action}: no git repository at {self.url}", details={"url": self.url}
+            ) from exc
+        except PermissionError as exc:
+            # A local repository whose files this process may not read or write: the
+            # operator's to fix (FGD_2002), not an outage to retry like the others below.
+            raise DirectoryPermissionError(
+                f"{action} {self.url}: permission denied"
+                + (f" on {exc.filename}" if exc.filename else ""),
+                details={"url": self.url, "path": str(exc.filename or "")},
             ) from exc
         except (GitProtocolError, OSError) as exc:
             raise GitHubConnectionError(

@@ -13,10 +13,18 @@ from typing import Any
 
 from fgd_core.application import FGDApplication
 from fgd_core.config import FGDConfig
+from fgd_core.domain.directory_state import initialized_by
 from fgd_core.domain.fabric import Fabric
-from fgd_core.errors import NotFoundError, SyncFailedError
+from fgd_core.errors import (
+    DirectoryInitializationError,
+    DirectoryRepairError,
+    FGDError,
+    NotFoundError,
+    SyncFailedError,
+)
 from fgd_core.gitops import directory, directory_files
-from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
+from fgd_core.gitops.git_repo import GitRemote, PushRejectedError, RemoteMovedError, Snapshot
+from fgd_core.gitops.raw_path import raw_file_to_process
 from fgd_core.services.sync_runner import AUTHOR, RemoteFactory, SyncRunner, rules_for
 
 Compute = Callable[[Snapshot], tuple[dict[str, bytes], dict[str, Any]]]
@@ -55,8 +63,19 @@ class GitOpsService:
         d = self.config.directory
         return {"validation_mode": d.validation_mode, "required_subdirs": d.required_subdirs}
 
-    def _commit(self, fabric: Fabric, remote: GitRemote, compute: Compute, message: str) -> tuple:
-        """Compute changes on the fetched head, commit and push; recompute on a moved remote."""
+    def _commit(
+        self,
+        fabric: Fabric,
+        remote: GitRemote,
+        compute: Compute,
+        message: str,
+        failure: type[FGDError] = SyncFailedError,
+    ) -> tuple:
+        """Compute changes on the fetched head, commit and push; recompute on a moved remote.
+
+        A push the remote refuses (a protected or checked-out branch, a hook), or one that
+        still finds the branch moved after the retry policy's attempts, raises ``failure``
+        (FGD_2003 for initialize, FGD_2004 for repair) naming the cause."""
         attempts = self.config.sync.retry_policy.max_attempts
         for attempt in range(1, attempts + 1):
             snapshot = remote.fetch(fabric.branch)
@@ -66,12 +85,22 @@ class GitOpsService:
             sha = remote.commit(snapshot, dict(changes), message, AUTHOR)
             try:
                 remote.push(sha, fabric.branch, snapshot.head)
-            except RemoteMovedError:
+            except RemoteMovedError as exc:
                 if attempt == attempts:
-                    raise
+                    raise self._push_failed(failure, message, exc) from exc
                 continue
+            except PushRejectedError as exc:
+                raise self._push_failed(failure, message, exc) from exc
             return response, sha
         raise SyncFailedError("push did not succeed", details={})  # pragma: no cover
+
+    @staticmethod
+    def _push_failed(failure: type[FGDError], message: str, exc: FGDError) -> FGDError:
+        what = message.removeprefix("fgd: ")
+        return failure(
+            f"{what} failed: {exc.message}",
+            details={**exc.details, "cause": exc.code},
+        )
 
     # -- directory --------------------------------------------------------------------------
 
@@ -95,6 +124,36 @@ class GitOpsService:
         )
         return report
 
+    def observe_directory(self, fabric_id: int, snapshot: Snapshot | None = None) -> bool:
+        """After a completed sync: the GitOps directory's structure at ``snapshot`` (the
+        branch head, fetched when None) recorded on the fabric as ``directory.validated``
+        when it changes what the fabric says (``gitops_initialized`` and
+        ``gitops_directory_status`` follow the repository); True if recorded. Hedgehog's
+        fabric-wide rules are not run again: the sync has just checked the whole fabric."""
+        fabric, remote = self._open(fabric_id)
+        if snapshot is None:
+            snapshot = remote.fetch(fabric.branch)
+        report = directory.validate_directory(
+            snapshot,
+            fabric.gitops_directory,
+            supported_extensions=self.config.ingestion.supported_extensions,
+            fabric_rules=False,
+            **self._directory_options(),
+        )
+        status = "valid" if report["valid"] else "invalid"
+        initialized = initialized_by(report["issues"])
+        if (fabric.gitops_directory_status, fabric.gitops_initialized) == (status, initialized):
+            return False
+        self.app.record_directory(
+            fabric_id,
+            "validated",
+            valid=report["valid"],
+            issues=report["issues"],
+            repairs_needed=report["repairs_needed"],
+            directory_stats=report["directory_stats"],
+        )
+        return True
+
     def initialize_directory(
         self, fabric_id: int, force: bool = False, create_samples: bool = True
     ) -> dict[str, Any]:
@@ -113,6 +172,7 @@ class GitOpsService:
                 rules=rules_for(self.config, fabric),
             ),
             f"fgd: initialize /{fabric.gitops_directory}",
+            DirectoryInitializationError,
         )
         if response.get("initialized"):
             self.app.record_directory(
@@ -143,6 +203,7 @@ class GitOpsService:
                 **self._directory_options(),
             ),
             f"fgd: repair /{fabric.gitops_directory}",
+            DirectoryRepairError,
         )
         self.app.record_directory(
             fabric_id,
@@ -181,18 +242,18 @@ class GitOpsService:
     def process_file(
         self, fabric_id: int, file_path: str, validate_only: bool = False
     ) -> dict[str, Any]:
-        """The spec's "Process Single File": a sync restricted to one raw file."""
-        fabric = self.app.get_fabric(fabric_id)
-        path = file_path.strip("/")
-        raw_prefix = rules_for(self.config, fabric).raw_prefix
-        if not path.startswith(raw_prefix) or path.endswith(".archived"):
-            raise NotFoundError(
-                f"{file_path} is not a pending file under /{raw_prefix}",
-                details={"file_path": file_path},
-            )
+        """The spec's "Process Single File": a sync restricted to one raw file.
+
+        The path is checked at the branch head first (``gitops.raw_path``): outside
+        ``raw/``, not a file a sync ingests, or missing — the error, and no sync started."""
+        fabric, remote = self._open(fabric_id)
+        snapshot = remote.fetch(fabric.branch)
+        path = raw_file_to_process(snapshot, rules_for(self.config, fabric), file_path)
         result = self.runner.run(
             fabric_id, "manual", {"validate_only": validate_only}, only_paths=[path]
         )
+        if result.sync.state == "completed" and not validate_only:
+            self.observe_directory(fabric_id)
         record = result.sync.files.get(path)
         if record is None:
             raise NotFoundError(f"{file_path} not found", details={"file_path": file_path})

@@ -58,10 +58,18 @@ def test_trigger_without_a_token_or_refused_says_so(
 ) -> None:
     missing = run(broker, "trigger", str(fabric_id))
     assert missing.exit_code == 2 and "HEDGEHOG_FGD_TOKEN" in missing.output
-    refused = run(broker, "trigger", str(fabric_id), "--timeout", "2", token=keys["viewer"])
-    assert refused.exit_code == 2 and "fgd.dead" in refused.stderr
-    [dead] = dead_letters(broker, 1)
-    assert dead.headers["x-fgd-reason-code"] == "forbidden"
+    # Answered at once (not after --timeout: that would exit 2), and still dead-lettered.
+    refused = run(broker, "trigger", str(fabric_id), "--timeout", "60", token=keys["viewer"])
+    assert refused.exit_code == 1, refused.output
+    error = json.loads(refused.stderr)["error"]
+    assert error["code"] == "FGD_1003" and error["details"]["reason"] == "forbidden"
+    assert "trigger_fgd_sync" in error["message"]
+    invalid = run(broker, "trigger", str(fabric_id), "--timeout", "60", token="0" * 40)
+    assert invalid.exit_code == 1
+    assert json.loads(invalid.stderr)["error"]["details"]["reason"] == "unauthenticated"
+    dead = dead_letters(broker, 2)
+    assert sorted(d.headers["x-fgd-reason-code"] for d in dead) == ["forbidden",
+                                                                   "unauthenticated"]
     assert started(app) == []
 
 

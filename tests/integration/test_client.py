@@ -18,7 +18,7 @@ from kombu import Connection, Producer
 
 from fgd_core.application import FGDApplication
 from fgd_core.auth import create_token
-from fgd_core.client import CommandError, CommandTimeout, FGDClient
+from fgd_core.client import CommandError, FGDClient
 from fgd_workers.bus import connection_factory
 from fgd_workers.commands import CommandIntake, declare_intake
 from fgd_workers.relay import Relay
@@ -97,12 +97,14 @@ def test_trigger_sync_starts_one_and_answers_busy_and_duplicates(
     assert len(started(app)) == 1
 
 
-def test_a_refused_command_times_out_and_is_dead_lettered_with_the_token_redacted(
+def test_a_refused_command_is_answered_and_dead_lettered_with_the_token_redacted(
     app: FGDApplication, fabric_id: int, keys: dict[str, str], broker: str,  # noqa: F811
     intake: None,
 ) -> None:
-    with FGDClient(broker, token=keys["viewer"]) as fgd, pytest.raises(CommandTimeout):
-        fgd.trigger_sync(fabric_id, timeout=3)
+    with FGDClient(broker, token=keys["viewer"]) as fgd, pytest.raises(CommandError) as refused:
+        fgd.trigger_sync(fabric_id, timeout=60)
+    assert refused.value.code == "FGD_1003"
+    assert refused.value.details["reason"] == "forbidden"
     [dead] = dead_letters(broker, 1)
     assert dead.headers["x-fgd-reason-code"] == "forbidden"
     assert dead.headers["authorization"] == "[REDACTED]"
@@ -122,8 +124,9 @@ def test_deliver_webhook_relays_a_signed_delivery_once(
         assert triggered["fabric_id"] == fabric_id
         assert fgd.deliver_webhook("push", delivery, sign(raw), raw.decode())["status"] == (
             "duplicate")
-        with pytest.raises(CommandTimeout):
-            fgd.deliver_webhook("push", str(uuid.uuid4()), sign(raw, "wrong"), raw, timeout=3)
+        with pytest.raises(CommandError) as refused:
+            fgd.deliver_webhook("push", str(uuid.uuid4()), sign(raw, "wrong"), raw, timeout=60)
+        assert refused.value.details["reason"] == "signature"
     [dead] = dead_letters(broker, 1)
     assert dead.headers["x-fgd-reason-code"] == "signature"
     assert [e["payload"]["sync_id"] for e in started(app)] == [triggered["sync_id"]]

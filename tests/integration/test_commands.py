@@ -373,7 +373,11 @@ def test_refused_commands_are_dead_lettered_with_their_reason_and_audited(
     assert {a["details"]["reason"] for a in denied} == {v[5] for v in REFUSED.values()}
     assert {a["user"] for a in denied if a["details"]["reason"] == "forbidden"} == {"viewer"}
     assert all("0" * 40 not in json.dumps(a) for a in denied)
-    assert publisher.replies == {}  # a refused command is not answered
+    for cid, name in sent.items():  # each answered at once with its reason code
+        [answer] = publisher.wait_reply(cid)
+        assert answer["error"]["code"] == "FGD_1003", (name, answer)
+        assert answer["error"]["details"]["reason"] == REFUSED[name][5]
+        assert answer["error"]["correlation_id"] == cid
     # the consumer survived all of it
     cid = publisher.publish("sync.trigger", {"fabric_id": fabric_id}, token=tokens["trigger"])
     [ok] = publisher.wait_reply(cid)

@@ -237,11 +237,12 @@ def test_a_refused_command_in_a_batch_is_dead_lettered_and_audited_the_others_pr
     bus.wait_depth(3)
     spy = Spy(app)
     with consuming(spy, bus):
-        replies = dict(bus.wait_replies(2))
+        replies = dict(bus.wait_replies(3))
         [letter] = dead_letters(bus.url, 1)
         bus.settle()
     assert len(spy.batches) == 1 and len(spy.batches[0]) == 3, spy.batches
-    assert set(replies) == {good1, good2}  # a refused command is not answered
+    assert set(replies) == {good1, bad, good2}  # the refused one is answered with its reason
+    assert replies[bad]["error"]["details"]["reason"] == "unauthenticated"
     assert replies[good1]["status"] == "started"
     assert replies[good2]["error"]["code"] == "FGD_3001"
     assert letter.properties["correlation_id"] == bad

@@ -139,7 +139,7 @@ def test_register_sync_and_see_the_failed_file_with_field_and_line(
     text = wait_state(client, sync_id, "failed", "completed")
     assert "gitops/raw/bad.yaml" in text
     # the failed file's error names its field and line
-    row = text[text.index('data-path="gitops/raw/bad.yaml"'):]
+    row = text[text.index('data-path="/gitops/raw/bad.yaml"'):]
     row = row[: row.index("</tr>")]
     assert re.search(r"line \d+", row), row
     assert "field <code>" in row, row

@@ -225,9 +225,9 @@ def test_trigger_a_sync_and_watch_it_complete_live(console: Console) -> None:
     # The WebSocket drove the page: progress messages, then the final one (then a reload).
     assert any(t.startswith("Live: processing") for t in seen), seen
     console.shot("sync-finished")
-    row = console.find("tr[data-path='gitops/raw/bad.yaml']").text
+    row = console.find("tr[data-path='/gitops/raw/bad.yaml']").text
     assert "line 9" in row and "spec.subnets.default.vlan" in row, row
-    assert "processed" in console.find("tr[data-path='gitops/raw/vpcs.yaml']").text
+    assert "processed" in console.find("tr[data-path='/gitops/raw/vpcs.yaml']").text
     stages = [li.get_attribute("class") for li in console.all("#timeline li")]
     assert stages and all("stage-done" in s for s in stages), stages
     assert console.console_errors() == []

@@ -206,12 +206,10 @@ CASES: dict[str, tuple[dict[str, bytes], list[tuple[str, str, str]]]] = {
         {**without(GOOD, "gitops/managed/"), "gitops/managed": b"x"},
         [("managed_is_file", "/gitops/managed", "error")],
     ),
-    "missing_subdir": (
+    # A VPC-only fabric: the sync creates a kind's directory when it first writes one.
+    "kind_dirs_created_on_demand": (
         without(GOOD, "gitops/managed/connections/", "gitops/managed/switches/"),
-        [
-            ("missing_subdir", "/gitops/managed/connections", "error"),
-            ("missing_subdir", "/gitops/managed/switches", "error"),
-        ],
+        [],
     ),
     "unknown_managed": (
         {**GOOD, "gitops/managed/gateways/gw.yaml": b"x", "gitops/managed/stray.yaml": b"x"},
@@ -277,8 +275,13 @@ def test_validate_symlink_in_raw(tmp_path: Path) -> None:
 def test_lenient_mode_downgrades_subdirs_and_unsupported_files(tmp_path: Path) -> None:
     files = {**without(GOOD, "gitops/managed/switches/"), "gitops/raw/vpc.json": b"{}"}
     repo = make_repo(tmp_path, files)
-    strict = validate_directory(repo.snap(), "gitops")
-    lenient = validate_directory(repo.snap(), "gitops", validation_mode="lenient")
+    subs = ("vpcs", "switches", "docs")  # docs/ is no kind's: nothing creates it on demand
+    strict = validate_directory(repo.snap(), "gitops", required_subdirs=subs)
+    lenient = validate_directory(repo.snap(), "gitops", validation_mode="lenient",
+                                 required_subdirs=subs)
+    assert [(n, p) for n, p, _ in names(strict)] == [
+        ("unsupported_file_in_raw", "/gitops/raw/vpc.json"),
+        ("missing_subdir", "/gitops/managed/docs")]
     assert [s for *_, s in names(strict)] == ["error", "error"]
     assert [s for *_, s in names(lenient)] == ["warning", "warning"]
     assert (strict["valid"], lenient["valid"]) == (False, True)
@@ -433,7 +436,7 @@ def test_initialize_over_a_file_is_fgd_2003(tmp_path: Path, files: dict[str, byt
 REPAIRABLE_CASES = [
     "missing_raw_dir",
     "missing_managed_dir",
-    "missing_subdir",
+    "kind_dirs_created_on_demand",
     "missing_metadata_dir",
     "missing_manifest",
     "invalid_manifest",
@@ -496,14 +499,15 @@ def test_repair_leaves_what_it_cannot_fix(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, files, symlinks={"gitops/raw/link.yaml": "../../etc"})
     before = repo.tree()
     changes, response = repair_changes(
-        repo.snap(), "gitops", 7, "lab", issues=["missing_raw_dir", "invalid_permissions"]
+        repo.snap(), "gitops", 7, "lab", issues=["missing_raw_dir", "invalid_permissions"],
+        required_subdirs=("vpcs", "switches", "docs"),
     )
-    assert changes == {"gitops/managed/switches/.gitkeep": b""}
+    assert changes == {"gitops/managed/docs/.gitkeep": b""}  # switches/: created on demand
     assert response["repairs_made"] == [
         {
             "issue": "missing_subdir",
             "action": "created_directory",
-            "path": "/gitops/managed/switches",
+            "path": "/gitops/managed/docs",
         }
     ]
     remaining = {(i["issue"], i["path"], i["severity"]) for i in response["remaining_issues"]}
@@ -538,7 +542,8 @@ def test_repair_without_auto_detect_fixes_only_what_is_asked(tmp_path: Path) -> 
     files = without(GOOD, "gitops/raw/", "gitops/managed/switches/")
     repo = make_repo(tmp_path, files)
     changes, response = repair_changes(
-        repo.snap(), "gitops", 7, "lab", issues=["missing_raw_dir"], auto_detect=False
+        repo.snap(), "gitops", 7, "lab", issues=["missing_raw_dir"], auto_detect=False,
+        required_subdirs=("vpcs", "docs"),
     )
     assert set(changes) == {"gitops/raw/README.md"}
     assert [r["issue"] for r in response["repairs_made"]] == ["missing_raw_dir"]
@@ -548,13 +553,12 @@ def test_repair_without_auto_detect_fixes_only_what_is_asked(tmp_path: Path) -> 
 
 
 def test_repair_reports_a_file_in_the_way(tmp_path: Path) -> None:
-    repo = make_repo(
-        tmp_path, {**without(GOOD, "gitops/managed/switches/"), "gitops/managed/switches": b"x"}
-    )
-    changes, response = repair_changes(repo.snap(), "gitops", 7, "lab")
+    repo = make_repo(tmp_path, {**GOOD, "gitops/managed/docs": b"x"})
+    changes, response = repair_changes(repo.snap(), "gitops", 7, "lab",
+                                       required_subdirs=("vpcs", "docs"))
     assert changes == {}
     stray, left = response["remaining_issues"]
-    assert (stray["issue"], stray["path"]) == ("unknown_managed_file", "/gitops/managed/switches")
+    assert (stray["issue"], stray["path"]) == ("unknown_managed_file", "/gitops/managed/docs")
     assert left["issue"] == "missing_subdir" and "is a file" in left["reason"]
     assert response["success"] is False
 

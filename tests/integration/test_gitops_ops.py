@@ -9,7 +9,7 @@ import pytest
 
 from fgd_core.application import FGDApplication
 from fgd_core.config import load_settings
-from fgd_core.errors import NotFoundError
+from fgd_core.errors import NotFoundError, ValidationError
 from fgd_core.services.gitops_ops import GitOpsService
 from fgd_core.services.sync_runner import SyncRunner
 from fgd_core.testing import RecordingEventBus
@@ -104,15 +104,19 @@ def test_list_files_and_process_one_file(
     assert not failed["success"] and failed["errors"][0]["code"] in ("FGD_1002", "FGD_1003")
 
 
-@pytest.mark.parametrize("path", ["/gitops/raw/missing.yaml", "/etc/passwd",
-                                  "/gitops/raw/a.yaml.archived"])
+@pytest.mark.parametrize(("path", "error"), [("/etc/passwd", ValidationError),
+                                             ("/gitops/raw/a.yaml.archived", ValidationError),
+                                             ("/gitops/raw/missing.yaml", NotFoundError)])
 def test_process_file_refuses_what_is_not_a_pending_raw_file(
-    app: FGDApplication, ops: GitOpsService, repo: Path, path: str
+    app: FGDApplication, ops: GitOpsService, tmp_path: Path, path: str, error: type
 ) -> None:
-    fabric = app.register_fabric("lab", str(repo))
-    with pytest.raises(NotFoundError):
+    bare = init_bare(tmp_path / "r.git")
+    seed_repo(bare, {"gitops/raw/a.yaml.archived": VPC})
+    fabric = app.register_fabric("lab", str(bare))
+    with pytest.raises(error) as refused:
         ops.process_file(fabric.fabric_id, path)
-    assert app.get_fabric(fabric.fabric_id).running_sync_id is None
+    assert type(refused.value) is error
+    assert app.get_fabric(fabric.fabric_id).total_sync_count == 0
 
 
 def test_operations_on_unknown_fabric_are_not_found(ops: GitOpsService) -> None:

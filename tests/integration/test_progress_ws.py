@@ -74,16 +74,17 @@ def closed_with(client: TestClient, path: str, headers: dict[str, str] | None = 
     return code
 
 
-def test_live_subscriber_gets_snapshot_then_every_event_up_to_completed(
+def test_live_subscriber_gets_sync_started_then_every_event_up_to_completed(
     client: TestClient, container: Container, fabric: Fabric, viewer: str
 ) -> None:
     sync = container.app.start_sync(fabric.fabric_id)  # pending until the executor runs it
     headers = {"Authorization": f"Token {viewer}"}
     with client.websocket_connect(url(sync.sync_id), headers=headers) as ws:
-        snapshot = ws.receive_json()
-        assert snapshot["type"] == "sync.progress" and snapshot["sync_id"] == sync.sync_id
-        assert set(snapshot["data"]) >= SPEC_KEYS
-        assert snapshot["data"]["state"] == "pending" and snapshot["data"]["snapshot"] is True
+        started = ws.receive_json()
+        assert started["type"] == "sync.started" and started["sync_id"] == sync.sync_id
+        assert set(started["data"]) >= SPEC_KEYS
+        assert started["data"]["state"] == "pending"
+        assert started["data"]["event"]["trigger"] == "manual"
         container.executor.submit(sync.sync_id)
         messages, code = receive_all(ws)
 
@@ -95,8 +96,8 @@ def test_live_subscriber_gets_snapshot_then_every_event_up_to_completed(
     assert "sync.stage_completed" in types
     files = {m["data"]["event"]["file_path"]: m["data"]["event"]["status"] for m in messages
              if m["type"] == "sync.file_processed"}
-    assert files == {"gitops/raw/a.yaml": "success", "gitops/raw/b.yaml": "success",
-                     "gitops/raw/bad.yaml": "failed"}
+    assert files == {"/gitops/raw/a.yaml": "success", "/gitops/raw/b.yaml": "success",
+                     "/gitops/raw/bad.yaml": "failed"}
     stages = [m["data"]["event"]["stage"] for m in messages
               if m["type"] == "sync.stage_completed"]
     assert stages == ["validation", "discovery", "file_ingestion", "github_sync",
@@ -111,7 +112,7 @@ def test_live_subscriber_gets_snapshot_then_every_event_up_to_completed(
     assert final["event"]["final_state"] == "completed"
 
 
-def test_late_subscriber_gets_snapshot_and_final_event(
+def test_late_subscriber_gets_the_whole_sync_replayed(
     client: TestClient, container: Container, fabric: Fabric, viewer: str
 ) -> None:
     sync = container.app.start_sync(fabric.fabric_id)
@@ -120,10 +121,12 @@ def test_late_subscriber_gets_snapshot_and_final_event(
     with client.websocket_connect(url(sync.sync_id, token=viewer)) as ws:  # browser style
         messages, code = receive_all(ws)
     assert code == 1000
-    assert [m["type"] for m in messages] == ["sync.progress", "sync.completed"]
-    snapshot, final = messages
-    assert snapshot["data"]["snapshot"] is True and snapshot["data"]["state"] == "completed"
-    assert snapshot["data"]["files_processed"] == snapshot["data"]["total_files"] == 3
+    types = [m["type"] for m in messages]
+    assert types[0] == "sync.started" and types[-1] == "sync.completed"
+    assert types.count("sync.file_processed") == 3 and types.count("sync.stage_completed") == 5
+    first, final = messages[0], messages[-1]
+    assert first["data"]["state"] == "pending" and first["data"]["version"] == 1
+    assert final["data"]["files_processed"] == final["data"]["total_files"] == 3
     assert final["data"]["event"]["event_type"] == "sync.completed"
 
 
@@ -137,7 +140,7 @@ def test_a_cancelled_sync_ends_with_sync_failed_carrying_the_final_state(
         container.app.cancel_sync(sync.sync_id, "operator stop")
         messages, code = receive_all(ws)
     assert code == 1000
-    [ended] = messages
+    [ended] = [m for m in messages if m["data"]["event"]["event_type"] != "sync.progress"]
     assert ended["type"] == "sync.failed" and ended["data"]["state"] == "cancelled"
     assert ended["data"]["event"]["event_type"] == "sync.cancelled"
     assert ended["data"]["event"]["reason"] == "operator stop"
@@ -148,7 +151,7 @@ def test_the_client_may_leave_at_any_time(
 ) -> None:
     sync = container.app.start_sync(fabric.fabric_id)
     with client.websocket_connect(url(sync.sync_id, token=viewer)) as ws:
-        assert ws.receive_json()["type"] == "sync.progress"
+        assert ws.receive_json()["type"] == "sync.started"
     # the server noticed and stopped polling: a new subscriber is served as before
     with client.websocket_connect(url(sync.sync_id, token=viewer)) as ws:
         assert ws.receive_json()["data"]["state"] == "pending"
