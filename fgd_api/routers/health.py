@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from fgd_api.container import Container
 from fgd_api.deps import get_container
 from fgd_api.projections.faults import PROJECTION
+from fgd_core.errors import NotFoundError
 
 router = APIRouter(tags=["health"])
 
@@ -72,5 +73,9 @@ def projections_check(read_model: Any) -> dict[str, Any]:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
 )
-def metrics() -> Response:
+def metrics(container: Container = Depends(get_container)) -> Response:
+    if not container.settings.fgd.monitoring.metrics_enabled:
+        raise NotFoundError(
+            "metrics are disabled (fgd.monitoring.metrics_enabled: false / "
+            "HEDGEHOG_FGD_METRICS_ENABLED)", details={"key": "fgd.monitoring.metrics_enabled"})
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

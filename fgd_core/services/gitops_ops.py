@@ -14,7 +14,13 @@ from typing import Any
 from fgd_core.application import FGDApplication
 from fgd_core.config import FGDConfig
 from fgd_core.domain.fabric import Fabric
-from fgd_core.errors import NotFoundError, SyncFailedError
+from fgd_core.errors import (
+    DirectoryInitializationError,
+    DirectoryRepairError,
+    FGDError,
+    NotFoundError,
+    SyncFailedError,
+)
 from fgd_core.gitops import directory, directory_files
 from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
 from fgd_core.services.sync_runner import AUTHOR, RemoteFactory, SyncRunner, rules_for
@@ -54,6 +60,12 @@ class GitOpsService:
     def _directory_options(self) -> dict[str, Any]:
         d = self.config.directory
         return {"validation_mode": d.validation_mode, "required_subdirs": d.required_subdirs}
+
+    def _require_push(self, error: type[FGDError], operation: str) -> None:
+        """Directory writes are pushed: with ``github.enabled`` false they are refused."""
+        if not self.config.github.enabled:
+            raise error(f"cannot {operation} the directory: fgd.github.enabled is false, so "
+                        "nothing is pushed", details={"key": "fgd.github.enabled"})
 
     def _commit(self, fabric: Fabric, remote: GitRemote, compute: Compute, message: str) -> tuple:
         """Compute changes on the fetched head, commit and push; recompute on a moved remote."""
@@ -98,6 +110,7 @@ class GitOpsService:
     def initialize_directory(
         self, fabric_id: int, force: bool = False, create_samples: bool = True
     ) -> dict[str, Any]:
+        self._require_push(DirectoryInitializationError, "initialize")
         fabric, remote = self._open(fabric_id)
         response, sha = self._commit(
             fabric,
@@ -127,6 +140,7 @@ class GitOpsService:
     def repair_directory(
         self, fabric_id: int, issues: list[str] | None = None, auto_detect: bool = True
     ) -> dict[str, Any]:
+        self._require_push(DirectoryRepairError, "repair")
         fabric, remote = self._open(fabric_id)
         response, sha = self._commit(
             fabric,

@@ -107,8 +107,12 @@ def index_dir(cache_root: Path | None, fabric_id: int) -> Path | None:
 
 def failed_before(app: FGDApplication, fabric: Fabric) -> dict[str, str]:
     """Files that failed on their own in the fabric's last sync (path → content id): the
-    planner skips them while their content is unchanged."""
+    planner skips them while their content is unchanged. None for a ``force_refresh`` sync:
+    it ingests every raw file again, those that failed before included."""
     if fabric.last_sync_id is None:
+        return {}
+    running = fabric.running_sync_id  # both engines call this while the fabric's sync runs
+    if running is not None and app.get_sync(running).options.get("force_refresh"):
         return {}
     previous = app.get_sync(fabric.last_sync_id)
     summary = previous.stage_summaries.get("file_ingestion", {})

@@ -1,0 +1,177 @@
+"""Every configuration key does what its name says (issue 13, "no silent no-ops"): each test
+here proves one key acts, against the real event store (SQLite and PostgreSQL), real git
+repositories, the real HTTP app and real worker processes. ``tests/unit/test_config_keys``
+maps every key and variable to the test that proves it (or to its refusal)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fgd_api.app import create_app
+from fgd_api.container import Container
+from fgd_core.application import FGDApplication
+from fgd_core.bootstrap import build_runner
+from fgd_core.config import FGDConfig, Settings, load_settings
+from fgd_core.services.steps import SyncSteps
+from fgd_core.services.sync_runner import SyncRunner
+from tests.gitserver import git, init_bare, seed_repo
+from tests.resources import vpc
+
+BAD_VPC = vpc("bad", 9).replace(b"vlan: 1009", b"vlan: 99999")
+
+
+def commits(bare: Path) -> int:
+    return int(git("rev-list", "--count", "main", cwd=bare))
+
+
+def tree(bare: Path) -> list[str]:
+    return git("ls-tree", "-r", "--name-only", "main", cwd=bare).split()
+
+
+def settings_for(tmp_path: Path, database_url: str | None, **env: str) -> Settings:
+    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"),
+               "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": f"{tmp_path}/", **env}
+    if database_url:
+        environ["HEDGEHOG_FGD_DATABASE_URL"] = database_url
+    return load_settings(environ=environ)
+
+
+def with_keys(config: FGDConfig, section: str, **values: Any) -> FGDConfig:
+    return config.model_copy(update={section: getattr(config, section).model_copy(
+        update=values)})
+
+
+# --- options.force_refresh ----------------------------------------------------------------
+
+
+def distributed_sync(app: FGDApplication, steps: SyncSteps, fabric_id: int,
+                     options: dict[str, Any] | None = None) -> Any:
+    """One sync through the distributed steps (discover, ingest each file, publish) in this
+    process, in the order the workers run them."""
+    sync_id = app.start_sync(fabric_id, "manual", options).sync_id
+    steps.discover(sync_id)
+    for path, record in sorted(app.get_sync(sync_id).files.items()):
+        steps.ingest(sync_id, path, record.get("blob_id"))
+    steps.publish(sync_id)
+    return app.get_sync(sync_id)
+
+
+@pytest.mark.parametrize("engine", ["embedded", "distributed"])
+def test_force_refresh_retries_a_failed_file_even_if_unchanged(
+    app: FGDApplication, tmp_path: Path, engine: str
+) -> None:
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {"gitops/raw/good.yaml": vpc("good", 1), "gitops/raw/bad.yaml": BAD_VPC})
+    fabric = app.register_fabric("lab", str(repo))
+    config = load_settings(environ={}).fgd
+    if engine == "embedded":
+        runner = SyncRunner(app, config)
+
+        def sync(options: dict[str, Any] | None = None) -> Any:
+            return runner.run(fabric.fabric_id, "manual", options).sync
+    else:
+        steps = SyncSteps(app, config, cache_root=tmp_path / "cache")
+
+        def sync(options: dict[str, Any] | None = None) -> Any:
+            return distributed_sync(app, steps, fabric.fabric_id, options)
+
+    first = sync()
+    assert first.state == "completed"
+    assert first.files["gitops/raw/bad.yaml"]["status"] == "failed"
+    again = sync()  # unchanged since it failed: skipped
+    assert again.files["gitops/raw/bad.yaml"]["status"] == "skipped"
+    forced = sync({"force_refresh": True})
+    bad = forced.files["gitops/raw/bad.yaml"]
+    assert bad["status"] == "failed"  # validated again, with its errors
+    assert any("4094" in e["message"] or "vlan" in str(e.get("field"))
+               for e in bad["validation_errors"])
+    assert forced.state == "completed"
+    # and the sync after the forced one skips it again (still recorded as failing)
+    assert sync().files["gitops/raw/bad.yaml"]["status"] == "skipped"
+
+
+# --- fgd.enabled --------------------------------------------------------------------------
+
+
+def test_enabled_false_refuses_every_sync_with_fgd_3004(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {"gitops/raw/a.yaml": vpc("a", 1)})
+    settings = settings_for(tmp_path, database_url, HEDGEHOG_FGD_ENABLED="false")
+    container = Container.build(settings)
+    try:
+        fabric = container.app.register_fabric("lab", str(repo))
+        with TestClient(create_app(container)) as client:
+            from fgd_core.auth import create_token
+
+            key, _ = create_token(container.app, "admin", superuser=True)
+            answer = client.post(
+                f"/api/plugins/hedgehog/fabrics/{fabric.fabric_id}/gitops-sync/",
+                json={}, headers={"Authorization": f"Token {key}"})
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "FGD_3004"
+        assert "fgd.enabled" in error["message"]
+        with pytest.raises(Exception) as caught:  # the library and the CLI: the same refusal
+            container.runner.run(fabric.fabric_id)
+        assert getattr(caught.value, "code", None) == "FGD_3004"
+        assert container.app.get_fabric(fabric.fabric_id).sync_ids == []
+        assert commits(repo) == 1
+    finally:
+        container.close()
+
+
+def test_enabled_false_scheduler_starts_nothing(tmp_path: Path) -> None:
+    from fgd_workers.scheduler import Scheduler
+
+    settings = settings_for(tmp_path, None, HEDGEHOG_FGD_ENABLED="0")
+    app, _ = build_runner(settings)
+    try:
+        fabric = app.register_fabric("lab", "https://github.com/example/fabric.git")
+        report = Scheduler(app, settings.fgd.sync).tick()
+        assert report.started == []
+        assert {"fabric_id": fabric.fabric_id, "trigger": "scheduled",
+                "reason": "disabled"} in report.skipped
+    finally:
+        app.close()
+
+
+# --- fgd.github.enabled -------------------------------------------------------------------
+
+
+def test_github_disabled_never_pushes_and_says_so(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {"gitops/raw/a.yaml": vpc("a", 1)})
+    before = git("rev-parse", "main", cwd=repo)
+    settings = settings_for(tmp_path, database_url)
+    settings = settings.model_copy(
+        update={"fgd": with_keys(settings.fgd, "github", enabled=False)})
+    app, runner = build_runner(settings)
+    try:
+        fabric = app.register_fabric("lab", str(repo))
+        result = runner.run(fabric.fabric_id)
+        assert result.ok and not result.pushed
+        assert result.sync.options["include_github_sync"] is False
+        assert result.sync.files["gitops/raw/a.yaml"]["status"] == "processed"
+        assert any("github.enabled" in w["message"] for w in result.sync.warnings)
+        assert git("rev-parse", "main", cwd=repo) == before  # the remote is untouched
+        # Directory writes push too: refused, naming the key.
+        from fgd_core.services.gitops_ops import GitOpsService
+
+        for operation, code in ((GitOpsService(runner).initialize_directory, "FGD_2003"),
+                                (GitOpsService(runner).repair_directory, "FGD_2004")):
+            with pytest.raises(Exception) as caught:
+                operation(fabric.fabric_id)
+            assert getattr(caught.value, "code", None) == code
+            assert "github.enabled" in str(caught.value)
+        assert git("rev-parse", "main", cwd=repo) == before
+    finally:
+        app.close()
+
