@@ -112,7 +112,8 @@ class IngestionConfig(_Section):
 class GitHubConfig(_Section):
     enabled: StrictBool = True
     rate_limit_buffer: Annotated[StrictInt, Field(ge=0)] = 100
-    """API calls kept in reserve below GitHub's rate limit."""
+    """Requests kept in reserve below a git host's rate limit: once its
+    X-RateLimit-Remaining is this or less, no request goes to it until the reset (FGD_4003)."""
     connection_timeout: PositiveInt = 30
     read_timeout: PositiveInt = 60
     webhook_secret: SecretStr | None = None

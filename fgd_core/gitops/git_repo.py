@@ -291,6 +291,7 @@ class GitRemote:
         connection_timeout: float = 30.0,
         read_timeout: float = 60.0,
         cache_dir: str | Path | None = None,
+        rate_limit_buffer: int = 0,
     ) -> None:
         url = str(url)
         parts = urlsplit(url)
@@ -306,6 +307,7 @@ class GitRemote:
                 username=username,
                 connection_timeout=connection_timeout,
                 read_timeout=read_timeout,
+                rate_limit_buffer=rate_limit_buffer,
             )
             self._path = parts.path
         elif parts.scheme == "file":

@@ -175,3 +175,39 @@ def test_github_disabled_never_pushes_and_says_so(
     finally:
         app.close()
 
+
+
+# --- fgd.github.rate_limit_buffer ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("buffer", [10, 4])
+def test_rate_limit_buffer_keeps_requests_in_reserve(
+    app: FGDApplication, tmp_path: Path, buffer: int
+) -> None:
+    import time
+
+    from fgd_core.gitops import rate_reserve
+    from tests.gitserver import GitHTTPServer
+
+    rate_reserve.release_all()
+    with GitHTTPServer(tmp_path / "srv") as server:
+        bare = init_bare(tmp_path / "srv" / "fabric.git")
+        seed_repo(bare, {"gitops/raw/a.yaml": vpc("a", 1)})
+        # The host says 5 requests are left until the reset in 5 minutes.
+        server.extra_headers = {"X-RateLimit-Remaining": "5",
+                                "X-RateLimit-Reset": str(int(time.time()) + 300)}
+        fabric = app.register_fabric("lab", server.url("fabric.git"))
+        config = with_keys(load_settings(environ={}).fgd, "github", rate_limit_buffer=buffer)
+        result = SyncRunner(app, config, sleep=lambda _: None).run(fabric.fabric_id)
+        try:
+            if buffer >= 5:  # 5 left is within the reserve: the first answer stops the rest
+                assert result.sync.state == "failed"
+                error = result.sync.errors[-1]
+                assert error["code"] == "FGD_4003"
+                assert "rate_limit_buffer" in error["message"]
+                assert len(server.requests) == 1  # nothing was sent after that answer
+                assert commits(bare) == 1
+            else:  # 5 left, 4 kept: the sync goes ahead
+                assert result.ok and result.pushed, result.sync.errors
+        finally:
+            rate_reserve.release_all()
