@@ -145,7 +145,8 @@ class AlertThresholds(_Section):
 class MonitoringConfig(_Section):
     metrics_enabled: StrictBool = True
     health_check_interval: PositiveInt = 60
-    """Seconds between health checks."""
+    """Seconds between a worker process's self-checks (its event store answers;
+    fgd_worker_health_checks_total, a WARNING line when it does not)."""
     alert_thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
 
 

@@ -93,6 +93,13 @@ def _serve_metrics(port: int, host: str, app: object | None, factory: object,
     BrokerGauges(factory, queues).start()  # type: ignore[arg-type]
 
 
+def _self_check(app: object, settings: Settings, name: str, stop: threading.Event) -> None:
+    """This process's self-check every ``monitoring.health_check_interval`` seconds."""
+    from fgd_workers.self_check import SelfCheck
+
+    SelfCheck(app, name, settings.fgd.monitoring.health_check_interval).start(stop)
+
+
 @worker.command("relay")
 @click.option("--name", default="relay", show_default=True,
               help="Relay name: its position row and its lock (one active relay per name).")
@@ -117,6 +124,7 @@ def relay(name: str, batch_size: int, poll_interval: float | None, metrics_port:
     # Its pool plus the coordinator's dedicated LISTEN/lock connection.
     app = open_when_store_answers(lambda: worker_app(settings, dedicated=1), stop,
                                   f"relay {name}")
+    _self_check(app, settings, f"relay {name}", stop)
     try:
         relay = Relay(app, connection_factory(settings.broker_url), name=name,
                       batch_size=batch_size, poll_interval=poll_interval)
@@ -217,6 +225,7 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
     _serve_metrics(metrics_port, metrics_host, app, factory,
                    [f"{queue_prefix}.{k}" for k in kinds],
                    enabled=settings.fgd.monitoring.metrics_enabled)
+    _self_check(app, settings, "worker " + "+".join(kinds), stop)
     threads = [threading.Thread(target=t, args=(stop,), daemon=True) for t in targets[1:]]
     for thread in threads:
         thread.start()
@@ -314,6 +323,7 @@ def scheduler(name: str, tick: float, queue_prefix: str, cache_dir: str | None,
     factory = connection_factory(settings.broker_url)
     _serve_metrics(metrics_port, metrics_host, app, factory, [f"{queue_prefix}.discovery"],
                    enabled=settings.fgd.monitoring.metrics_enabled)
+    _self_check(app, settings, f"scheduler {name}", stop)
     try:
         runner = Scheduler(app, settings.fgd.sync, name=name, interval=tick,
                            connection_factory=factory, queue_prefix=queue_prefix,

@@ -71,6 +71,9 @@ def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: i
         # syncs in this process, like `fgd serve`: it keeps the API's configurable pool.)
         app = open_when_store_answers(
             lambda: worker_app(settings, source="fgd_workers"), stop, "commands")
+    from fgd_workers.self_check import SelfCheck
+
+    SelfCheck(app, "commands", settings.fgd.monitoring.health_check_interval).start(stop)
     intake = CommandIntake(
         app, settings.fgd.github.webhook_secret,
         submit=executor.submit if executor is not None else None,

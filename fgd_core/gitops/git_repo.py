@@ -167,6 +167,21 @@ class Snapshot:
             entries.append(self._entry(full, entry.sha, entry.mode))
         return tuple(sorted(entries, key=lambda e: e.path))
 
+    def is_dir(self, path: str) -> bool:
+        """Does ``path`` name a directory (git keeps only non-empty ones)? Reads one path of
+        trees, not the listing under it."""
+        if self.tree_id is None:
+            return False
+        if not path.strip("/"):
+            return True
+        try:
+            mode, _ = tree_lookup_path(
+                self._store.__getitem__, _oid(self.tree_id), _encode(path.strip("/"))
+            )
+        except KeyError:
+            return False
+        return stat.S_ISDIR(mode)
+
     def get(self, path: str) -> FileEntry | None:
         if self.tree_id is None:
             return None

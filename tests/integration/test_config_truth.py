@@ -211,3 +211,187 @@ def test_rate_limit_buffer_keeps_requests_in_reserve(
                 assert result.ok and result.pushed, result.sync.errors
         finally:
             rate_reserve.release_all()
+
+
+# --- fgd.directory.auto_initialize / auto_repair ------------------------------------------
+
+BROKEN_MANIFEST = b"this: [is not a manifest\n"
+
+
+def run_sync(engine: str, app: FGDApplication, config: FGDConfig, tmp_path: Path,
+             fabric_id: int, options: dict[str, Any] | None = None) -> Any:
+    if engine == "embedded":
+        return SyncRunner(app, config).run(fabric_id, "manual", options).sync
+    steps = SyncSteps(app, config, cache_root=tmp_path / "cache")
+    return distributed_sync(app, steps, fabric_id, options)
+
+
+@pytest.mark.parametrize("engine", ["embedded", "distributed"])
+def test_auto_initialize_initializes_a_missing_directory_before_the_sync(
+    app: FGDApplication, tmp_path: Path, engine: str
+) -> None:
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {"README.md": b"a new fabric\n"})
+    fabric = app.register_fabric("lab", str(repo))
+    config = load_settings(environ={}).fgd
+    sync = run_sync(engine, app, config, tmp_path, fabric.fabric_id)
+    assert sync.state == "completed", sync.errors
+    files = tree(repo)
+    assert {"gitops/.hnp/manifest.yaml", "gitops/raw/README.md",
+            "gitops/managed/vpcs/.gitkeep"} <= set(files)
+    assert commits(repo) == 2  # the seed and the initialization
+    assert app.get_fabric(fabric.fabric_id).gitops_initialized
+    # Initialized now: the next sync has nothing to prepare.
+    assert run_sync(engine, app, config, tmp_path, fabric.fabric_id).state == "completed"
+    assert commits(repo) == 2
+
+
+@pytest.mark.parametrize("engine", ["embedded", "distributed"])
+def test_auto_initialize_off_fails_the_sync_with_fgd_2001(
+    app: FGDApplication, tmp_path: Path, engine: str
+) -> None:
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {"README.md": b"a new fabric\n"})
+    fabric = app.register_fabric("lab", str(repo))
+    config = with_keys(load_settings(environ={}).fgd, "directory", auto_initialize=False)
+    sync = run_sync(engine, app, config, tmp_path, fabric.fabric_id)
+    assert sync.state == "failed"
+    assert sync.errors[-1]["code"] == "FGD_2001"
+    assert "auto_initialize" in sync.errors[-1]["message"]
+    assert commits(repo) == 1
+
+
+def test_a_sync_that_pushes_nothing_initializes_nothing(
+    app: FGDApplication, tmp_path: Path
+) -> None:
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {"README.md": b"a new fabric\n"})
+    fabric = app.register_fabric("lab", str(repo))
+    config = load_settings(environ={}).fgd
+    sync = SyncRunner(app, config).run(fabric.fabric_id, "manual", {"validate_only": True}).sync
+    assert sync.state == "completed" and commits(repo) == 1
+
+
+@pytest.mark.parametrize("engine", ["embedded", "distributed"])
+def test_auto_repair_repairs_an_unreadable_manifest_before_the_sync(
+    app: FGDApplication, tmp_path: Path, engine: str
+) -> None:
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {"gitops/.hnp/manifest.yaml": BROKEN_MANIFEST,
+                     "gitops/raw/a.yaml": vpc("a", 1)})
+    fabric = app.register_fabric("lab", str(repo))
+    config = load_settings(environ={}).fgd
+    sync = run_sync(engine, app, config, tmp_path, fabric.fabric_id)
+    assert sync.state == "completed", sync.errors
+    assert sync.files["gitops/raw/a.yaml"]["status"] == "processed"
+    assert git("show", "main:gitops/.hnp/manifest.yaml.broken", cwd=repo).encode() \
+        == BROKEN_MANIFEST
+    log = git("log", "--format=%s", "main", cwd=repo).splitlines()
+    assert log[1] == "fgd: repair /gitops before a sync"  # then the sync's own commit
+    assert app.get_fabric(fabric.fabric_id).gitops_directory_status == "valid"
+
+
+@pytest.mark.parametrize("engine", ["embedded", "distributed"])
+def test_auto_repair_off_fails_the_sync_with_fgd_2004_and_rewrites_nothing(
+    app: FGDApplication, tmp_path: Path, engine: str
+) -> None:
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {"gitops/.hnp/manifest.yaml": BROKEN_MANIFEST,
+                     "gitops/raw/a.yaml": vpc("a", 1)})
+    fabric = app.register_fabric("lab", str(repo))
+    config = with_keys(load_settings(environ={}).fgd, "directory", auto_repair=False)
+    sync = run_sync(engine, app, config, tmp_path, fabric.fabric_id)
+    assert sync.state == "failed"
+    error = sync.errors[-1]
+    assert error["code"] == "FGD_2004"
+    assert error["details"]["issues"] == ["invalid_manifest"]
+    assert commits(repo) == 1
+
+
+# --- worker processes: worker_pool_size, debug_mode, metrics_enabled, health_check_interval ---
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Any, what: str, timeout: float = 30.0) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def consumers_of(broker: str, queue: str) -> int:
+    from kombu import Connection
+
+    with Connection(broker) as conn:
+        return int(conn.default_channel.queue_declare(queue=queue, passive=True).consumer_count)
+
+
+def scrape(port: int) -> str | None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            return str(answer.read().decode())
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def test_worker_processes_follow_the_configuration(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from tests.integration.test_workers import Cluster
+
+    cluster = Cluster(tmp_path, pg_url)
+    try:
+        # Ingestion: 3 consumers, DEBUG logs, metrics off although a port is given.
+        off_port = free_port()
+        monkeypatch.setenv("HEDGEHOG_FGD_WORKER_CONCURRENCY", "3")
+        monkeypatch.setenv("HEDGEHOG_FGD_DEBUG", "true")
+        monkeypatch.setenv("HEDGEHOG_FGD_METRICS_ENABLED", "false")
+        ingestion = cluster.start("ingestion", "--metrics-port", str(off_port))
+        for name in ("HEDGEHOG_FGD_WORKER_CONCURRENCY", "HEDGEHOG_FGD_DEBUG",
+                     "HEDGEHOG_FGD_METRICS_ENABLED"):
+            monkeypatch.delenv(name)
+        # Discovery: the defaults, but a self-check every second (from the YAML file).
+        config = tmp_path / "fgd_config.yaml"
+        config.write_text("fgd:\n  monitoring:\n    health_check_interval: 1\n")
+        monkeypatch.setenv("HEDGEHOG_FGD_CONFIG", str(config))
+        on_port = free_port()
+        discovery = cluster.start("discovery", "--metrics-port", str(on_port))
+        monkeypatch.delenv("HEDGEHOG_FGD_CONFIG")
+
+        queue = f"{cluster.prefix}.ingestion"
+        wait_for(lambda: consumers_of(cluster.broker, queue) == 3, "3 ingestion consumers")
+        ingestion_log = Path(ingestion.log_path).read_text()  # type: ignore[attr-defined]
+        assert re.search(r"\bDEBUG\b", ingestion_log), ingestion_log[-2000:]
+        assert "metrics disabled" in ingestion_log
+        assert scrape(off_port) is None  # nothing listens there
+        assert consumers_of(cluster.broker, f"{cluster.prefix}.discovery") == 1
+
+        def checks() -> float:
+            text = scrape(on_port) or ""
+            found = re.search(r'^fgd_worker_health_checks_total\{outcome="ok"\} (\S+)$', text,
+                              re.MULTILINE)
+            return float(found.group(1)) if found and float(found.group(1)) >= 3 else 0.0
+
+        wait_for(checks, "three self-checks of the discovery worker")
+        discovery_log = Path(discovery.log_path).read_text()  # type: ignore[attr-defined]
+        assert not re.search(r"\bDEBUG\b", discovery_log), discovery_log[-2000:]
+        assert ingestion.poll() is None and discovery.poll() is None
+    finally:
+        cluster.close()
