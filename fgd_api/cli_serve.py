@@ -14,6 +14,7 @@ import click
 def serve(host: str, port: int, log_level: str) -> None:
     """Serve the REST API, the web console (/ui/), the WebSocket progress stream, webhooks
     and /metrics."""
+    import logging
     import os
 
     import uvicorn
@@ -22,9 +23,11 @@ def serve(host: str, port: int, log_level: str) -> None:
     from fgd_core.config import load_settings
     from fgd_core.observability import configure_logging, configure_tracing
 
-    if load_settings().fgd.debug_mode:
+    debug = load_settings().fgd.debug_mode
+    configure_logging("debug" if debug else log_level)
+    if debug:
+        logging.getLogger("fgd_api").debug("logging at DEBUG: fgd.debug_mode (HEDGEHOG_FGD_DEBUG)")
         log_level = "debug"
-    configure_logging(log_level)
     configure_tracing(os.environ.get("HEDGEHOG_FGD_TRACING", ""))
     uvicorn.run(
         create_app(embedded_scheduler=True),

@@ -395,3 +395,63 @@ def test_worker_processes_follow_the_configuration(
         assert ingestion.poll() is None and discovery.poll() is None
     finally:
         cluster.close()
+
+
+# --- the API: metrics_enabled, debug_mode -------------------------------------------------
+
+
+@pytest.mark.parametrize("enabled", ["true", "false"])
+def test_metrics_enabled_turns_the_api_metrics_on_and_off(tmp_path: Path, enabled: str) -> None:
+    settings = settings_for(tmp_path, None, HEDGEHOG_FGD_METRICS_ENABLED=enabled)
+    container = Container.build(settings)
+    try:
+        with TestClient(create_app(container)) as client:
+            answer = client.get("/metrics")
+    finally:
+        container.close()
+    if enabled == "true":
+        assert answer.status_code == 200 and "fgd_sync_total" in answer.text
+    else:
+        assert answer.status_code == 404
+        assert answer.json()["error"]["details"]["key"] == "fgd.monitoring.metrics_enabled"
+
+
+def test_fgd_serve_logs_at_debug_and_hides_metrics_as_configured(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = free_port()
+    fgd = Path(sys.executable).parent / "fgd"
+    command = [str(fgd)] if fgd.exists() else [sys.executable, "-m", "fgd_core.cli"]
+    environ = {**os.environ, "HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"),
+               "HEDGEHOG_FGD_DEBUG": "yes", "HEDGEHOG_FGD_METRICS_ENABLED": "no"}
+    environ.pop("HEDGEHOG_FGD_DATABASE_URL", None)
+    environ.pop("HEDGEHOG_FGD_BROKER_URL", None)
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        # --log-level warning: debug_mode still wins (it sets DEBUG in every process).
+        proc = subprocess.Popen([*command, "serve", "--port", str(port), "--log-level",
+                                 "warning"], env=environ, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def health() -> bool:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/api/plugins/hedgehog/health/", timeout=2):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(health, "fgd serve", timeout=60)
+        import urllib.error
+
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert caught.value.code == 404
+        wait_for(lambda: '"level": "debug"' in log_path.read_text()
+                 or '"level":"debug"' in log_path.read_text(), "a debug line in the log")
+    finally:
+        proc.terminate()
+        proc.wait(15)
