@@ -455,3 +455,73 @@ def test_fgd_serve_logs_at_debug_and_hides_metrics_as_configured(tmp_path: Path)
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+# --- keys that acted already, proven through the configuration --------------------------
+
+
+@pytest.mark.parametrize(("batch_size", "saves"), [(2, 3), (50, 1)])
+def test_batch_size_is_files_per_save(
+    app: FGDApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_size: int,
+    saves: int
+) -> None:
+    repo = init_bare(tmp_path / "fabric.git")
+    seed_repo(repo, {f"gitops/raw/v{n}.yaml": vpc(f"v{n}", n) for n in range(1, 6)})
+    fabric = app.register_fabric("lab", str(repo))
+    config = with_keys(load_settings(environ={}).fgd, "ingestion", batch_size=batch_size)
+    calls: list[str] = []
+    real = app.update_sync
+
+    def counting(sync_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(command, "__name__", "") == "record":  # a batch of file outcomes
+            calls.append(sync_id)
+        return real(sync_id, command, *args, **kwargs)
+
+    monkeypatch.setattr(app, "update_sync", counting)
+    result = SyncRunner(app, config).run(fabric.fabric_id)
+    assert result.ok and len(result.sync.files) == 5
+    assert len(calls) == saves  # the five files' outcomes in batches of batch_size
+
+
+def test_git_timeouts_come_from_the_configuration(app: FGDApplication, tmp_path: Path) -> None:
+    from fgd_core.services.remotes import make_remote
+    from tests.gitserver import GitHTTPServer
+
+    with GitHTTPServer(tmp_path / "srv") as server:
+        bare = init_bare(tmp_path / "srv" / "fabric.git")
+        seed_repo(bare, {"gitops/raw/a.yaml": vpc("a", 1)})
+        fabric = app.register_fabric("lab", server.url("fabric.git"))
+        server.latency = 2.0  # every answer takes two seconds
+        impatient = with_keys(load_settings(environ={}).fgd, "github", read_timeout=1,
+                              connection_timeout=1)
+        with pytest.raises(Exception) as caught:
+            make_remote(fabric, impatient, None, None).fetch("main")
+        assert getattr(caught.value, "code", None) == "FGD_4001"
+        patient = with_keys(load_settings(environ={}).fgd, "github", read_timeout=20,
+                            connection_timeout=7)
+        remote = make_remote(fabric, patient, None, None)
+        assert remote.fetch("main").head is not None
+        # connection_timeout cannot be provoked on 127.0.0.1 (a connect succeeds or is
+        # refused at once): its wiring into the HTTP client is what can be shown.
+        timeout = remote._client._timeout  # type: ignore[union-attr]
+        assert timeout.connect_timeout == 7 and timeout.read_timeout == 20
+
+
+def test_api_bounds_come_from_the_configuration(tmp_path: Path) -> None:
+    from fgd_core.auth import create_token
+
+    body = {"name": "lab", "repository": f"{tmp_path}/" + "x" * 300 + ".git"}
+    statuses = {}
+    for limit in ("100", "1048576"):
+        settings = settings_for(tmp_path / limit, None,
+                                HEDGEHOG_FGD_MAX_REQUEST_BODY_BYTES=limit)
+        container = Container.build(settings)
+        try:
+            key, _ = create_token(container.app, "admin", superuser=True)
+            with TestClient(create_app(container)) as client:
+                statuses[limit] = client.post("/api/plugins/hedgehog/fabrics/", json=body,
+                                              headers={"Authorization": f"Token {key}"})
+        finally:
+            container.close()
+    assert statuses["100"].status_code == 413
+    assert statuses["1048576"].status_code != 413
