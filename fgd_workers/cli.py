@@ -57,8 +57,13 @@ def worker() -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
                             "%(message)s")
     from fgd_core.config import load_settings
+    from fgd_core.errors import ConfigurationError
 
-    if load_settings().fgd.debug_mode:  # fgd.debug_mode / HEDGEHOG_FGD_DEBUG
+    try:
+        debug = load_settings().fgd.debug_mode  # fgd.debug_mode / HEDGEHOG_FGD_DEBUG
+    except ConfigurationError:
+        return  # the command reports it when it loads the configuration (--help still works)
+    if debug:
         logging.getLogger().setLevel(logging.DEBUG)
 
 
