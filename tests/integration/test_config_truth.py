@@ -525,3 +525,26 @@ def test_api_bounds_come_from_the_configuration(tmp_path: Path) -> None:
             container.close()
     assert statuses["100"].status_code == 413
     assert statuses["1048576"].status_code != 413
+
+
+def test_enabled_false_answers_a_github_push_with_fgd_3004(tmp_path: Path) -> None:
+    from tests.gitserver import GitHTTPServer
+    from tests.integration.test_webhooks import SECRET, deliver, push_payload, stored_types
+
+    with GitHTTPServer(tmp_path / "srv") as server:
+        bare = init_bare(server.root / "hedgehog" / "fabric.git")
+        seed_repo(bare, {"gitops/raw/vpcs.yaml": vpc("vpc-1", 1)})
+        settings = settings_for(tmp_path, None, HEDGEHOG_FGD_ENABLED="false",
+                                HEDGEHOG_FGD_GITHUB_WEBHOOK_SECRET=SECRET,
+                                HEDGEHOG_FGD_ALLOWED_REPOSITORIES=server.url())
+        container = Container.build(settings)
+        try:
+            container.app.register_fabric("lab", server.url("hedgehog/fabric.git"),
+                                          auto_sync_on_change=True)
+            with TestClient(create_app(container)) as client:
+                answer = deliver(client, push_payload(server.url("hedgehog/fabric.git")))
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "FGD_3004"
+            assert "sync.started" not in stored_types(container)
+        finally:
+            container.close()
