@@ -164,6 +164,7 @@ def test_every_variable_the_product_reads_is_accounted_for() -> None:
         "HEDGEHOG_FGD_COMMANDS_QUEUE", "HEDGEHOG_FGD_METRICS_HOST", "HEDGEHOG_FGD_TRACING",
         "HEDGEHOG_FGD_SCHEDULER_TICK", "HEDGEHOG_FGD_GIT_CACHE", "HEDGEHOG_FGD_TOKEN",
         "HEDGEHOG_FGD_TEST_HANDLER_DELAY", "HEDGEHOG_FGD_GITHUB_TOKEN", "HEDGEHOG_FGD_API_URL",
+        "HEDGEHOG_FGD_CLI_PICKUP_TIMEOUT",
     }
     unknown = read - set(ENV_OVERRIDES) - set(RUNTIME_ENV) - process_options
     assert unknown == set(), f"variables read but not accounted for: {sorted(unknown)}"
