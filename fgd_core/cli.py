@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from fgd_core.cli_common import fgd_errors
+from fgd_core.cli_common import fgd_errors, remote_client
+from fgd_core.cli_follow import ENDING_EVENTS
 from fgd_core.cli_output import chosen, emit, output_option
 
 
@@ -24,8 +25,32 @@ def _app() -> Any:
 
 @click.group(context_settings={"max_content_width": 110})
 @click.version_option(package_name="fgd-sync")
-def main() -> None:
-    """FGD Sync: GitOps sync engine for Hedgehog fabrics."""
+@click.option("--api", metavar="URL", envvar="HEDGEHOG_FGD_API_URL",
+              help="Remote mode: run the command through the FGD Sync API at URL, such as "
+              "http://fgd:8000, with the token in HEDGEHOG_FGD_TOKEN, instead of the database "
+              "[env HEDGEHOG_FGD_API_URL]. For fabric, status, history, sync, cancel, files, "
+              "process, directory and audit; other commands refuse it.")
+@click.pass_context
+def main(ctx: click.Context, api: str | None) -> None:
+    """FGD Sync: GitOps sync engine for Hedgehog fabrics.
+
+    Commands work on this machine's database (HEDGEHOG_FGD_DATABASE_URL, else the embedded
+    SQLite file) unless --api names an API server (remote mode).
+
+    Exit status of fgd sync, fgd process and fgd status --watch: 0 every raw file landed (or
+    nothing to do), 1 the sync failed (or any error), 2 usage error, 3 the sync completed but
+    raw files failed or are still failing, 4 no worker picked the sync up in time (with a
+    broker: HEDGEHOG_FGD_CLI_PICKUP_TIMEOUT)."""
+    from fgd_core.cli_remote import OFFLINE_COMMANDS, REMOTE_COMMANDS
+
+    ctx.obj = {"api": api or None}
+    command = ctx.invoked_subcommand
+    if api and command not in REMOTE_COMMANDS | OFFLINE_COMMANDS:
+        raise click.UsageError(
+            f"fgd {command} has no remote form: it works on this machine's database and "
+            "services. Drop --api (and unset HEDGEHOG_FGD_API_URL) to run it here.",
+            ctx,
+        )
 
 
 # Bookkeeping events: the fabric lock, sync capacity, id registries and progress ticks.
@@ -88,9 +113,6 @@ def events(fabric_id: int | None, sync_id: str | None, after: int, show_all: boo
         emit([r.envelope for r in recorded], fmt)
 
 
-ENDING_EVENTS = frozenset({"sync.completed", "sync.failed", "sync.cancelled", "sync.timeout"})
-
-
 def follow(app: Any, sync_id: str, fmt: str, poll: float = 0.25) -> None:
     """Print SYNC_ID's events as they are stored (from its first one) until it ends: a line
     per event on a table output, whole envelopes as JSON lines otherwise."""
@@ -129,6 +151,16 @@ def status(sync_id: str, watch: bool, output: str | None) -> None:
     from fgd_core.domain.sync_operation import COMPLETED
     from fgd_core.views import sync_status
 
+    api = remote_client()
+    if api is not None:
+        from fgd_core.cli_remote import failing_files, watch_status
+
+        shown = (watch_status(api, sync_id, chosen(output)) if watch
+                 else api.get(f"/sync-status/{sync_id}/"))
+        emit(shown, output)
+        if watch:
+            sys.exit(exit_code(shown["state"] == COMPLETED, failing_files(shown)))
+        return
     app = _app()
     sync = app.get_sync(sync_id)
     if watch:
@@ -150,7 +182,11 @@ def history(fabric_id: int, limit: int, output: str | None) -> None:
 
     from fgd_core.views import history_item
 
-    items = [history_item(item) for item in islice(_app().syncs_of(fabric_id), limit)]
+    api = remote_client()
+    if api is not None:
+        items = api.get(f"/fabrics/{fabric_id}/sync-history/", limit=limit)["results"]
+    else:
+        items = [history_item(item) for item in islice(_app().syncs_of(fabric_id), limit)]
     emit(items, output, columns=("sync_id", "trigger", "state", "started_at", "completed_at",
                                  "duration_seconds", "files_processed", "errors", "warnings"))
 
@@ -168,6 +204,11 @@ def audit(fabric_id: int | None, user: str | None, limit: int, offset: int,
     filters of the API's /audit-log/."""
     from fgd_core.replay import history
 
+    api = remote_client()
+    if api is not None:
+        page = api.get("/audit-log/", fabric_id=fabric_id, user=user, limit=limit, offset=offset)
+        emit(page["results"], output, columns=AUDIT_COLUMNS)
+        return
     entries = [
         {"timestamp": r.envelope["timestamp"], "fabric_id": r.envelope["fabric_id"] or None,
          **r.envelope["payload"]}
@@ -176,49 +217,28 @@ def audit(fabric_id: int | None, user: str | None, limit: int, offset: int,
         and (user is None or r.envelope["payload"].get("user") == user)
     ]
     entries.reverse()
-    emit(entries[offset:offset + limit], output,
-         columns=("timestamp", "user", "action", "fabric_id", "success", "ip_address",
-                  "error_message"))
+    emit(entries[offset:offset + limit], output, columns=AUDIT_COLUMNS)
 
 
-@main.group()
-def fabric() -> None:
-    """Register and inspect fabrics."""
+AUDIT_COLUMNS = ("timestamp", "user", "action", "fabric_id", "success", "ip_address",
+                 "error_message")
 
 
-@fabric.command("register")
-@click.argument("name")
-@click.option("--repo", required=True, help="Git repository: path, file:// or https:// URL.")
-@click.option("--branch", default="main", show_default=True, help="Branch to sync.")
-@click.option("--path", "gitops_directory", default="gitops", show_default=True,
-              help="GitOps directory inside the repository (holds raw/ and managed/).")
-@click.option("--id", "fabric_id", type=int, help="Integer id (default: the next free one).")
+@main.command()
+@click.argument("sync_id")
 @output_option
 @fgd_errors
-def fabric_register(
-    name: str, repo: str, branch: str, gitops_directory: str, fabric_id: int | None,
-    output: str | None,
-) -> None:
-    """Register fabric NAME whose desired state lives in REPO."""
-    from fgd_core.views import fabric_view
+def cancel(sync_id: str, output: str | None) -> None:
+    """Cancel the running (or pending) sync SYNC_ID; prints the spec's cancel answer."""
+    api = remote_client()
+    if api is not None:
+        emit(api.post(f"/sync-status/{sync_id}/cancel/"), output)
+        return
+    import getpass
 
-    app = _app()
-    registered = app.register_fabric(
-        name, repo, branch=branch, gitops_directory=gitops_directory, fabric_id=fabric_id
-    )
-    emit(fabric_view(registered), output)
-
-
-@fabric.command("list")
-@output_option
-@fgd_errors
-def fabric_list(output: str | None) -> None:
-    """Every registered fabric with its settings and last sync."""
-    from fgd_core.views import fabric_view
-
-    emit([fabric_view(item) for item in _app().list_fabrics()], output,
-         columns=("id", "name", "repository", "branch", "gitops_directory", "sync_enabled",
-                  "last_sync_status", "last_sync"))
+    sync = _app().cancel_sync(sync_id, f"cancelled by {getpass.getuser()} (fgd cancel)")
+    emit({"success": True, "message": "Sync operation cancelled", "final_state": sync.state},
+         output)
 
 
 @main.group()
@@ -256,11 +276,12 @@ def config_schema(write: str | None) -> None:
 # Command groups that live in modules of their own.
 from fgd_core.cli_auth import token  # noqa: E402
 from fgd_core.cli_bus import bus  # noqa: E402
+from fgd_core.cli_fabric import fabric  # noqa: E402
 from fgd_core.cli_gitops import directory, files, process  # noqa: E402
 from fgd_core.cli_sync import example_repo, sync  # noqa: E402
 from fgd_core.cli_validate import validate  # noqa: E402
 
-for command in (sync, example_repo, directory, files, process, token, bus, validate):
+for command in (sync, example_repo, fabric, directory, files, process, token, bus, validate):
     main.add_command(command)
 
 

@@ -1,5 +1,6 @@
 """``fgd sync`` (the main job) and ``fgd example-repo``: a whole sync in this process on the
-embedded default, with a progress bar and a summary."""
+embedded default (on the workers with a broker, ``cli_follow``; through the API in remote
+mode, ``cli_remote``), with a progress bar and a summary."""
 
 from __future__ import annotations
 
@@ -9,12 +10,9 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from fgd_core.cli_common import fgd_errors
-
-FILE_DONE = {"file.processed", "file.failed", "file.skipped"}
+from fgd_core.cli_common import fgd_errors, remote_client
 
 
 def _find_or_register(app: Any, repo: str, branch: str, path: str, name: str | None) -> Any:
@@ -78,54 +76,80 @@ def sync(
 ) -> None:
     """Run a whole sync of REPO's raw/ directory into managed/ (commit + push).
 
+    Runs here on the embedded default. With a broker (HEDGEHOG_FGD_BROKER_URL) the workers
+    run it: this command starts it as the API does and follows its events, and gives up when
+    no worker picks it up within HEDGEHOG_FGD_CLI_PICKUP_TIMEOUT seconds (default 30). With
+    --api it goes through the HTTP API.
+
     Exit status: 0 when every raw file landed or there was nothing to do; 1 when the sync
     failed; 3 when it completed but some raw files failed, or are still failing (skipped
-    because unchanged since they failed)."""
-    from fgd_core.bootstrap import build_runner
-    from fgd_core.views import sync_status
+    because unchanged since they failed); 4 when no worker picked it up (the sync is
+    cancelled)."""
+    from fgd_core.config import load_settings
 
-    app, runner = build_runner(source="fgd_cli")
-    fabric = _find_or_register(app, _normalize_repo(repo), branch, gitops_directory, fabric_name)
-    console = Console(stderr=True)
     options = {
         "validate_only": validate_only,
         "include_github_sync": not no_push,
         "force_refresh": force_refresh,
     }
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[current]}"),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("sync", total=None, current="")
+    remote = remote_client()
+    if remote is not None:
+        from fgd_core.cli_remote import remote_sync
+
+        remote_sync(remote, _normalize_repo(repo), branch, gitops_directory, fabric_name,
+                    options, as_json)
+        return
+    settings = load_settings()
+    console = Console(stderr=True)
+    if settings.broker_url:
+        from fgd_core.bootstrap import build_app
+        from fgd_core.cli_follow import sync_on_workers
+
+        app = build_app(settings, source="fgd_cli")
+        fabric = _find_or_register(app, _normalize_repo(repo), branch, gitops_directory,
+                                   fabric_name)
+        ended = sync_on_workers(app, fabric.fabric_id, options, console,
+                                settings.fgd.cli.pickup_timeout_seconds)
+        counts = ended.stage_summaries.get("file_ingestion", {})
+        pushed = ended.stage_summaries.get("github_sync", {})
+        report(console, fabric, ended, counts, pushed.get("commit"), bool(pushed.get("pushed")),
+               as_json)
+        return
+    from fgd_core.bootstrap import build_runner
+    from fgd_core.cli_follow import SyncProgress
+
+    app, runner = build_runner(settings, source="fgd_cli")
+    fabric = _find_or_register(app, _normalize_repo(repo), branch, gitops_directory, fabric_name)
+    with SyncProgress(console) as progress:
 
         def on_events(stored: list[tuple[int, dict[str, Any]]]) -> None:
             for _, env in stored:
-                kind, payload = env["event_type"], env["payload"]
-                if kind == "stage.started":
-                    progress.update(task, description=payload["stage"])
-                elif kind == "file.discovered":
-                    progress.update(task, total=(progress.tasks[0].total or 0) + 1)
-                elif kind in FILE_DONE:
-                    progress.update(task, advance=1, current=payload["file_path"])
+                progress.on_event(env)
 
         unsubscribe = app.subscribe(on_events)
         try:
             result = runner.run(fabric.fabric_id, "manual", options)
         finally:
             unsubscribe()
-    status = sync_status(result.sync)
-    failing = still_failing(result.sync)
+    report(console, fabric, result.sync, result.plan.summary() if result.plan else {},
+           result.commit, result.pushed, as_json)
+
+
+def report(console: Console, fabric: Any, sync: Any, counts: dict[str, Any],
+           commit: str | None, pushed: bool, as_json: bool) -> None:
+    """The summary (or the status as JSON), the files still failing, and the exit status."""
+    from fgd_core.domain.sync_operation import COMPLETED
+    from fgd_core.views import sync_status
+
+    status = sync_status(sync)
+    failing = still_failing(sync)
     if as_json:
         click.echo(__import__("json").dumps(status))
     else:
-        _summary(console, fabric, result, status)
+        _summary(console, fabric, status, counts, commit, pushed)
         for path in sorted(failing):
             console.print(f"[yellow]still failing[/yellow] {path}")
-    sys.exit(exit_code(result.ok, failing))
+    sys.exit(exit_code(sync.state == COMPLETED, failing))
 
 
 # Exit statuses of ``fgd sync`` (and of the README's table): CI gates on them.
@@ -146,8 +170,8 @@ def exit_code(ok: bool, failing: list[str]) -> int:
     return EXIT_FILES_FAILING if failing else EXIT_OK
 
 
-def _summary(console: Console, fabric: Any, result: Any, status: dict[str, Any]) -> None:
-    s = result.plan.summary() if result.plan else {}
+def _summary(console: Console, fabric: Any, status: dict[str, Any], s: dict[str, Any],
+             commit: str | None, pushed: bool) -> None:
     table = Table(
         title=f"fabric {fabric.fabric_id} ({fabric.name}) — sync {status['sync_id']}",
         show_header=False,
@@ -165,8 +189,8 @@ def _summary(console: Console, fabric: Any, result: Any, status: dict[str, Any])
         ("resources unchanged", s.get("files_unchanged", 0)),
         ("warnings", len(status["warnings"])),
         ("errors", len(status["errors"])),
-        ("commit", result.commit[:12] if result.commit else "none (nothing changed)"),
-        ("pushed", "yes" if result.pushed else "no"),
+        ("commit", commit[:12] if commit else "none (nothing changed)"),
+        ("pushed", "yes" if pushed else "no"),
     ]
     for key, value in rows:
         table.add_row(key, str(value))

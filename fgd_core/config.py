@@ -164,6 +164,14 @@ class ApiConfig(_Section):
     """gitops-files?include_content: contents stop after this many bytes in one answer."""
 
 
+class CliConfig(_Section):
+    """The ``fgd`` command line (not in the spec: an extension)."""
+
+    pickup_timeout_seconds: PositiveInt = 30
+    """With a broker, ``fgd sync`` / ``fgd process`` hand the sync to the workers and give up
+    (exit status 4) when no worker has picked it up within this many seconds."""
+
+
 # ---------------------------------------------------------------------------------------------
 # --- repository policy and git credentials --------------------------------------------------
 # (kept together: which repositories API users may point a fabric at, and where the git token
@@ -208,6 +216,7 @@ class FGDConfig(_Section):
     """The fabric Hedgehog's validation rules assume (fabricator's defaults)."""
     api: ApiConfig = Field(default_factory=ApiConfig)
     repositories: RepositoriesConfig = Field(default_factory=RepositoriesConfig)
+    cli: CliConfig = Field(default_factory=CliConfig)
 
 
 class ConfigFile(_Section):
@@ -232,6 +241,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
         ("fgd", "api", "files_content_max_file_bytes"), int),
     "HEDGEHOG_FGD_FILES_CONTENT_MAX_TOTAL_BYTES": (
         ("fgd", "api", "files_content_max_total_bytes"), int),
+    "HEDGEHOG_FGD_CLI_PICKUP_TIMEOUT": (("fgd", "cli", "pickup_timeout_seconds"), int),
     # Comma-separated lists.
     "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": (("fgd", "repositories", "allowed"), list),
     "HEDGEHOG_FGD_GITHUB_TOKEN_HOSTS": (("fgd", "github", "token_hosts"), list),

@@ -22,6 +22,15 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from fgd_core.application import FGDApplication
 from fgd_core.auth import create_token
@@ -30,25 +39,13 @@ from tests.gitserver import GitHTTPServer, init_bare, seed_repo
 from tests.integration.test_console import BAD_VPC
 from tests.resources import vpc
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import (  # noqa: E402
-    NoSuchElementException,
-    StaleElementReferenceException,
-    WebDriverException,
-)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
 
-# Skipped on a developer machine without them; never in CI, where .ci/run installs them.
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)) and not os.environ.get("CI"),
-    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
-)
+# Never skipped: without the browser the tests fail saying what to install (.ci/run installs it).
+BROWSER_MISSING = ("Debian's chromium and chromium-driver are needed: "
+                   "apt-get install -y chromium chromium-driver (.ci/run does it)")
 
 
 def free_port() -> int:
@@ -155,6 +152,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     app.close()
     port = free_port()
     server = start_server(tmp, environ, port)
+    assert os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER), BROWSER_MISSING
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",

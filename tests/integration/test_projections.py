@@ -553,9 +553,8 @@ def test_postgres_rows_are_readable_with_psql(
 
 
 def test_audit_log_through_the_event_store(app: FGDApplication, projections: Projections) -> None:
-    auth = pytest.importorskip("fgd_core.auth")  # added concurrently by the auth/audit work
-    if not hasattr(auth, "record_audit"):
-        pytest.skip("fgd_core.auth.record_audit not available")
+    from fgd_core import auth
+
     fabric_id = app.register_fabric("lab", "/srv/git/lab.git").fabric_id
     sid = app.start_sync(fabric_id).sync_id
     position = auth.record_audit(

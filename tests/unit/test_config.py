@@ -131,6 +131,8 @@ def test_defaults_are_the_spec_values() -> None:
                                "files_content_max_total_bytes": 8_388_608}
     # the repository policy and the token's hosts.
     assert dump.pop("repositories") == {"allowed": ["https://"]}
+    # the command line's wait for a worker to pick a sync up;
+    assert dump.pop("cli") == {"pickup_timeout_seconds": 30}
     assert dump["github"].pop("token_hosts") == ["github.com"]
     assert dump == spec
 
@@ -500,7 +502,8 @@ def test_int_fields_were_found() -> None:
     assert "fgd.sync.timeout_seconds" in INT_FIELDS
     assert "fgd.monitoring.alert_thresholds.queue_depth" in INT_FIELDS
     assert "fgd.hedgehog.fabric_mtu" in INT_FIELDS
-    assert len(INT_FIELDS) == 21  # the spec's 13, fgd.hedgehog's 5 and fgd.api's 3 bounds
+    # the spec's 13, fgd.hedgehog's 5, fgd.api's 3 bounds and fgd.cli's pickup timeout
+    assert len(INT_FIELDS) == 22
 
 
 @settings(max_examples=300)

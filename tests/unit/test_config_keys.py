@@ -78,6 +78,8 @@ ACTS: dict[str, str] = {
     "test_include_content_is_capped_per_file_and_in_total",
     "fgd.repositories.allowed": "tests/integration/test_repository_policy.py::"
     "test_a_configure_token_cannot_point_its_fabric_outside_the_policy",
+    "fgd.cli.pickup_timeout_seconds": "tests/integration/test_cli_workers.py::"
+    "test_with_no_worker_fgd_sync_says_so_and_exits_4_within_the_pickup_timeout",
 }
 # Every fgd.hedgehog key reaches the fabric rules (the rules' own tests prove each rule).
 ACTS |= {f"fgd.hedgehog.{name}": f"{THIS}::test_hedgehog_keys_reach_the_fabric_rules"
@@ -164,7 +166,6 @@ def test_every_variable_the_product_reads_is_accounted_for() -> None:
         "HEDGEHOG_FGD_COMMANDS_QUEUE", "HEDGEHOG_FGD_METRICS_HOST", "HEDGEHOG_FGD_TRACING",
         "HEDGEHOG_FGD_SCHEDULER_TICK", "HEDGEHOG_FGD_GIT_CACHE", "HEDGEHOG_FGD_TOKEN",
         "HEDGEHOG_FGD_TEST_HANDLER_DELAY", "HEDGEHOG_FGD_GITHUB_TOKEN", "HEDGEHOG_FGD_API_URL",
-        "HEDGEHOG_FGD_CLI_PICKUP_TIMEOUT",
     }
     unknown = read - set(ENV_OVERRIDES) - set(RUNTIME_ENV) - process_options
     assert unknown == set(), f"variables read but not accounted for: {sorted(unknown)}"
