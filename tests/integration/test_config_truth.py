@@ -381,7 +381,8 @@ def test_worker_processes_follow_the_configuration(
         assert re.search(r"\bDEBUG\b", ingestion_log), ingestion_log[-2000:]
         assert "metrics disabled" in ingestion_log
         assert scrape(off_port) is None  # nothing listens there
-        assert consumers_of(cluster.broker, f"{cluster.prefix}.discovery") == 1
+        wait_for(lambda: consumers_of(cluster.broker, f"{cluster.prefix}.discovery") == 1,
+                 "the discovery consumer")
 
         def checks() -> float:
             text = scrape(on_port) or ""
