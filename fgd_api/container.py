@@ -35,7 +35,7 @@ class Container:
         executor: Any = (
             BusExecutor()
             if settings.broker_url
-            else EmbeddedExecutor(runner, settings.fgd.sync.max_concurrent_syncs)
+            else EmbeddedExecutor(runner, settings.fgd.ingestion.worker_pool_size)
         )
         if read_model is None:
             from fgd_api.read_model import build_read_model

@@ -24,7 +24,14 @@ from fgd_core.domain.capacity import CAPACITY_ID, SyncCapacity
 from fgd_core.domain.correlation import check_same_request, served_by, sync_uuid
 from fgd_core.domain.fabric import REGISTRY_ID, Fabric, FabricRegistry, check_settings
 from fgd_core.domain.sync_operation import SyncOperation, normalize_options
-from fgd_core.errors import DatabaseError, InternalError, NotFoundError, ValidationError
+from fgd_core.errors import (
+    DatabaseError,
+    GitHubConnectionError,
+    InternalError,
+    NotFoundError,
+    SyncsDisabledError,
+    ValidationError,
+)
 from fgd_core.events.envelope import EnvelopeMapper
 from fgd_core.persistence import SCHEMA_LOCK
 from fgd_core.repository_policy import RepositoryPolicy, claim_place
@@ -83,8 +90,15 @@ class FGDApplication(Application[UUID]):
         source: str = "fgd_core",
         max_concurrent_syncs: int | None = None,
         repository_policy: RepositoryPolicy | None = None,
+        *,
+        syncs_enabled: bool = True,
+        push_enabled: bool = True,
     ) -> None:
-        """``max_concurrent_syncs``: how many syncs may be active at once across every
+        """``syncs_enabled`` (``fgd.enabled``): False refuses every new sync (FGD_3004, HTTP
+        503). ``push_enabled`` (``fgd.github.enabled``): False starts every sync with
+        ``include_github_sync`` false and a warning saying nothing is pushed.
+
+        ``max_concurrent_syncs``: how many syncs may be active at once across every
         trigger and process sharing the event store (FGD_5004 beyond it); None = unlimited,
         and the SyncCapacity aggregate is never read or written.
 
@@ -101,6 +115,7 @@ class FGDApplication(Application[UUID]):
         self.source = source
         self.max_concurrent_syncs = max_concurrent_syncs
         self.repository_policy = repository_policy
+        self.syncs_enabled, self.push_enabled = syncs_enabled, push_enabled
         self._listeners: list[Listener] = []
         self._local = threading.local()
         super().__init__(env)
@@ -346,11 +361,16 @@ class FGDApplication(Application[UUID]):
         ``fabric`` / ``capacity``: already loaded objects to start on (several syncs
         prepared for one save must share them); by default they are loaded."""
         fabric = fabric if fabric is not None else self.get_fabric(fabric_id)
+        options, unpushed = self._without_push(options)
         earlier_id = served_by(fabric, correlation_id)  # a repeat (its sync may still run)
         if earlier_id is not None:
             earlier = self.get_sync(earlier_id)
             check_same_request(earlier, fabric_id, trigger, normalize_options(options))
             return PreparedSync(earlier, fabric, duplicate=True)
+        if not self.syncs_enabled:
+            raise SyncsDisabledError(
+                "FGD Sync is disabled (fgd.enabled: false / HEDGEHOG_FGD_ENABLED): no sync "
+                "is started", details={"fabric_id": fabric_id, "key": "fgd.enabled"})
         fabric.check_idle()  # a busy fabric (the common refusal) costs no new sync object
         limit = self.max_concurrent_syncs
         if limit is not None and capacity is None:
@@ -358,10 +378,22 @@ class FGDApplication(Application[UUID]):
         if capacity is not None and limit is not None and fabric.running_sync_id is None:
             capacity.check(limit)  # before the fabric is touched: no half-prepared start
         sync = SyncOperation.start(fabric_id, trigger, options, correlation_id)
+        if unpushed:
+            sync.warn(GitHubConnectionError.code, "not pushed: fgd.github.enabled is false; "
+                      "the sync validates and commits locally, the remote is left as it is")
         fabric.start_sync(sync.sync_id, sync.correlation_id)
         if capacity is not None and limit is not None:
             capacity.acquire(sync.sync_id, fabric_id, sync.correlation_id, limit)
         return PreparedSync(sync, fabric, capacity if limit is not None else None)
+
+    def _without_push(self, options: dict[str, Any] | None) -> tuple[Any, bool]:
+        """With ``push_enabled`` false: the options with ``include_github_sync`` false, and
+        whether the request would have pushed (it gets a warning saying it did not)."""
+        if self.push_enabled:
+            return options, False
+        asked = normalize_options(options)
+        would_push = asked["include_github_sync"] and not asked["validate_only"]
+        return {**(options or {}), "include_github_sync": False}, would_push
 
     def sync_capacity(self) -> SyncCapacity | None:
         """The slots of ``max_concurrent_syncs`` (None when unlimited; a new, unsaved

@@ -31,6 +31,8 @@ def build_app(
         source=source,
         max_concurrent_syncs=settings.fgd.sync.max_concurrent_syncs,
         repository_policy=RepositoryPolicy.from_config(settings.fgd) if for_others else None,
+        syncs_enabled=settings.fgd.enabled,
+        push_enabled=settings.fgd.github.enabled,
     )
 
 

@@ -10,9 +10,10 @@ Precedence, lowest first: model defaults (the spec's values) → the YAML file �
 * Overrides (the spec's list): see ``ENV_OVERRIDES``. An empty variable counts as unset.
 * Runtime-only: ``HEDGEHOG_FGD_DATABASE_URL`` (PostgreSQL; unset → embedded SQLite at
   ``HEDGEHOG_FGD_SQLITE_PATH``), ``HEDGEHOG_FGD_BROKER_URL`` (AMQP; unset → in-process bus).
-* ``HEDGEHOG_FGD_REDIS_URL`` is in the spec's list but accepted and ignored: FGD Sync uses
-  RabbitMQ, not Redis (docs/decisions.md). Other unknown ``HEDGEHOG_FGD_*`` variables are
-  ignored too, because other components may define their own.
+* ``HEDGEHOG_FGD_REDIS_URL`` is in the spec's list but refused when set: FGD Sync uses
+  RabbitMQ, not Redis (``HEDGEHOG_FGD_BROKER_URL``; docs/decisions.md), and a variable that
+  would silently do nothing is an error. Other unknown ``HEDGEHOG_FGD_*`` variables are
+  ignored, because other components may define their own.
 
 Every problem is a ``ConfigurationError`` (FGD_1003) naming the dotted key or the variable;
 values are never echoed from the file, so the webhook secret cannot leak through an error.
@@ -111,7 +112,8 @@ class IngestionConfig(_Section):
 class GitHubConfig(_Section):
     enabled: StrictBool = True
     rate_limit_buffer: Annotated[StrictInt, Field(ge=0)] = 100
-    """API calls kept in reserve below GitHub's rate limit."""
+    """Requests kept in reserve below a git host's rate limit: once its
+    X-RateLimit-Remaining is this or less, no request goes to it until the reset (FGD_4003)."""
     connection_timeout: PositiveInt = 30
     read_timeout: PositiveInt = 60
     webhook_secret: SecretStr | None = None
@@ -146,7 +148,8 @@ class AlertThresholds(_Section):
 class MonitoringConfig(_Section):
     metrics_enabled: StrictBool = True
     health_check_interval: PositiveInt = 60
-    """Seconds between health checks."""
+    """Seconds between a worker process's self-checks (its event store answers;
+    fgd_worker_health_checks_total, a WARNING line when it does not)."""
     alert_thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
 
 
@@ -246,6 +249,8 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": (("fgd", "repositories", "allowed"), list),
     "HEDGEHOG_FGD_GITHUB_TOKEN_HOSTS": (("fgd", "github", "token_hosts"), list),
 }
+# In the spec's list, refused: a Redis URL would do nothing (the broker is RabbitMQ).
+REDIS_URL_ENV = "HEDGEHOG_FGD_REDIS_URL"
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _URL_SCHEMES = {
     "HEDGEHOG_FGD_DATABASE_URL": ("postgresql", "postgres"),
@@ -476,6 +481,9 @@ def load_settings(
     else:
         fgd = parse_config(_read_yaml(config_path), environ=environ, source=str(config_path))
 
+    if environ.get(REDIS_URL_ENV, "").strip():
+        raise _fail([(REDIS_URL_ENV, "FGD Sync uses RabbitMQ, not Redis: unset it and set "
+                      "HEDGEHOG_FGD_BROKER_URL (amqp://…) instead")], "environment")
     urls: dict[str, str | None] = {}
     for var, schemes in _URL_SCHEMES.items():
         url = environ.get(var, "").strip() or None

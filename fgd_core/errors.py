@@ -159,6 +159,14 @@ class SyncFailedError(SyncError):
     code = FGDErrorCodes.SYNC_FAILED
 
 
+class SyncsDisabledError(SyncError):
+    """``fgd.enabled: false`` (``HEDGEHOG_FGD_ENABLED``): this installation starts no sync.
+    The service is switched off, not the request wrong: 503 over HTTP (docs/decisions.md)."""
+
+    code = FGDErrorCodes.SYNC_FAILED
+    http_status = 503
+
+
 class IllegalTransitionError(SyncError):
     """A command that the aggregate's current state does not allow (never recorded)."""
 

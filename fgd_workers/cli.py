@@ -57,6 +57,15 @@ def worker() -> None:
         from fgd_core.observability import configure_logging
 
         configure_logging("INFO")
+    from fgd_core.config import load_settings
+    from fgd_core.errors import ConfigurationError
+
+    try:
+        debug = load_settings().fgd.debug_mode  # fgd.debug_mode / HEDGEHOG_FGD_DEBUG
+    except ConfigurationError:
+        return  # the command reports it when it loads the configuration (--help still works)
+    if debug:
+        logging.getLogger().setLevel(logging.DEBUG)
 
 
 _metrics_port_option = click.option(
@@ -68,10 +77,15 @@ _metrics_host_option = click.option(
 
 
 def _serve_metrics(port: int, host: str, app: object | None, factory: object,
-                   queues: list[str]) -> None:
+                   queues: list[str], *, enabled: bool = True) -> None:
     """The metrics endpoint of this process (a daemon thread, gone with the process): the
-    spec's metrics from the events ``app`` records, and broker-side queue counts."""
+    spec's metrics from the events ``app`` records, and broker-side queue counts. Not served
+    when ``fgd.monitoring.metrics_enabled`` is false (``enabled``), said in one log line."""
     if not port:
+        return
+    if not enabled:
+        log.warning("metrics disabled (fgd.monitoring.metrics_enabled: false): not serving "
+                    "--metrics-port %d", port)
         return
     from fgd_workers.metrics_server import (
         BrokerGauges,
@@ -83,6 +97,13 @@ def _serve_metrics(port: int, host: str, app: object | None, factory: object,
     if app is not None:
         subscribe_event_metrics(app)
     BrokerGauges(factory, queues).start()  # type: ignore[arg-type]
+
+
+def _self_check(app: object, settings: Settings, name: str, stop: threading.Event) -> None:
+    """This process's self-check every ``monitoring.health_check_interval`` seconds."""
+    from fgd_workers.self_check import SelfCheck
+
+    SelfCheck(app, name, settings.fgd.monitoring.health_check_interval).start(stop)
 
 
 @worker.command("relay")
@@ -105,10 +126,11 @@ def relay(name: str, batch_size: int, poll_interval: float | None, metrics_port:
     settings = load_settings()
     stop = stop_on_signals()
     _serve_metrics(metrics_port, metrics_host, None, connection_factory(settings.broker_url),
-                   [])
+                   [], enabled=settings.fgd.monitoring.metrics_enabled)
     # Its pool plus the coordinator's dedicated LISTEN/lock connection.
     app = open_when_store_answers(lambda: worker_app(settings, dedicated=1), stop,
                                   f"relay {name}")
+    _self_check(app, settings, f"relay {name}", stop)
     try:
         relay = Relay(app, connection_factory(settings.broker_url), name=name,
                       batch_size=batch_size, poll_interval=poll_interval)
@@ -182,7 +204,11 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
     builders = {"discovery": lambda: discovery_worker(steps, factory, queue_prefix),
                 "ingestion": lambda: ingestion_worker(steps, factory, queue_prefix, prefetch),
                 "github": lambda: github_worker(steps, factory, queue_prefix)}
-    targets: list[Callable[[threading.Event], None]] = [builders[k]().run for k in kinds]
+    # ingestion.worker_pool_size (HEDGEHOG_FGD_WORKER_CONCURRENCY): that many competing
+    # ingestion consumers in this process, each on its own connection and thread.
+    pool = {"ingestion": settings.fgd.ingestion.worker_pool_size}
+    targets: list[Callable[[threading.Event], None]] = [
+        builders[k]().run for k in kinds for _ in range(pool.get(k, 1))]
     if with_relay:
         from fgd_workers.relay import Relay
 
@@ -203,7 +229,9 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
         queue = os.environ.get("HEDGEHOG_FGD_COMMANDS_QUEUE") or INTAKE_QUEUE
         targets.append(CommandConsumer(intake, factory, queue_name=queue).run)
     _serve_metrics(metrics_port, metrics_host, app, factory,
-                   [f"{queue_prefix}.{k}" for k in kinds])
+                   [f"{queue_prefix}.{k}" for k in kinds],
+                   enabled=settings.fgd.monitoring.metrics_enabled)
+    _self_check(app, settings, "worker " + "+".join(kinds), stop)
     threads = [threading.Thread(target=t, args=(stop,), daemon=True) for t in targets[1:]]
     for thread in threads:
         thread.start()
@@ -299,7 +327,9 @@ def scheduler(name: str, tick: float, queue_prefix: str, cache_dir: str | None,
                            extra_env={"AGGREGATE_CACHE_MAXSIZE": "256"}),
         stop, f"scheduler {name}")
     factory = connection_factory(settings.broker_url)
-    _serve_metrics(metrics_port, metrics_host, app, factory, [f"{queue_prefix}.discovery"])
+    _serve_metrics(metrics_port, metrics_host, app, factory, [f"{queue_prefix}.discovery"],
+                   enabled=settings.fgd.monitoring.metrics_enabled)
+    _self_check(app, settings, f"scheduler {name}", stop)
     try:
         runner = Scheduler(app, settings.fgd.sync, name=name, interval=tick,
                            connection_factory=factory, queue_prefix=queue_prefix,

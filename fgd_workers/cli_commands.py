@@ -46,10 +46,15 @@ def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: i
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
+    if settings.fgd.debug_mode:  # fgd.debug_mode / HEDGEHOG_FGD_DEBUG
+        logging.getLogger().setLevel(logging.DEBUG)
     stop = stop_on_signals()
     # Bus commands come from other people: the Applications below hold repositories to
     # fgd.repositories.allowed (no command sets one today; any that does is covered).
-    if metrics_port:
+    if metrics_port and not settings.fgd.monitoring.metrics_enabled:
+        log.warning("metrics disabled (fgd.monitoring.metrics_enabled: false): not serving "
+                    "--metrics-port %d", metrics_port)
+    elif metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port)
@@ -60,12 +65,15 @@ def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: i
         app, runner = open_when_store_answers(
             lambda: build_runner(settings, source="fgd_workers", for_others=True), stop,
             "commands")
-        executor = EmbeddedExecutor(runner, settings.fgd.sync.max_concurrent_syncs)
+        executor = EmbeddedExecutor(runner, settings.fgd.ingestion.worker_pool_size)
     else:
         # A worker process: its pool within the connection budget. (Embedded, above, runs
         # syncs in this process, like `fgd serve`: it keeps the API's configurable pool.)
         app = open_when_store_answers(
             lambda: worker_app(settings, source="fgd_workers"), stop, "commands")
+    from fgd_workers.self_check import SelfCheck
+
+    SelfCheck(app, "commands", settings.fgd.monitoring.health_check_interval).start(stop)
     intake = CommandIntake(
         app, settings.fgd.github.webhook_secret,
         submit=executor.submit if executor is not None else None,

@@ -2,7 +2,8 @@
 
 The API (``fgd serve``) records ``sync.started`` and hands the sync id here; a thread carries
 the sync to its end with the same SyncRunner a distributed worker uses. At most
-``max_concurrent_syncs`` run at once; more wait in the pool's queue.
+``ingestion.worker_pool_size`` (``HEDGEHOG_FGD_WORKER_CONCURRENCY``) run at once; more wait
+in the pool's queue (``max_concurrent_syncs`` bounds how many may be started at all).
 """
 
 from __future__ import annotations

@@ -312,6 +312,10 @@ class Scheduler:
         candidates = self._follow_ups(fabrics, running, report)
         chosen = {fid for fid, _ in candidates}
         candidates += self._due(fabrics, running, chosen, now, report)
+        if not self.app.syncs_enabled:  # fgd.enabled false: start nothing, check nothing
+            report.skipped += [{"fabric_id": fabric_id, "trigger": trigger,
+                                "reason": "disabled"} for fabric_id, trigger in candidates]
+            candidates = []
 
         limit = self.config.max_concurrent_syncs
         by_id = {f.fabric_id: f for f in fabrics}

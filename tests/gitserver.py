@@ -199,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status = int(value.split()[0])
             elif name:
                 headers[name] = value.strip()
-        self._reply(status, headers, payload)
+        self._reply(status, {**headers, **self.server.owner.extra_headers}, payload)
 
 
 class _Server(ThreadingHTTPServer):
@@ -224,6 +224,7 @@ class GitHTTPServer:
         self.before_backend: Callable[[str, str], None] | None = None
         self.requests: list[tuple[str, str, int]] = []
         self.auth_headers: list[str | None] = []
+        self.extra_headers: dict[str, str] = {}  # sent with every answer of git itself
         self._faults: list[Any] = []
         self._lock = threading.Lock()
         self._httpd: _Server | None = None

@@ -15,6 +15,7 @@ from fgd_api.container import Container
 from fgd_api.deps import get_container
 from fgd_api.health_report import monitor_of
 from fgd_api.projections.faults import PROJECTION
+from fgd_core.errors import NotFoundError
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -99,6 +100,10 @@ def projections_check(read_model: Any) -> dict[str, Any]:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
 )
 def metrics(request: Request, container: Container = Depends(get_container)) -> Response:
+    if not container.settings.fgd.monitoring.metrics_enabled:
+        raise NotFoundError(
+            "metrics are disabled (fgd.monitoring.metrics_enabled: false / "
+            "HEDGEHOG_FGD_METRICS_ENABLED)", details={"key": "fgd.monitoring.metrics_enabled"})
     # fgd_active_syncs and the fgd_alert_* gauges as of now, from the read model.
     gate = getattr(request.app.state, "db_gate", None)
     if gate is None or not gate.down:

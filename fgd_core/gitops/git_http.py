@@ -32,6 +32,7 @@ from fgd_core.errors import (
     GitHubNotFoundError,
     GitHubRateLimitError,
 )
+from fgd_core.gitops import rate_reserve
 
 DEFAULT_USERNAME = "x-access-token"
 MAX_REDIRECTS = 5
@@ -128,8 +129,10 @@ class GitHttpClient(AbstractHttpGitClient):
         username: str = DEFAULT_USERNAME,
         connection_timeout: float = 30.0,
         read_timeout: float = 60.0,
+        rate_limit_buffer: int = 0,
     ) -> None:
         super().__init__(redact_url(base_url), dumb=False)
+        self._rate_limit_buffer = rate_limit_buffer  # see gitops.rate_reserve
         self._origin = _origin(self._base_url)
         self._credential: _Credential | None = None
         if token:
@@ -159,7 +162,10 @@ class GitHttpClient(AbstractHttpGitClient):
         data: bytes | Iterator[bytes] | None = None,
         raise_for_status: bool = True,
     ) -> tuple[Any, Callable[[int], bytes]]:
+        rate_reserve.check_reserve(self._origin, redact_url(url), self._rate_limit_buffer)
         resp, final_url = self._request_following(url, headers, data)
+        rate_reserve.note_answer(self._origin, resp.headers, self._rate_limit_buffer,
+                                 retry_after_seconds(resp.headers))
         if raise_for_status and resp.status != 200:
             error = error_for_status(resp.status, resp.headers, url)
             resp.drain_conn()  # a half-read body would poison the pooled connection

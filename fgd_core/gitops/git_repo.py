@@ -168,6 +168,21 @@ class Snapshot:
             entries.append(self._entry(full, entry.sha, entry.mode))
         return tuple(sorted(entries, key=lambda e: e.path))
 
+    def is_dir(self, path: str) -> bool:
+        """Does ``path`` name a directory (git keeps only non-empty ones)? Reads one path of
+        trees, not the listing under it."""
+        if self.tree_id is None:
+            return False
+        if not path.strip("/"):
+            return True
+        try:
+            mode, _ = tree_lookup_path(
+                self._store.__getitem__, _oid(self.tree_id), _encode(path.strip("/"))
+            )
+        except KeyError:
+            return False
+        return stat.S_ISDIR(mode)
+
     def get(self, path: str) -> FileEntry | None:
         if self.tree_id is None:
             return None
@@ -292,6 +307,7 @@ class GitRemote:
         connection_timeout: float = 30.0,
         read_timeout: float = 60.0,
         cache_dir: str | Path | None = None,
+        rate_limit_buffer: int = 0,
     ) -> None:
         url = str(url)
         parts = urlsplit(url)
@@ -307,6 +323,7 @@ class GitRemote:
                 username=username,
                 connection_timeout=connection_timeout,
                 read_timeout=read_timeout,
+                rate_limit_buffer=rate_limit_buffer,
             )
             self._path = parts.path
         elif parts.scheme == "file":

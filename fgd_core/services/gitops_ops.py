@@ -63,6 +63,12 @@ class GitOpsService:
         d = self.config.directory
         return {"validation_mode": d.validation_mode, "required_subdirs": d.required_subdirs}
 
+    def _require_push(self, error: type[FGDError], operation: str) -> None:
+        """Directory writes are pushed: with ``github.enabled`` false they are refused."""
+        if not self.config.github.enabled:
+            raise error(f"cannot {operation} the directory: fgd.github.enabled is false, so "
+                        "nothing is pushed", details={"key": "fgd.github.enabled"})
+
     def _commit(
         self,
         fabric: Fabric,
@@ -157,6 +163,7 @@ class GitOpsService:
     def initialize_directory(
         self, fabric_id: int, force: bool = False, create_samples: bool = True
     ) -> dict[str, Any]:
+        self._require_push(DirectoryInitializationError, "initialize")
         fabric, remote = self._open(fabric_id)
         response, sha = self._commit(
             fabric,
@@ -187,6 +194,7 @@ class GitOpsService:
     def repair_directory(
         self, fabric_id: int, issues: list[str] | None = None, auto_detect: bool = True
     ) -> dict[str, Any]:
+        self._require_push(DirectoryRepairError, "repair")
         fabric, remote = self._open(fabric_id)
         response, sha = self._commit(
             fabric,

@@ -40,6 +40,7 @@ def make_remote(
             connection_timeout=config.github.connection_timeout,
             read_timeout=config.github.read_timeout,
             cache_dir=cache,
+            rate_limit_buffer=config.github.rate_limit_buffer,
         )
     except ValueError:
         raise ValidationError(

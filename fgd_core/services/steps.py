@@ -73,6 +73,7 @@ from fgd_core.gitops.plan import (
 )
 from fgd_core.observability import correlated, stage_span
 from fgd_core.services.blob_store import BlobStore
+from fgd_core.services.directory_guard import prepare_directory
 from fgd_core.services.fabric_publish import reject_fabric_breakers
 from fgd_core.services.retry import call_with_retry, idempotent_push, retry_details
 from fgd_core.services.sync_runner import (
@@ -216,6 +217,8 @@ class SyncSteps:
         rules = rules_for(self.config, fabric)
         with self._span(sync, "validation"):
             snapshot = self._fetch(sync, self.remote_for(fabric), fabric.branch)
+            snapshot = prepare_directory(self.app, self.config, fabric, self.remote_for(fabric),
+                                         snapshot, sync.options, rules)
             raw_dir = rules.raw_prefix.rstrip("/")
             if snapshot.head is not None and snapshot.get(raw_dir) is not None:
                 raise SyncFailedError(

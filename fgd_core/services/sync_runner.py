@@ -41,6 +41,7 @@ from fgd_core.gitops.hedgehog.fabric_check import ManagedFabric
 from fgd_core.gitops.manifest import metadata_changes
 from fgd_core.gitops.plan import FileResult, IngestionRules, RawFile, SyncPlan, plan_sync
 from fgd_core.observability import correlated, stage_span
+from fgd_core.services.directory_guard import prepare_directory
 from fgd_core.services.remotes import make_remote
 from fgd_core.services.retry import call_with_retry, idempotent_push, retry_details
 
@@ -107,8 +108,12 @@ def index_dir(cache_root: Path | None, fabric_id: int) -> Path | None:
 
 def failed_before(app: FGDApplication, fabric: Fabric) -> dict[str, str]:
     """Files that failed on their own in the fabric's last sync (path → content id): the
-    planner skips them while their content is unchanged."""
+    planner skips them while their content is unchanged. None for a ``force_refresh`` sync:
+    it ingests every raw file again, those that failed before included."""
     if fabric.last_sync_id is None:
+        return {}
+    running = fabric.running_sync_id  # both engines call this while the fabric's sync runs
+    if running is not None and app.get_sync(running).options.get("force_refresh"):
         return {}
     previous = app.get_sync(fabric.last_sync_id)
     summary = previous.stage_summaries.get("file_ingestion", {})
@@ -250,6 +255,8 @@ class SyncRunner:
 
         def work() -> dict[str, Any]:
             snapshot = self._retrying(sync_id, deadline, lambda: remote.fetch(fabric.branch))
+            snapshot = prepare_directory(self.app, self.config, fabric, remote, snapshot,
+                                         self.app.get_sync(sync_id).options, rules)
             fetched.append(snapshot)
             raw_dir = rules.raw_prefix.rstrip("/")
             if snapshot.head is not None and snapshot.get(raw_dir) is not None:

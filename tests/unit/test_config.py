@@ -230,10 +230,14 @@ def test_empty_env_variable_counts_as_unset() -> None:
     assert fgd.sync.timeout_seconds == 99
 
 
-def test_redis_url_is_accepted_and_ignored() -> None:
-    settings_ = load_settings(environ={"HEDGEHOG_FGD_REDIS_URL": "redis://localhost:6379/1"})
-    assert settings_.fgd == FGDConfig()
-    assert settings_.broker_url is None
+def test_redis_url_is_refused_naming_the_variable() -> None:
+    # FGD Sync uses RabbitMQ: a Redis URL would do nothing, so it is refused, not ignored.
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ={"HEDGEHOG_FGD_REDIS_URL": "redis://:pw@localhost:6379/1"})
+    assert caught.value.details["key"] == "HEDGEHOG_FGD_REDIS_URL"
+    assert "HEDGEHOG_FGD_BROKER_URL" in caught.value.message
+    assert "pw" not in caught.value.message
+    assert load_settings(environ={"HEDGEHOG_FGD_REDIS_URL": ""}).fgd == FGDConfig()
 
 
 def test_variable_expansion(tmp_path: Path) -> None:
