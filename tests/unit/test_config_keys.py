@@ -85,13 +85,20 @@ ACTS: dict[str, str] = {
 ACTS |= {f"fgd.hedgehog.{name}": f"{THIS}::test_hedgehog_keys_reach_the_fabric_rules"
          for name in HedgehogConfig.model_fields}
 
-# Keys another part of issue 13 makes act (the health work owns alert_thresholds); until that
-# lands they are listed here, by name, so the gap is visible rather than silent.
-OWNED_ELSEWHERE: dict[str, str] = {
-    "fgd.monitoring.alert_thresholds.sync_duration_seconds": "health work (issue 13)",
-    "fgd.monitoring.alert_thresholds.error_rate_percent": "health work (issue 13)",
-    "fgd.monitoring.alert_thresholds.queue_depth": "health work (issue 13)",
+# alert_thresholds: health and /metrics (tests/integration/test_health.py).
+HEALTH = "tests/integration/test_health.py"
+ACTS |= {
+    "fgd.monitoring.alert_thresholds.sync_duration_seconds":
+        f"{HEALTH}::test_active_syncs_are_exact_and_thresholds_act",
+    "fgd.monitoring.alert_thresholds.error_rate_percent":
+        f"{HEALTH}::test_active_syncs_are_exact_and_thresholds_act",
+    "fgd.monitoring.alert_thresholds.queue_depth":
+        f"{HEALTH}::test_a_queue_with_messages_and_no_consumer_is_unhealthy_naming_it",
+    "fgd.monitoring.alert_thresholds.relay_lag_seconds":
+        f"{HEALTH}::test_a_read_model_that_stops_moving_is_a_stall",
 }
+# Keys some other work makes act; empty, so that a gap would be visible rather than silent.
+OWNED_ELSEWHERE: dict[str, str] = {}
 
 # Variables read outside ENV_OVERRIDES (where state lives, processes' own switches) → the
 # test that shows each acts, or "refused".
