@@ -1,7 +1,8 @@
 """Embedded mode: syncs run in this process on a small thread pool, no broker needed.
 
 The API (``fgd serve``) records ``sync.started`` and hands the sync id here; a thread carries
-the sync to its end with the same SyncRunner a distributed worker uses. At most
+the sync to its end with the pipeline's in-process driver (``pipeline_local``), which runs
+the same steps the bus workers run. At most
 ``max_concurrent_syncs`` run at once; more wait in the pool's queue.
 """
 

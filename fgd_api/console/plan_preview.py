@@ -17,7 +17,7 @@ from typing import Any
 from fgd_api.container import Container
 from fgd_core.gitops.git_repo import Snapshot
 from fgd_core.gitops.plan import RawFile, plan_sync
-from fgd_core.services.sync_runner import LazyBlobs, rules_for
+from fgd_core.services.pipeline_common import LazyBlobs, rules_for
 
 MAX_DIFF_LINES = 400  # per file: a page stays readable, the rest is summarized
 CACHE_SIZE = 32

@@ -180,14 +180,14 @@ class Snapshot:
             return None
         return self._entry(path.strip("/"), sha, mode)
 
-    def blobs(self, prefix: str = "") -> Mapping[str, bytes]:
+    def blobs(self, prefix: str = "") -> SnapshotBlobs:
         """A read-only ``path → bytes`` view of the files under ``prefix``, read on lookup.
 
         What ``plan_sync`` wants as ``managed_files``: the planner looks up only the paths
         it writes, so a sync reads those blobs and no others. Each directory's tree is
         parsed once per view. Submodules are not files and are not keys.
         """
-        return _SnapshotBlobs(self, prefix.strip("/"))
+        return SnapshotBlobs(self, prefix.strip("/"))
 
     def _entry(self, path: str, sha: ObjectID, mode: int) -> FileEntry:
         if mode == MODE_SUBMODULE:
@@ -211,8 +211,29 @@ class Snapshot:
             raise KeyError(blob_id)
         return data
 
+    def has_object(self, object_id: str) -> bool:
+        """Does this snapshot's object store hold ``object_id`` (say, a blob a sync
+        discovered: then a snapshot fetched earlier is recent enough to read it)?"""
+        try:
+            return _oid(object_id) in self._store
+        except Exception:  # noqa: BLE001 — a store that cannot answer: treat as absent
+            return False
 
-class _SnapshotBlobs(Mapping[str, bytes]):
+    def first_parent_log(self, limit: int) -> Iterator[tuple[str, bytes]]:
+        """``(commit id, message)`` of the head and its first parents, newest first, at
+        most ``limit`` of them."""
+        sha = self.head
+        for _ in range(limit):
+            if sha is None:
+                return
+            commit = self._store[_oid(sha)]
+            if not isinstance(commit, Commit):
+                return
+            yield sha, commit.message
+            sha = commit.parents[0].decode() if commit.parents else None
+
+
+class SnapshotBlobs(Mapping[str, bytes]):
     """``Snapshot.blobs``: keys from the trees, values read from the store on lookup."""
 
     def __init__(self, snapshot: Snapshot, prefix: str) -> None:
@@ -266,6 +287,11 @@ class _SnapshotBlobs(Mapping[str, bytes]):
         if found is None:
             raise KeyError(path)
         return self._snap.read_blob(found[1].decode())
+
+    def blob_id(self, path: str) -> str | None:
+        """The object id of the file at ``path`` (None: no such file), its blob unread."""
+        found = self._lookup(path)
+        return None if found is None else found[1].decode()
 
     def __contains__(self, path: object) -> bool:
         return self._lookup(path) is not None

@@ -14,10 +14,11 @@ from typing import Any
 from fgd_core.application import FGDApplication
 from fgd_core.config import FGDConfig
 from fgd_core.domain.fabric import Fabric
-from fgd_core.errors import NotFoundError, SyncFailedError
+from fgd_core.errors import NotFoundError
 from fgd_core.gitops import directory, directory_files
-from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
-from fgd_core.services.sync_runner import AUTHOR, RemoteFactory, SyncRunner, rules_for
+from fgd_core.gitops.git_repo import GitRemote, Snapshot
+from fgd_core.services.pipeline_common import RemoteFactory, commit_and_push, rules_for
+from fgd_core.services.pipeline_local import LocalSyncDriver
 
 Compute = Callable[[Snapshot], tuple[dict[str, bytes], dict[str, Any]]]
 
@@ -41,7 +42,7 @@ def cap_contents(listing: dict[str, Any], per_file: int, total: int) -> None:
 
 
 class GitOpsService:
-    def __init__(self, runner: SyncRunner) -> None:
+    def __init__(self, runner: LocalSyncDriver) -> None:
         self.runner = runner
         self.app: FGDApplication = runner.app
         self.config: FGDConfig = runner.config
@@ -56,22 +57,18 @@ class GitOpsService:
         return {"validation_mode": d.validation_mode, "required_subdirs": d.required_subdirs}
 
     def _commit(self, fabric: Fabric, remote: GitRemote, compute: Compute, message: str) -> tuple:
-        """Compute changes on the fetched head, commit and push; recompute on a moved remote."""
-        attempts = self.config.sync.retry_policy.max_attempts
-        for attempt in range(1, attempts + 1):
-            snapshot = remote.fetch(fabric.branch)
+        """Compute changes on the fetched head, commit and push; recompute on a moved remote
+        (the sync's own commit-and-push loop)."""
+        responses: list[dict[str, Any]] = []
+
+        def build(snapshot: Snapshot) -> tuple[dict[str, bytes], str]:
             changes, response = compute(snapshot)
-            if not changes:
-                return response, None
-            sha = remote.commit(snapshot, dict(changes), message, AUTHOR)
-            try:
-                remote.push(sha, fabric.branch, snapshot.head)
-            except RemoteMovedError:
-                if attempt == attempts:
-                    raise
-                continue
-            return response, sha
-        raise SyncFailedError("push did not succeed", details={})  # pragma: no cover
+            responses.append(response)
+            return changes, message
+
+        done = commit_and_push(remote, fabric.branch, remote.fetch(fabric.branch), build,
+                               attempts=self.config.sync.retry_policy.max_attempts)
+        return responses[-1], done.commit
 
     # -- directory --------------------------------------------------------------------------
 
