@@ -219,6 +219,41 @@ class Snapshot:
         except Exception:  # noqa: BLE001 — a store that cannot answer: treat as absent
             return False
 
+    @property
+    def store_key(self) -> str:
+        """Names the object store the snapshot reads (the local repository or cache path;
+        empty for one in memory): snapshots of one repository share it."""
+        return str(getattr(self._store, "path", ""))
+
+    def commit_time(self) -> int | None:
+        """The head commit's time (seconds since the epoch); None without a head."""
+        if self.head is None:
+            return None
+        commit = self._store[_oid(self.head)]
+        return commit.commit_time if isinstance(commit, Commit) else None
+
+    def subtree_items(self, directory: str | bytes) -> dict[bytes, tuple[int, bytes]] | None:
+        """Name → (mode, object id) of the tree at ``directory`` (a path, or a tree's id
+        as bytes); None when there is no such directory."""
+        if isinstance(directory, bytes):
+            tree = self._store[ObjectID(directory)]
+        else:
+            if self.tree_id is None:
+                return None
+            tree_id = _oid(self.tree_id)
+            if directory.strip("/"):
+                try:
+                    mode, tree_id = tree_lookup_path(
+                        self._store.__getitem__, tree_id, _encode(directory.strip("/")))
+                except KeyError:
+                    return None
+                if not stat.S_ISDIR(mode):
+                    return None
+            tree = self._store[tree_id]
+        if not isinstance(tree, Tree):
+            return None
+        return {item.path: (item.mode, item.sha) for item in tree.iteritems()}
+
     def first_parent_log(self, limit: int) -> Iterator[tuple[str, bytes]]:
         """``(commit id, message)`` of the head and its first parents, newest first, at
         most ``limit`` of them."""

@@ -12,8 +12,6 @@ sync a bus worker already began is left to it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from fgd_core.config import FGDConfig
 from fgd_core.domain.sync_operation import FILE_DONE, SyncOperation
 from fgd_core.errors import InternalError, SyncTimeoutError
 from fgd_core.gitops.plan import SyncPlan
-from fgd_core.services.blob_store import BlobStore
 from fgd_core.services.pipeline_common import NOOP, RemoteFactory
 from fgd_core.services.steps import SyncSteps
 
@@ -45,31 +42,19 @@ class SyncResult:
 class LocalSyncDriver:
     """Runs whole syncs in this process on the pipeline's steps."""
 
-    def __init__(
-        self,
-        app: FGDApplication,
-        config: FGDConfig,
-        remote_factory: RemoteFactory | None = None,
-        token: str | None = None,
-        cache_root: Path | None = None,
-        *,
-        sleep: Callable[[float], Any] = time.sleep,
-        blobs: BlobStore | None = None,
-    ) -> None:
+    def __init__(self, app: FGDApplication, config: FGDConfig,
+                 remote_factory: RemoteFactory | None = None, token: str | None = None,
+                 cache_root: Path | None = None, **steps_options: Any) -> None:
+        """``steps_options`` go to ``SyncSteps``: ``blobs``, ``sleep`` (how a retry waits)."""
         self.app, self.config, self.token, self.cache_root = app, config, token, cache_root
-        self.steps = SyncSteps(app, config, blobs, remote_factory=remote_factory, token=token,
-                               cache_root=cache_root, sleep=sleep, reuse_snapshots=True,
-                               keep_plans=True)
+        self.steps = SyncSteps(app, config, remote_factory=remote_factory, token=token,
+                               cache_root=cache_root, reuse_snapshots=True, keep_plans=True,
+                               **steps_options)
         self.remote_factory: RemoteFactory = self.steps.remote_factory
 
-    def run(
-        self,
-        fabric_id: int,
-        trigger: str = "manual",
-        options: dict[str, Any] | None = None,
-        correlation_id: str | None = None,
-        only_paths: list[str] | None = None,
-    ) -> SyncResult:
+    def run(self, fabric_id: int, trigger: str = "manual",
+            options: dict[str, Any] | None = None, correlation_id: str | None = None,
+            only_paths: list[str] | None = None) -> SyncResult:
         """Start a sync (FGD_3001 if one runs) and carry it to its end. A correlation id
         that already names a sync of the same request: that sync, as it is (not run again)."""
         started = self.app.request_sync(fabric_id, trigger, options, correlation_id)
