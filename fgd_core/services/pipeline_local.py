@@ -91,8 +91,8 @@ class LocalSyncDriver:
     def _going_on(self, sync_id: str) -> bool:
         """Between steps: False once the sync ended (cancelled, failed); past the timeout,
         the sync is timed out here (FGD_3002)."""
-        sync = self.app.get_sync(sync_id)
-        if not sync.is_active:
+        sync = self.steps.load(sync_id)
+        if sync is None or not sync.is_active:
             return False
         try:
             self.steps.check_deadline(sync)

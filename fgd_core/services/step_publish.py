@@ -38,7 +38,6 @@ from fgd_core.services.pipeline_common import (
     index_dir,
     pushed_by,
     raw_changed,
-    recorded_writes,
     rules_for,
 )
 from fgd_core.services.retry import idempotent_push
@@ -117,7 +116,7 @@ def github_sync(
 ) -> dict[str, Any] | None:
     """The ``github_sync`` stage's summary; None: the sync was cancelled before the push."""
     app, sync_id = steps.app, sync.sync_id
-    writes = recorded_writes(app, sync_id)
+    writes = steps.writes_of(sync)
     sync = reject_conflicts(steps, sync, writes)
     rules = rules_for(steps.config, fabric)
     base = steps.snapshot_of(sync) or steps.fetch(sync, remote, fabric.branch)

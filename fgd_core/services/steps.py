@@ -105,6 +105,8 @@ class SyncSteps:
         # read and parsed once per snapshot, not once per path looked up.
         self._views: dict[tuple[int, str], tuple[Snapshot, SnapshotBlobs]] = {}
         self._lock = threading.Lock()
+        # sync id → file path → the writes this process recorded for it (see writes_of).
+        self._written: dict[str, dict[str, list[dict[str, Any]]]] = {}
         # The in-process driver: publish builds on the snapshot discovery fetched (the push
         # is compare-and-swap either way), and the plan it commits is kept for the caller.
         self.reuse_snapshots = reuse_snapshots
@@ -174,6 +176,8 @@ class SyncSteps:
 
     def forget(self, sync_id: str) -> None:
         self._seen.pop(sync_id, None)
+        with self._lock:
+            self._written.pop(sync_id, None)
 
     def span(self, sync: SyncOperation, stage: str) -> AbstractContextManager[Any]:
         return stage_span(stage, sync.sync_id, sync.correlation_id or sync.sync_id)
@@ -313,6 +317,7 @@ class SyncSteps:
         with self._lock:
             if len(self._seen) > SEEN_SYNCS:
                 self._seen.clear()
+                self._written.clear()
             self._seen[sync.sync_id] = seen
         return seen
 
@@ -425,11 +430,28 @@ class SyncSteps:
                 mine[p.path] = p.writes
             if (mine and s.current_stage == "file_ingestion"
                     and all(f["status"] in FILE_DONE for f in s.files.values())):
-                recorded = {**recorded_writes(self.app, s.sync_id), **mine}
+                recorded = self.writes_of(s, mine)
                 s.complete_stage("file_ingestion",
                                  ingestion_summary(s, planned[0].before, recorded))
+            done.clear()
+            done.update(mine)
 
+        done: dict[str, list[dict[str, Any]]] = {}
         self.app.update_sync(sync_id, command)
+        with self._lock:
+            self._written.setdefault(sync_id, {}).update(done)
+
+    def writes_of(
+        self, sync: SyncOperation, extra: dict[str, list[dict[str, Any]]] | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """File path → the ``writes`` of its ``file.processed``: from what this process
+        recorded when that covers every processed file (the in-process driver records them
+        all), else read back from the sync's events."""
+        with self._lock:
+            known = {**self._written.get(sync.sync_id, {}), **(extra or {})}
+        if all(p in known for p, rec in sync.files.items() if rec["status"] == "processed"):
+            return known
+        return {**recorded_writes(self.app, sync.sync_id), **(extra or {})}
 
     # -- publish (github sync, reconciliation, completion) ----------------------------------
 
