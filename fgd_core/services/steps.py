@@ -400,11 +400,10 @@ class SyncSteps:
         )
         result = plan.files[0]
         writes: list[dict[str, Any]] = []
+        contents: dict[str, bytes] = {}
         if result.status == "processed":
             index = {p.managed_path: p.document_index for p in plan.provenance}
             contents = {git_blob_id(w.content): w.content for w in plan.writes}
-            if contents:
-                self.blobs.put_many(contents)
             writes = [
                 {
                     "path": w.path,
@@ -417,9 +416,15 @@ class SyncSteps:
                 for w in plan.writes
             ]
         elapsed = round(time.perf_counter() - started, 6)
-        return _Planned(path, result, elapsed, writes, before)
+        return _Planned(path, result, elapsed, writes, before, contents)
 
     def _record_files(self, sync_id: str, planned: list[_Planned]) -> None:
+        # The managed contents first (one insert for all the files), then the events that
+        # name them: an event never points at a blob that is not stored.
+        contents = {k: v for p in planned for k, v in p.contents.items()}
+        if contents:
+            self.blobs.put_many(contents)
+
         def command(s: SyncOperation) -> None:
             mine: dict[str, list[dict[str, Any]]] = {}
             for p in planned:
@@ -466,12 +471,13 @@ class SyncSteps:
 class _Planned:
     """One file's ingestion result, computed and waiting to be recorded."""
 
-    __slots__ = ("before", "elapsed", "path", "result", "writes")
+    __slots__ = ("before", "contents", "elapsed", "path", "result", "writes")
 
     def __init__(self, path: str, result: FileResult, elapsed: float,
-                 writes: list[dict[str, Any]], before: dict[str, str]) -> None:
+                 writes: list[dict[str, Any]], before: dict[str, str],
+                 contents: dict[str, bytes]) -> None:
         self.path, self.result, self.elapsed = path, result, elapsed
-        self.writes, self.before = writes, before
+        self.writes, self.before, self.contents = writes, before, contents
 
 
 __all__ = ["DONE", "FAILED", "NOOP", "SyncSteps", "failed_before", "ingestion_summary",
