@@ -232,6 +232,28 @@ class Snapshot:
         commit = self._store[_oid(self.head)]
         return commit.commit_time if isinstance(commit, Commit) else None
 
+    def at(self, commit_id: str) -> Snapshot | None:
+        """The same branch at another commit this snapshot's object store holds (an
+        earlier head, say); None when the store does not have that commit."""
+        try:
+            commit = self._store[_oid(commit_id)]
+        except (KeyError, ValueError, UnicodeEncodeError):
+            return None
+        if not isinstance(commit, Commit):
+            return None
+        return Snapshot(self.branch, commit_id, commit.tree.decode(), self._store)
+
+    def subtree_id(self, directory: str) -> str | None:
+        """The id of the tree at ``directory``; None when there is no such directory."""
+        if self.tree_id is None:
+            return None
+        try:
+            mode, sha = tree_lookup_path(self._store.__getitem__, _oid(self.tree_id),
+                                         _encode(directory.strip("/")))
+        except (KeyError, NotADirectoryError):
+            return None
+        return sha.decode() if stat.S_ISDIR(mode) else None
+
     def subtree_items(self, directory: str | bytes) -> dict[bytes, tuple[int, bytes]] | None:
         """Name → (mode, object id) of the tree at ``directory`` (a path, or a tree's id
         as bytes); None when there is no such directory."""
