@@ -43,7 +43,7 @@ from fgd_core.gitops import (  # noqa: E402
 from fgd_core.gitops.git_repo import GitRemote, Snapshot  # noqa: E402
 from fgd_core.gitops.hedgehog import fabric_check  # noqa: E402
 from fgd_core.gitops.plan import ARCHIVE_SUFFIX, SyncPlan  # noqa: E402
-from fgd_core.services.sync_runner import fabric_of  # noqa: E402
+from fgd_core.services.pipeline_common import fabric_of  # noqa: E402
 from tests.gitserver import init_bare, seed_repo  # noqa: E402
 
 AUTHOR = "FGD Sync <fgd@example.com>"

@@ -13,7 +13,7 @@ from fgd_core.application import FGDApplication
 from fgd_core.bootstrap import build_runner
 from fgd_core.config import Settings, load_settings
 from fgd_core.services.gitops_ops import GitOpsService
-from fgd_core.services.sync_runner import SyncRunner
+from fgd_core.services.pipeline_local import LocalSyncDriver
 from fgd_workers.embedded import BusExecutor, EmbeddedExecutor
 
 
@@ -21,7 +21,7 @@ from fgd_workers.embedded import BusExecutor, EmbeddedExecutor
 class Container:
     settings: Settings
     app: FGDApplication
-    runner: SyncRunner
+    runner: LocalSyncDriver
     ops: GitOpsService
     executor: Any  # EmbeddedExecutor, or BusExecutor when workers run the syncs
     read_model: Any

@@ -39,14 +39,14 @@ def build_app(
 def build_runner(
     settings: Settings | None = None, source: str = "fgd_core", *, for_others: bool = False
 ) -> tuple[Any, Any]:
-    """An Application and a SyncRunner on it. The git token comes from
-    ``HEDGEHOG_FGD_GITHUB_TOKEN`` only: it is never written to config, events or logs, and
+    """An Application and the sync pipeline's in-process driver on it. The git token comes
+    from ``HEDGEHOG_FGD_GITHUB_TOKEN`` only: it is never written to config, events or logs, and
     the runner sends it only over https to ``github.token_hosts``."""
-    from fgd_core.services.sync_runner import SyncRunner
+    from fgd_core.services.pipeline_local import LocalSyncDriver
 
     settings = settings or load_settings()
     app = build_app(settings, source, for_others=for_others)
-    runner = SyncRunner(
+    runner = LocalSyncDriver(
         app,
         settings.fgd,
         token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None,

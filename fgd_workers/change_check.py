@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import threading
 import time
 from collections import OrderedDict
@@ -47,15 +46,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from dulwich.object_store import tree_lookup_path
-from dulwich.objects import ObjectID
 from prometheus_client import Counter, Gauge, Histogram
 
 from fgd_core.application import FGDApplication
 from fgd_core.domain.fabric import Fabric
 from fgd_core.domain.sync_operation import COMPLETED
 from fgd_core.errors import FGDError, InternalError
-from fgd_core.gitops.git_repo import GitRemote, Snapshot
+from fgd_core.gitops.git_repo import GitRemote
 
 log = logging.getLogger("fgd_workers.change_check")
 
@@ -190,11 +187,10 @@ class ChangeCheck:
         except FGDError as exc:
             return Verdict(True, "unknown", f"fetch failed: {exc.code}", head)
         raw_dir = f"{fabric.gitops_directory.strip('/')}/raw"
-        now_raw = _tree_id(snapshot, snapshot.tree_id, raw_dir)
-        then_tree = _commit_tree(snapshot, base.head)
-        if then_tree is None:
+        then = snapshot.at(base.head) if base.head else None
+        if then is None:
             return Verdict(True, "unknown", "the last sync's commit is not in the cache", head)
-        if now_raw != _tree_id(snapshot, then_tree, raw_dir):
+        if snapshot.subtree_id(raw_dir) != then.subtree_id(raw_dir):
             return Verdict(True, "changed", "raw/ changed", head)
         self._same_raw[fabric.fabric_id] = (fabric.last_sync_id, head)
         return Verdict(False, "unchanged", "head moved, raw/ unchanged", head)
@@ -246,29 +242,6 @@ def _retry_owed(files: dict[str, dict[str, Any]]) -> bool:
         and all(e.get("code") == InternalError.code for e in rec["validation_errors"])
         for rec in files.values()
     )
-
-
-def _commit_tree(snapshot: Snapshot, head: str | None) -> str | None:
-    if head is None:
-        return None
-    store: Any = snapshot._store
-    try:
-        return str(store[head.encode()].tree.decode())
-    except (KeyError, AttributeError):
-        return None
-
-
-def _tree_id(snapshot: Snapshot, root: str | None, directory: str) -> str | None:
-    """The id of ``directory``'s tree under the root tree ``root``; None when absent."""
-    if root is None:
-        return None
-    store: Any = snapshot._store
-    try:
-        mode, sha = tree_lookup_path(store.__getitem__, ObjectID(root.encode()),
-                                     directory.encode())
-    except (KeyError, NotADirectoryError):
-        return None
-    return sha.decode() if stat.S_ISDIR(mode) else None
 
 
 __all__ = ["ChangeCheck", "Verdict", "default_remote_factory", "fgd_change_checks_total",

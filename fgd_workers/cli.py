@@ -289,7 +289,7 @@ def _change_check(app: FGDApplication, settings: Settings, cache_dir: object) ->
     import tempfile
     from pathlib import Path
 
-    from fgd_core.services.sync_runner import make_remote
+    from fgd_core.services.remotes import make_remote
     from fgd_workers.change_check import ChangeCheck
 
     root = Path(str(cache_dir)) if cache_dir else Path(tempfile.mkdtemp(prefix="fgd-check-"))

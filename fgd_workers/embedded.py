@@ -1,9 +1,10 @@
 """Embedded mode: syncs run in this process on a small thread pool, no broker needed.
 
 The API (``fgd serve``) records ``sync.started`` and hands the sync id here; a thread carries
-the sync to its end with the same SyncRunner a distributed worker uses. At most
-``ingestion.worker_pool_size`` (``HEDGEHOG_FGD_WORKER_CONCURRENCY``) run at once; more wait
-in the pool's queue (``max_concurrent_syncs`` bounds how many may be started at all).
+the sync to its end with the pipeline's in-process driver (``pipeline_local``), which runs
+the same steps the bus workers run. At most ``ingestion.worker_pool_size``
+(``HEDGEHOG_FGD_WORKER_CONCURRENCY``) run at once; more wait in the pool's queue
+(``max_concurrent_syncs`` bounds how many may be started at all).
 """
 
 from __future__ import annotations

@@ -15,9 +15,8 @@ from collections import OrderedDict
 from typing import Any
 
 from fgd_api.container import Container
-from fgd_core.gitops.git_repo import Snapshot
 from fgd_core.gitops.plan import RawFile, plan_sync
-from fgd_core.services.sync_runner import LazyBlobs, rules_for
+from fgd_core.services.pipeline_common import LazyBlobs, rules_for
 
 MAX_DIFF_LINES = 400  # per file: a page stays readable, the rest is summarized
 CACHE_SIZE = 32
@@ -58,12 +57,9 @@ def validate_only_plan(
         return {"unavailable": "the branch had no commit when the sync ran"}
     fabric = container.app.get_fabric(status["fabric_id"])
     current = container.runner.remote_factory(fabric).fetch(fabric.branch)
-    store = current._store
-    try:
-        commit: Any = store[head.encode("ascii")]
-    except KeyError:
+    snapshot = current.at(head)
+    if snapshot is None:
         return {"unavailable": f"commit {head[:10]} is no longer in the repository"}
-    snapshot = Snapshot(fabric.branch, head, commit.tree.decode("ascii"), store)
     rules = rules_for(container.runner.config, fabric)
     raw: dict[str, RawFile] = {}
     for record in files:

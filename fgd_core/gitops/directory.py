@@ -45,8 +45,6 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from dulwich.objects import ObjectID
-
 from fgd_core.errors import (
     DirectoryInitializationError,
     FGDError,
@@ -209,11 +207,10 @@ def _check_subdirs(required_subdirs: Iterable[str]) -> tuple[str, ...]:
 
 def snapshot_time(snapshot: Snapshot) -> str | None:
     """The commit time of the snapshot (git keeps no per-file modification time)."""
-    if snapshot.head is None:
+    seconds = snapshot.commit_time()
+    if seconds is None:
         return None
-    # Snapshot keeps its object store private; reading the commit is all we do with it.
-    commit = snapshot._store[ObjectID(snapshot.head.encode("ascii"))]
-    when = datetime.fromtimestamp(commit.commit_time, UTC)  # type: ignore[attr-defined]
+    when = datetime.fromtimestamp(seconds, UTC)
     return when.isoformat().replace("+00:00", "Z")
 
 

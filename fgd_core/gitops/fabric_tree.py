@@ -19,11 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dulwich.object_store import tree_lookup_path
-from dulwich.objects import Tree
-
 from fgd_core.gitops import fabric_tree_store
-from fgd_core.gitops.git_repo import Snapshot, _encode, _oid
+from fgd_core.gitops.git_repo import Snapshot
 from fgd_core.gitops.hedgehog.fabric_check import DIRECTORY_KINDS, facts_for_blob
 from fgd_core.gitops.hedgehog.fabric_index import FabricIndex, FabricObject
 
@@ -91,22 +88,12 @@ class ManagedTreeIndex:
             self.index.add(obj)
 
     def move_to(self, snapshot: Snapshot, managed_prefix: str) -> None:
-        store = snapshot._store
-        managed: Tree | None = None
-        if snapshot.tree_id is not None:
-            try:
-                mode, sha = tree_lookup_path(store.__getitem__, _oid(snapshot.tree_id),
-                                             _encode(managed_prefix.strip("/")))
-                if stat.S_ISDIR(mode):
-                    managed = store[sha]  # type: ignore[assignment]
-            except KeyError:
-                managed = None
+        managed = snapshot.subtree_items(managed_prefix)
         subtrees: dict[str, bytes] = {}
-        if managed is not None:
-            for item in managed.iteritems():
-                name = item.path.decode("utf-8", "replace")
-                if name in DIRECTORY_KINDS and stat.S_ISDIR(item.mode):
-                    subtrees[name] = item.sha
+        for raw_name, (mode, sha) in (managed or {}).items():
+            name = raw_name.decode("utf-8", "replace")
+            if name in DIRECTORY_KINDS and stat.S_ISDIR(mode):
+                subtrees[name] = sha
         for directory in DIRECTORY_KINDS:
             self._move_dir(snapshot, managed_prefix, directory, subtrees.get(directory))
 
@@ -117,12 +104,12 @@ class ManagedTreeIndex:
             return
         current: dict[bytes, bytes] = {}
         if tree_id is not None:
-            tree = snapshot._store[tree_id]  # type: ignore[index]  # a tree id from a tree
-            assert isinstance(tree, Tree)
+            items = snapshot.subtree_items(tree_id)  # a tree id from a tree
+            assert items is not None
             current = {
-                item.path: item.sha
-                for item in tree.iteritems()
-                if stat.S_ISREG(item.mode) and item.path.endswith(_YAML)
+                name: sha
+                for name, (mode, sha) in items.items()
+                if stat.S_ISREG(mode) and name.endswith(_YAML)
             }
         entries = dict(known)
         for name, (blob, obj) in known.items():
@@ -159,7 +146,7 @@ def managed_index(snapshot: Snapshot, managed_prefix: str,
     ``keep_in``: a directory of the fabric's own where it is kept between processes."""
     # One index per repository (its object store's path: the fabric's local repository or
     # cache) and prefix, so that fabrics synced by one process do not evict each other.
-    key = f"{getattr(snapshot._store, 'path', '')}\0{managed_prefix}"
+    key = f"{snapshot.store_key}\0{managed_prefix}"
     with _TREES_LOCK:
         if key not in _TREES and len(_TREES) >= _MAX_TREES:
             _TREES.pop(next(iter(_TREES)))  # the oldest

@@ -196,14 +196,14 @@ class Snapshot:
             return None
         return self._entry(path.strip("/"), sha, mode)
 
-    def blobs(self, prefix: str = "") -> Mapping[str, bytes]:
+    def blobs(self, prefix: str = "") -> SnapshotBlobs:
         """A read-only ``path → bytes`` view of the files under ``prefix``, read on lookup.
 
         What ``plan_sync`` wants as ``managed_files``: the planner looks up only the paths
         it writes, so a sync reads those blobs and no others. Each directory's tree is
         parsed once per view. Submodules are not files and are not keys.
         """
-        return _SnapshotBlobs(self, prefix.strip("/"))
+        return SnapshotBlobs(self, prefix.strip("/"))
 
     def _entry(self, path: str, sha: ObjectID, mode: int) -> FileEntry:
         if mode == MODE_SUBMODULE:
@@ -227,8 +227,86 @@ class Snapshot:
             raise KeyError(blob_id)
         return data
 
+    def has_object(self, object_id: str) -> bool:
+        """Does this snapshot's object store hold ``object_id`` (say, a blob a sync
+        discovered: then a snapshot fetched earlier is recent enough to read it)?"""
+        try:
+            return _oid(object_id) in self._store
+        except Exception:  # noqa: BLE001 — a store that cannot answer: treat as absent
+            return False
 
-class _SnapshotBlobs(Mapping[str, bytes]):
+    @property
+    def store_key(self) -> str:
+        """Names the object store the snapshot reads (the local repository or cache path;
+        empty for one in memory): snapshots of one repository share it."""
+        return str(getattr(self._store, "path", ""))
+
+    def commit_time(self) -> int | None:
+        """The head commit's time (seconds since the epoch); None without a head."""
+        if self.head is None:
+            return None
+        commit = self._store[_oid(self.head)]
+        return commit.commit_time if isinstance(commit, Commit) else None
+
+    def at(self, commit_id: str) -> Snapshot | None:
+        """The same branch at another commit this snapshot's object store holds (an
+        earlier head, say); None when the store does not have that commit."""
+        try:
+            commit = self._store[_oid(commit_id)]
+        except (KeyError, ValueError, UnicodeEncodeError):
+            return None
+        if not isinstance(commit, Commit):
+            return None
+        return Snapshot(self.branch, commit_id, commit.tree.decode(), self._store)
+
+    def subtree_id(self, directory: str) -> str | None:
+        """The id of the tree at ``directory``; None when there is no such directory."""
+        if self.tree_id is None:
+            return None
+        try:
+            mode, sha = tree_lookup_path(self._store.__getitem__, _oid(self.tree_id),
+                                         _encode(directory.strip("/")))
+        except (KeyError, NotADirectoryError):
+            return None
+        return sha.decode() if stat.S_ISDIR(mode) else None
+
+    def subtree_items(self, directory: str | bytes) -> dict[bytes, tuple[int, bytes]] | None:
+        """Name → (mode, object id) of the tree at ``directory`` (a path, or a tree's id
+        as bytes); None when there is no such directory."""
+        if isinstance(directory, bytes):
+            tree = self._store[ObjectID(directory)]
+        else:
+            if self.tree_id is None:
+                return None
+            tree_id = _oid(self.tree_id)
+            if directory.strip("/"):
+                try:
+                    mode, tree_id = tree_lookup_path(
+                        self._store.__getitem__, tree_id, _encode(directory.strip("/")))
+                except KeyError:
+                    return None
+                if not stat.S_ISDIR(mode):
+                    return None
+            tree = self._store[tree_id]
+        if not isinstance(tree, Tree):
+            return None
+        return {item.path: (item.mode, item.sha) for item in tree.iteritems()}
+
+    def first_parent_log(self, limit: int) -> Iterator[tuple[str, bytes]]:
+        """``(commit id, message)`` of the head and its first parents, newest first, at
+        most ``limit`` of them."""
+        sha = self.head
+        for _ in range(limit):
+            if sha is None:
+                return
+            commit = self._store[_oid(sha)]
+            if not isinstance(commit, Commit):
+                return
+            yield sha, commit.message
+            sha = commit.parents[0].decode() if commit.parents else None
+
+
+class SnapshotBlobs(Mapping[str, bytes]):
     """``Snapshot.blobs``: keys from the trees, values read from the store on lookup."""
 
     def __init__(self, snapshot: Snapshot, prefix: str) -> None:
@@ -282,6 +360,11 @@ class _SnapshotBlobs(Mapping[str, bytes]):
         if found is None:
             raise KeyError(path)
         return self._snap.read_blob(found[1].decode())
+
+    def blob_id(self, path: str) -> str | None:
+        """The object id of the file at ``path`` (None: no such file), its blob unread."""
+        found = self._lookup(path)
+        return None if found is None else found[1].decode()
 
     def __contains__(self, path: object) -> bool:
         return self._lookup(path) is not None

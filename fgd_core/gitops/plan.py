@@ -30,7 +30,7 @@ from fgd_core.gitops.plan_inputs import (
 # What callers import from here (the inputs and the drafting live in modules of their own).
 __all__ = ["ARCHIVE_SUFFIX", "Archive", "FileDraft", "FileResult", "FileStatus", "IngestError",
            "IngestionRules", "ManagedWrite", "Provenance", "RawFile", "ResourceRef",
-           "SyncPlan", "WriteAction", "draft_files", "git_blob_id", "plan_sync"]
+           "SyncPlan", "WriteAction", "archive_name", "draft_files", "git_blob_id", "plan_sync"]
 
 WriteAction = Literal["create", "update", "unchanged"]
 
@@ -163,7 +163,8 @@ class SyncPlan:
         }
 
 
-def _archive_name(raw_path: str, taken: set[str], managed: Mapping[str, bytes]) -> str:
+def archive_name(raw_path: str, taken: set[str], managed: Mapping[str, bytes]) -> str:
+    """Where a processed raw file is archived (``taken`` grows by the name)."""
     # The spec's "<file>.archived"; if a sync already archived a file of that name, keep
     # both (lossless): "<file>.1.archived", "<file>.2.archived", …
     candidate, n = raw_path + ARCHIVE_SUFFIX, 0
@@ -251,7 +252,7 @@ def _plan(
                 Provenance(c.path, d.path, c.index, sync_id, kind, name, d.content_id)
             )
             refs.append(ResourceRef(kind, name, c.path, c.index))
-        archived = _archive_name(d.path, taken, managed_files)
+        archived = archive_name(d.path, taken, managed_files)
         archives.append(Archive(d.path, archived))
         files.append(
             FileResult(

@@ -21,7 +21,7 @@ from fgd_core.gitops.hedgehog.fabric_index import FabricObject
 from fgd_core.gitops.plan import IngestionRules
 from fgd_core.gitops.yaml_safe import iter_documents
 from fgd_core.services.blob_store import BlobStore
-from fgd_core.services.sync_runner import fabric_of
+from fgd_core.services.pipeline_common import fabric_of
 
 
 def _document_lines(base: Snapshot, blob_id: str | None) -> dict[int, int]:

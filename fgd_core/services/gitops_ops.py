@@ -25,7 +25,8 @@ from fgd_core.errors import (
 from fgd_core.gitops import directory, directory_files
 from fgd_core.gitops.git_repo import GitRemote, PushRejectedError, RemoteMovedError, Snapshot
 from fgd_core.gitops.raw_path import raw_file_to_process
-from fgd_core.services.sync_runner import AUTHOR, RemoteFactory, SyncRunner, rules_for
+from fgd_core.services.pipeline_common import RemoteFactory, commit_and_push, rules_for
+from fgd_core.services.pipeline_local import LocalSyncDriver
 
 Compute = Callable[[Snapshot], tuple[dict[str, bytes], dict[str, Any]]]
 
@@ -49,7 +50,7 @@ def cap_contents(listing: dict[str, Any], per_file: int, total: int) -> None:
 
 
 class GitOpsService:
-    def __init__(self, runner: SyncRunner) -> None:
+    def __init__(self, runner: LocalSyncDriver) -> None:
         self.runner = runner
         self.app: FGDApplication = runner.app
         self.config: FGDConfig = runner.config
@@ -77,28 +78,25 @@ class GitOpsService:
         message: str,
         failure: type[FGDError] = SyncFailedError,
     ) -> tuple:
-        """Compute changes on the fetched head, commit and push; recompute on a moved remote.
+        """Compute changes on the fetched head, commit and push; recompute on a moved remote
+        (the sync's own commit-and-push loop).
 
         A push the remote refuses (a protected or checked-out branch, a hook), or one that
         still finds the branch moved after the retry policy's attempts, raises ``failure``
         (FGD_2003 for initialize, FGD_2004 for repair) naming the cause."""
-        attempts = self.config.sync.retry_policy.max_attempts
-        for attempt in range(1, attempts + 1):
-            snapshot = remote.fetch(fabric.branch)
+        responses: list[dict[str, Any]] = []
+
+        def build(snapshot: Snapshot) -> tuple[dict[str, bytes], str]:
             changes, response = compute(snapshot)
-            if not changes:
-                return response, None
-            sha = remote.commit(snapshot, dict(changes), message, AUTHOR)
-            try:
-                remote.push(sha, fabric.branch, snapshot.head)
-            except RemoteMovedError as exc:
-                if attempt == attempts:
-                    raise self._push_failed(failure, message, exc) from exc
-                continue
-            except PushRejectedError as exc:
-                raise self._push_failed(failure, message, exc) from exc
-            return response, sha
-        raise SyncFailedError("push did not succeed", details={})  # pragma: no cover
+            responses.append(response)
+            return changes, message
+
+        try:
+            done = commit_and_push(remote, fabric.branch, remote.fetch(fabric.branch), build,
+                                   attempts=self.config.sync.retry_policy.max_attempts)
+        except (RemoteMovedError, PushRejectedError) as exc:
+            raise self._push_failed(failure, message, exc) from exc
+        return responses[-1], done.commit
 
     @staticmethod
     def _push_failed(failure: type[FGDError], message: str, exc: FGDError) -> FGDError:

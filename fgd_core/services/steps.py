@@ -1,5 +1,8 @@
-"""One sync as three steps that independent workers call: discover, ingest one file, and
-build/push the commit. The same stages and events as the embedded ``SyncRunner``.
+"""One sync as three idempotent steps: discover, ingest (one file or many), publish. These
+steps are the only implementation of a sync; two drivers run them — the bus workers
+(``fgd_workers.discovery`` / ``ingestion`` / ``github``, one message per step) and the
+in-process driver (``pipeline_local``: embedded ``fgd serve``, ``fgd sync`` without a
+broker, library use). Both record the same events.
 
 Every step reads the SyncOperation first and does nothing when what it would record is
 already recorded (or the sync ended): a redelivered or duplicated message is a no-op by
@@ -9,15 +12,11 @@ loser's save fails optimistic concurrency, re-runs on fresh state and finds it d
 
 * ``discover(sync_id)`` — on ``sync.started``: fetch, list raw files; in one save record
   validation, discovery (one ``file.discovered`` per file) and begin ``file_ingestion``.
-* ``ingest(sync_id, path, blob_id)`` — on ``file.discovered``: plan that file alone, put the
-  managed contents in the blob store, record ``file.processed`` (with ``writes``) /
-  ``file.failed`` / ``file.skipped``; the file that finishes the set also completes
-  ``file_ingestion`` in the same save.
-* ``publish(sync_id)`` — on ``stage.completed`` of ``file_ingestion``: reject cross-file
-  conflicts (``file.rejected``), build one commit on the fetched base, push it with
-  compare-and-swap (rebuild on a moved remote), reconcile and complete. A commit whose
-  message carries ``FGD-Sync-Id: <sync>`` already on the branch means a predecessor pushed
-  and died before recording it: recorded, not committed again.
+* ``ingest(sync_id, path, blob_id)`` / ``ingest_many`` — on ``file.discovered``: plan each
+  file alone, put the managed contents in the blob store, record ``file.processed`` (with
+  ``writes``) / ``file.failed`` / ``file.skipped``; the save that finishes the set also
+  completes ``file_ingestion``.
+* ``publish(sync_id)`` — on ``stage.completed`` of ``file_ingestion``: see ``step_publish``.
 
 Fetches and pushes that fail transiently (FGD_4001, FGD_4003) are retried per
 ``sync.retry_policy`` within the sync's timeout, each retry a non-fatal ``sync.error``.
@@ -29,19 +28,16 @@ so the spans of every worker process for one sync form one trace.
 from __future__ import annotations
 
 import logging
-import stat
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
-from dulwich.object_store import tree_lookup_path
-from dulwich.objects import Tree
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
@@ -52,48 +48,35 @@ from fgd_core.domain.sync_operation import FILE_DONE, PENDING, SyncOperation
 from fgd_core.errors import (
     DatabaseError,
     FGDError,
-    FGDErrorCodes,
     IllegalTransitionError,
-    InternalError,
     SyncFailedError,
+    SyncTimeoutError,
 )
 from fgd_core.gitops.directory import raw_file_role
-from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot, _encode, _oid
-from fgd_core.gitops.plan import (
-    Archive,
-    FileResult,
-    IngestionRules,
-    ManagedWrite,
-    Provenance,
-    RawFile,
-    SyncPlan,
-    _archive_name,
-    git_blob_id,
-    plan_sync,
-)
+from fgd_core.gitops.git_repo import GitRemote, Snapshot, SnapshotBlobs
+from fgd_core.gitops.plan import FileResult, RawFile, SyncPlan, git_blob_id, plan_sync
 from fgd_core.observability import correlated, stage_span
+from fgd_core.services import step_publish
 from fgd_core.services.blob_store import BlobStore
 from fgd_core.services.directory_guard import prepare_directory
-from fgd_core.services.fabric_publish import reject_fabric_breakers
-from fgd_core.services.retry import call_with_retry, idempotent_push, retry_details
-from fgd_core.services.sync_runner import (
-    AUTHOR,
+from fgd_core.services.pipeline_common import (
+    DONE,
+    FAILED,
+    NOOP,
     LazyBlobs,
-    commit_changes,
-    commit_message,
+    RemoteFactory,
     failed_before,
-    index_dir,
-    make_remote,
+    ingestion_summary,
     record_file,
+    recorded_writes,
     rules_for,
 )
+from fgd_core.services.remotes import make_remote
+from fgd_core.services.retry import call_with_retry, retry_details
 
 log = logging.getLogger("fgd_core.steps")
-RemoteFactory = Callable[[Fabric], GitRemote]
 T = TypeVar("T")
-NOOP, DONE, FAILED = "noop", "done", "failed"
-# How far down the branch a redelivered GitHub step looks for its own earlier push.
-PUSHED_LOOKBACK = 50
+SEEN_SYNCS = 16  # syncs whose fetched snapshot a process keeps (one fetch per sync per worker)
 
 
 class SyncSteps:
@@ -107,6 +90,8 @@ class SyncSteps:
         token: str | None = None,
         cache_root: Path | None = None,
         sleep: Callable[[float], Any] = time.sleep,
+        reuse_snapshots: bool = False,
+        keep_plans: bool = False,
     ) -> None:
         self.app, self.config, self.token, self.cache_root = app, config, token, cache_root
         self.blobs = blobs or BlobStore.for_app(app)
@@ -117,10 +102,17 @@ class SyncSteps:
         self._remotes: dict[int, GitRemote] = {}
         # sync id → (snapshot, raw listing, failed_before): one fetch per sync per worker.
         self._seen: dict[str, tuple[Snapshot, list[str], dict[str, str]]] = {}
-        # id(snapshot) → (snapshot, its directory cache): Snapshot.get re-reads every tree
-        # from the root on each call, which 10,000 managed paths pay 10,000 times.
-        self._trees: dict[int, tuple[Snapshot, _TreeCache]] = {}
+        # (id(snapshot), prefix) → (snapshot, a view of its files): each directory's tree
+        # read and parsed once per snapshot, not once per path looked up.
+        self._views: dict[tuple[int, str], tuple[Snapshot, SnapshotBlobs]] = {}
         self._lock = threading.Lock()
+        # sync id → file path → the writes this process recorded for it (see writes_of).
+        self._written: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        # The in-process driver: publish builds on the snapshot discovery fetched (the push
+        # is compare-and-swap either way), and the plan it commits is kept for the caller.
+        self.reuse_snapshots = reuse_snapshots
+        self.keep_plans = keep_plans
+        self.plans: dict[str, SyncPlan] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -131,16 +123,27 @@ class SyncSteps:
                 remote = self._remotes[fabric.fabric_id] = self.remote_factory(fabric)
             return remote
 
-    def _retrying(self, sync: SyncOperation, fn: Callable[[], T]) -> T:
-        """``fn`` (a fetch or a push) within the retry policy and before the sync's timeout;
-        each retry is recorded as a non-fatal ``sync.error`` (on a sync that ended meanwhile
-        that raises IllegalTransitionError, which stops retrying: the step is a no-op)."""
-        sync_id = sync.sync_id
+    def seconds_left(self, sync: SyncOperation) -> float:
+        """Seconds before the sync's timeout (``sync.timeout_seconds`` from its start)."""
         started = sync.started_at
         if started.tzinfo is None:
             started = started.replace(tzinfo=UTC)
         elapsed = (datetime.now(UTC) - started).total_seconds()
-        deadline = time.monotonic() + self.config.sync.timeout_seconds - elapsed
+        return self.config.sync.timeout_seconds - elapsed
+
+    def check_deadline(self, sync: SyncOperation) -> None:
+        if self.seconds_left(sync) < 0:
+            raise SyncTimeoutError(
+                f"sync exceeded {self.config.sync.timeout_seconds}s",
+                details={"timeout_seconds": self.config.sync.timeout_seconds},
+            )
+
+    def retrying(self, sync: SyncOperation, fn: Callable[[], T]) -> T:
+        """``fn`` (a fetch or a push) within the retry policy and before the sync's timeout;
+        each retry is recorded as a non-fatal ``sync.error`` (on a sync that ended meanwhile
+        that raises IllegalTransitionError, which stops retrying: the step is a no-op)."""
+        sync_id = sync.sync_id
+        deadline = time.monotonic() + self.seconds_left(sync)
 
         def on_retry(error: FGDError, attempt: int, delay: float) -> None:
             details = retry_details(error, attempt, delay)
@@ -151,13 +154,36 @@ class SyncSteps:
             deadline=deadline,
         )
 
-    def _fetch(self, sync: SyncOperation, remote: GitRemote, branch: str) -> Snapshot:
-        return self._retrying(sync, lambda: remote.fetch(branch))
+    def fetch(self, sync: SyncOperation, remote: GitRemote, branch: str) -> Snapshot:
+        return self.retrying(sync, lambda: remote.fetch(branch))
 
-    def _span(self, sync: SyncOperation, stage: str) -> AbstractContextManager[Any]:
+    def view(self, snapshot: Snapshot, prefix: str = "") -> SnapshotBlobs:
+        """The files under ``prefix`` of a fetched snapshot, one view per snapshot."""
+        key = (id(snapshot), prefix)
+        with self._lock:
+            hit = self._views.get(key)
+            if hit is not None and hit[0] is snapshot:
+                return hit[1]
+            if len(self._views) > 4 * SEEN_SYNCS:
+                self._views.clear()
+            view = LazyBlobs(snapshot, prefix)
+            self._views[key] = (snapshot, view)
+            return view
+
+    def snapshot_of(self, sync: SyncOperation) -> Snapshot | None:
+        """The snapshot this process fetched for the sync, when publish may build on it."""
+        seen = self._seen.get(sync.sync_id) if self.reuse_snapshots else None
+        return seen[0] if seen is not None else None
+
+    def forget(self, sync_id: str) -> None:
+        self._seen.pop(sync_id, None)
+        with self._lock:
+            self._written.pop(sync_id, None)
+
+    def span(self, sync: SyncOperation, stage: str) -> AbstractContextManager[Any]:
         return stage_span(stage, sync.sync_id, sync.correlation_id or sync.sync_id)
 
-    def _load(self, sync_id: str) -> SyncOperation | None:
+    def load(self, sync_id: str) -> SyncOperation | None:
         """The sync, for reading only: straight from the aggregate cache (fast-forwarded),
         not a deep copy of it. Writes go through ``update_sync``, which works on a copy."""
         try:
@@ -172,7 +198,7 @@ class SyncSteps:
         return sync if isinstance(sync, SyncOperation) else None
 
     def _guarded(self, sync_id: str, step: Callable[[SyncOperation], str]) -> str:
-        sync = self._load(sync_id)
+        sync = self.load(sync_id)
         if sync is None or not sync.is_active:
             return NOOP
         try:
@@ -183,6 +209,11 @@ class SyncSteps:
         except IllegalTransitionError as exc:
             log.info("sync %s: %s (no-op)", sync_id, exc.message)
             return NOOP
+        except SyncTimeoutError:
+            if self.load(sync_id) is not None and self.app.get_sync(sync_id).is_active:
+                self.app.time_out_sync(sync_id, self.config.sync.timeout_seconds)
+            self.forget(sync_id)
+            return FAILED
         except FGDError as exc:
             self.fail(sync_id, exc.code, exc.message, exc.details)
             return FAILED
@@ -192,31 +223,35 @@ class SyncSteps:
 
         def command(s: SyncOperation) -> None:
             if s.is_active:
-                s.fail(code, message, {**details, "stage": s.current_stage})
+                # Discovery records its stages once it is done: a failure before names
+                # the stage it failed in (validation), as a failure in any other stage does.
+                stage = s.current_stage or next(iter(s.stages_pending), None)
+                s.fail(code, message, {**details, "stage": stage})
 
-        if self._load(sync_id) is not None:
+        if self.load(sync_id) is not None:
             self.app.update_sync(sync_id, command)
-        self._seen.pop(sync_id, None)
+        self.forget(sync_id)
 
     def poisoned(self, sync_id: str, reason: str, file_path: str | None = None) -> None:
         """A message that failed on every delivery: visible on the sync, which ends."""
-        sync = self._load(sync_id)
+        sync = self.load(sync_id)
         if sync is None or not sync.is_active:
             return
         self.app.give_up_sync(sync_id, reason, file_path)
 
     # -- discovery --------------------------------------------------------------------------
 
-    def discover(self, sync_id: str) -> str:
-        return self._guarded(sync_id, self._discover)
+    def discover(self, sync_id: str, only_paths: list[str] | None = None) -> str:
+        """``only_paths``: discover these raw files only (the spec's "process one file")."""
+        return self._guarded(sync_id, lambda s: self._discover(s, only_paths))
 
-    def _discover(self, sync: SyncOperation) -> str:
+    def _discover(self, sync: SyncOperation, only_paths: list[str] | None) -> str:
         if sync.state != PENDING:
             return NOOP
         fabric = self.app.get_fabric(sync.fabric_id)
         rules = rules_for(self.config, fabric)
-        with self._span(sync, "validation"):
-            snapshot = self._fetch(sync, self.remote_for(fabric), fabric.branch)
+        with self.span(sync, "validation"):
+            snapshot = self.fetch(sync, self.remote_for(fabric), fabric.branch)
             snapshot = prepare_directory(self.app, self.config, fabric, self.remote_for(fabric),
                                          snapshot, sync.options, rules)
             raw_dir = rules.raw_prefix.rstrip("/")
@@ -224,14 +259,18 @@ class SyncSteps:
                 raise SyncFailedError(
                     f"/{raw_dir} is a file, not a directory", details={"path": f"/{raw_dir}"}
                 )
-        with self._span(sync, "discovery") as span:
+        with self.span(sync, "discovery") as span:
             entries = [
                 e
                 for e in snapshot.files(rules.raw_prefix)
                 if raw_file_role(e, rules.supported_extensions) in ("pending", "symlink")
+                and (only_paths is None or e.path in only_paths)
             ]
+            self._remember(sync, fabric, snapshot)
             found = [(e.path, e.size, e.blob_id) for e in entries]
             span.set_attribute("fgd.total_files", len(found))
+        # No file to ingest: this save also runs the whole (empty) file_ingestion stage.
+        with self.span(sync, "file_ingestion") if not found else nullcontext():
             self._record_discovery(sync, snapshot, fabric, found)
         return DONE
 
@@ -267,28 +306,23 @@ class SyncSteps:
         self, sync: SyncOperation, fabric: Fabric, blob_id: str | None
     ) -> tuple[Snapshot, list[str], dict[str, str]]:
         seen = self._seen.get(sync.sync_id)
-        if seen is not None and (blob_id is None or _has_blob(seen[0], blob_id)):
+        if seen is not None and (blob_id is None or seen[0].has_object(blob_id)):
             return seen
+        snapshot = self.fetch(sync, self.remote_for(fabric), fabric.branch)
+        return self._remember(sync, fabric, snapshot)
+
+    def _remember(
+        self, sync: SyncOperation, fabric: Fabric, snapshot: Snapshot
+    ) -> tuple[Snapshot, list[str], dict[str, str]]:
         rules = rules_for(self.config, fabric)
-        snapshot = self._fetch(sync, self.remote_for(fabric), fabric.branch)
         existing = [e.path for e in snapshot.files(rules.raw_prefix)]
         seen = (snapshot, existing, failed_before(self.app, fabric))
-        if len(self._seen) > 16:
-            self._seen.clear()
-        self._seen[sync.sync_id] = seen
-        return seen
-
-    def _tree_cache(self, snapshot: Snapshot) -> _TreeCache:
-        """One directory cache per fetched snapshot (kept while the snapshot is in use)."""
         with self._lock:
-            hit = self._trees.get(id(snapshot))
-            if hit is not None and hit[0] is snapshot:
-                return hit[1]
-            if len(self._trees) > 16:
-                self._trees.clear()
-            cache = _TreeCache(snapshot)
-            self._trees[id(snapshot)] = (snapshot, cache)
-            return cache
+            if len(self._seen) > SEEN_SYNCS:
+                self._seen.clear()
+                self._written.clear()
+            self._seen[sync.sync_id] = seen
+        return seen
 
     def _ingest(self, sync: SyncOperation, path: str, blob_id: str | None) -> str:
         with self._file_span(sync, path):
@@ -301,7 +335,7 @@ class SyncSteps:
     @contextmanager
     def _file_span(self, sync: SyncOperation, path: str) -> Iterator[Any]:
         """One ``sync.file_ingestion`` span per file, in the sync's trace."""
-        with self._span(sync, "file_ingestion") as span:
+        with self.span(sync, "file_ingestion") as span:
             span.set_attribute("fgd.file_path", path)
             yield span
 
@@ -319,7 +353,7 @@ class SyncSteps:
                 i = indexes[0]
                 outcomes[i] = self.ingest(*items[i])
                 continue
-            sync = self._load(sync_id)
+            sync = self.load(sync_id)
             if sync is None or not sync.is_active:
                 continue
             planned: list[tuple[int, _Planned]] = []
@@ -361,7 +395,7 @@ class SyncSteps:
         content = snapshot.read_blob(blob_id)
         plan = plan_sync(
             {path: RawFile(content, is_symlink=is_symlink)},
-            _CachedBlobs(snapshot, rules.managed_prefix, self._tree_cache(snapshot)),
+            self.view(snapshot, rules.managed_prefix),
             existing,
             before,
             sync.sync_id,
@@ -369,11 +403,10 @@ class SyncSteps:
         )
         result = plan.files[0]
         writes: list[dict[str, Any]] = []
+        contents: dict[str, bytes] = {}
         if result.status == "processed":
             index = {p.managed_path: p.document_index for p in plan.provenance}
             contents = {git_blob_id(w.content): w.content for w in plan.writes}
-            if contents:
-                self.blobs.put_many(contents)
             writes = [
                 {
                     "path": w.path,
@@ -386,9 +419,15 @@ class SyncSteps:
                 for w in plan.writes
             ]
         elapsed = round(time.perf_counter() - started, 6)
-        return _Planned(path, result, elapsed, writes, before)
+        return _Planned(path, result, elapsed, writes, before, contents)
 
     def _record_files(self, sync_id: str, planned: list[_Planned]) -> None:
+        # The managed contents first (one insert for all the files), then the events that
+        # name them: an event never points at a blob that is not stored.
+        contents = {k: v for p in planned for k, v in p.contents.items()}
+        if contents:
+            self.blobs.put_many(contents)
+
         def command(s: SyncOperation) -> None:
             mine: dict[str, list[dict[str, Any]]] = {}
             for p in planned:
@@ -399,391 +438,50 @@ class SyncSteps:
                 mine[p.path] = p.writes
             if (mine and s.current_stage == "file_ingestion"
                     and all(f["status"] in FILE_DONE for f in s.files.values())):
-                recorded = {**recorded_writes(self.app, s.sync_id), **mine}
+                recorded = self.writes_of(s, mine)
                 s.complete_stage("file_ingestion",
                                  ingestion_summary(s, planned[0].before, recorded))
+            done.clear()
+            done.update(mine)
 
+        done: dict[str, list[dict[str, Any]]] = {}
         self.app.update_sync(sync_id, command)
+        with self._lock:
+            self._written.setdefault(sync_id, {}).update(done)
 
-    # -- github sync, reconciliation, completion -------------------------------------------
+    def writes_of(
+        self, sync: SyncOperation, extra: dict[str, list[dict[str, Any]]] | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """File path → the ``writes`` of its ``file.processed``: from what this process
+        recorded when that covers every processed file (the in-process driver records them
+        all), else read back from the sync's events."""
+        with self._lock:
+            known = {**self._written.get(sync.sync_id, {}), **(extra or {})}
+        if all(p in known for p, rec in sync.files.items() if rec["status"] == "processed"):
+            return known
+        return {**recorded_writes(self.app, sync.sync_id), **(extra or {})}
+
+    # -- publish (github sync, reconciliation, completion) ----------------------------------
 
     def publish(self, sync_id: str) -> str:
-        return self._guarded(sync_id, self._publish)
+        return self._guarded(sync_id, lambda s: step_publish.publish(self, s))
 
-    def _publish(self, sync: SyncOperation) -> str:
-        sync_id = sync.sync_id
-        if "file_ingestion" not in sync.stages_completed:
-            return NOOP
-        fabric = self.app.get_fabric(sync.fabric_id)
-        remote = self.remote_for(fabric)
-        summary: dict[str, Any] | None = sync.stage_summaries.get("github_sync")
-        if "github_sync" not in sync.stages_completed:
-            with self._span(sync, "github_sync"):
-                if sync.current_stage is None:
-                    self.app.update_sync(sync_id, _begin("github_sync"))
-                    sync = self.app.get_sync(sync_id)
-                if sync.current_stage != "github_sync" or not sync.is_active:
-                    return NOOP
-                summary = self._github_sync(sync, fabric, remote)
-                if summary is None:
-                    return NOOP  # cancelled meanwhile
-                sync = self.app.update_sync(sync_id, _complete("github_sync", summary))
-        if not sync.is_active or "reconciliation" in sync.stages_completed:
-            return NOOP
-        with self._span(sync, "reconciliation"):
-            return self._reconcile(sync, fabric, remote, summary)
-
-    def _reconcile(
-        self,
-        sync: SyncOperation,
-        fabric: Fabric,
-        remote: GitRemote,
-        summary: dict[str, Any] | None,
-    ) -> str:
-        sync_id = sync.sync_id
-        verified: dict[str, Any] = {"verified": False, "reason": "nothing pushed"}
-        if summary and summary.get("pushed"):
-            head = self._fetch(sync, remote, fabric.branch).head
-            verified = {"verified": True, "head": head}
-            if head != summary.get("commit"):
-                verified["commit"] = summary.get("commit")
-
-        def finish(s: SyncOperation) -> None:
-            if not s.is_active or "reconciliation" in s.stages_completed:
-                return
-            if s.current_stage is None:
-                s.begin_stage("reconciliation")
-            if s.current_stage == "reconciliation":
-                s.complete_stage("reconciliation", verified)
-                s.complete()
-
-        self.app.update_sync(sync_id, finish)
-        self._seen.pop(sync_id, None)
-        return DONE
-
-    def _github_sync(
-        self, sync: SyncOperation, fabric: Fabric, remote: GitRemote
-    ) -> dict[str, Any] | None:
-        sync_id = sync.sync_id
-        if sync.options["validate_only"]:
-            return {"skipped": "validate_only", "commit": None, "pushed": False}
-        writes = recorded_writes(self.app, sync_id)
-        sync = self._reject_conflicts(sync, writes)
-        rules = rules_for(self.config, fabric)
-        base = self._fetch(sync, remote, fabric.branch)
-        sync = reject_fabric_breakers(self.app, self.blobs, sync, writes, base, rules,
-                                      index_dir(self.cache_root, fabric.fabric_id))
-        policy = self.config.sync.retry_policy
-        for attempt in range(1, policy.max_attempts + 1):
-            if (pushed := _pushed_by(base, sync_id)) is not None:
-                log.info("sync %s: already pushed as %s; recording it", sync_id, pushed)
-                return {"commit": pushed, "pushed": True, "recovered": True}
-            if _raw_changed(base, sync, self._tree_cache(base)):
-                raise SyncFailedError(
-                    "raw files changed while syncing; the next sync will take them",
-                    details={"branch": fabric.branch},
-                )
-            plan = self.plan_from_records(sync, base, rules, writes)
-            changes = commit_changes(plan, base, rules, fabric, sync_id)
-            if not changes:
-                return {"commit": None, "pushed": False, "files_changed": 0}
-            sha = remote.commit(base, changes, commit_message(sync_id, plan), AUTHOR)
-            if not sync.options["include_github_sync"]:
-                return {"commit": sha, "pushed": False, "files_changed": len(changes)}
-            if not self.app.get_sync(sync_id).is_active:
-                return None  # a cancel before the push changes nothing
-            try:
-                self._push(sync, remote, sha, fabric.branch, base.head)
-            except RemoteMovedError as moved:
-                if attempt == policy.max_attempts:
-                    raise
-                self.app.record_error(sync_id, moved.code, moved.message, moved.details)
-                base = self._fetch(sync, remote, fabric.branch)
-                continue
-            return {"commit": sha, "pushed": True, "files_changed": len(changes)}
-        raise SyncFailedError("push did not succeed", details={})  # pragma: no cover
-
-    def _push(self, sync: SyncOperation, remote: GitRemote, sha: str, branch: str,
-              base_head: str | None) -> None:
-        """Push within the retry policy."""
-        self._retrying(sync, idempotent_push(remote, sha, branch, base_head))
-
-    def _reject_conflicts(
-        self, sync: SyncOperation, writes: dict[str, list[dict[str, Any]]]
-    ) -> SyncOperation:
-        """Two files defining one managed path: neither lands (the planner's rule too). A file
-        that failed on its own still counts with the documents it claimed (as in the embedded
-        planner); only processed files are rejected here — the failed one already is."""
-        claims: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-        for path, rec in sorted(sync.files.items()):
-            if rec["status"] == "processed":
-                for w in writes.get(path, []):
-                    claims[w["path"]].append((path, w))
-            elif rec["status"] == "failed":
-                for mpath in dict.fromkeys(rec.get("claimed", [])):
-                    claims[mpath].append((path, {"document_index": None}))
-        errors: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for mpath, owners in sorted(claims.items()):
-            if len({p for p, _ in owners}) < 2:
-                continue
-            for path, w in owners:
-                if sync.files[path]["status"] != "processed":
-                    continue
-                others = ", ".join(
-                    f"document {o['document_index']} of {p}"
-                    if o["document_index"] is not None
-                    else p
-                    for p, o in owners
-                    if p != path
-                )
-                errors[path].append(
-                    {
-                        "index": w["document_index"],
-                        "code": FGDErrorCodes.VALIDATION_FAILED,
-                        "message": f"conflict: {w['kind']} {w['name']!r} ({mpath}) is also "
-                        f"defined by {others}; nothing from this file is written",
-                        "field": "metadata.name",
-                    }
-                )
-        if not errors:
-            return sync
-
-        def command(s: SyncOperation) -> None:
-            for path, errs in sorted(errors.items()):
-                if s.current_stage == "github_sync" and s.files[path]["status"] == "processed":
-                    s.reject_file(path, errs)
-
-        return self.app.update_sync(sync.sync_id, command)
-
-    def plan_from_records(
-        self,
-        sync: SyncOperation,
-        base: Snapshot,
-        rules: IngestionRules,
-        recorded: dict[str, list[dict[str, Any]]],
-    ) -> SyncPlan:
-        """The SyncPlan the embedded planner would have made, from what ingestion recorded:
-        actions against ``base`` (which may be newer than what ingestion saw), archive names
-        by the planner's own rule, contents from the blob store."""
-        trees = self._tree_cache(base)
-        managed = _CachedBlobs(base, rules.managed_prefix, trees)
-        taken = {e.path for e in base.files(rules.raw_prefix)} | set(sync.files)
-        files: list[FileResult] = []
-        pending: list[tuple[dict[str, Any], str, str]] = []  # write, action, raw path
-        archives: list[Archive] = []
-        for path in sorted(sync.files):
-            rec = sync.files[path]
-            content_id = rec.get("blob_id") or ""
-            if rec["status"] != "processed":
-                files.append(FileResult(path, rec["status"], content_id, rec["documents_found"]))
-                continue
-            for w in recorded.get(path, []):
-                current = trees.blob_id(w["path"])
-                action = (
-                    "create" if current is None
-                    else "unchanged" if current == w["blob_id"] else "update"
-                )
-                pending.append((w, action, path))
-            archived = _archive_name(path, taken, managed)
-            archives.append(Archive(path, archived))
-            files.append(
-                FileResult(
-                    path, "processed", content_id, rec["documents_found"],
-                    rec["documents_extracted"], target_files=tuple(rec["target_files"]),
-                    archived_to=archived,
-                )
-            )
-        needed = self.blobs.get_many(w["blob_id"] for w, a, _ in pending if a != "unchanged")
-        writes = [
-            ManagedWrite(w["path"], needed.get(w["blob_id"], b""), action, w["kind"], w["name"])  # type: ignore[arg-type]
-            for w, action, _ in pending
-        ]
-        provenance = [
-            Provenance(w["path"], raw, w["document_index"], sync.sync_id, w["kind"], w["name"],
-                       sync.files[raw].get("blob_id") or "")
-            for w, _, raw in pending
-        ]
-        return SyncPlan(
-            sync_id=sync.sync_id,
-            files=tuple(files),
-            writes=tuple(sorted(writes, key=lambda w: w.path)),
-            archives=tuple(archives),
-            provenance=tuple(sorted(provenance, key=lambda p: p.managed_path)),
-        )
-
-
-# --- helpers -----------------------------------------------------------------------------------
+    def plan_from_records(self, sync: SyncOperation, base: Snapshot, rules: Any,
+                          recorded: dict[str, list[dict[str, Any]]]) -> SyncPlan:
+        return step_publish.plan_from_records(self, sync, base, rules, recorded)
 
 
 class _Planned:
     """One file's ingestion result, computed and waiting to be recorded."""
 
-    __slots__ = ("before", "elapsed", "path", "result", "writes")
+    __slots__ = ("before", "contents", "elapsed", "path", "result", "writes")
 
     def __init__(self, path: str, result: FileResult, elapsed: float,
-                 writes: list[dict[str, Any]], before: dict[str, str]) -> None:
+                 writes: list[dict[str, Any]], before: dict[str, str],
+                 contents: dict[str, bytes]) -> None:
         self.path, self.result, self.elapsed = path, result, elapsed
-        self.writes, self.before = writes, before
+        self.writes, self.before, self.contents = writes, before, contents
 
 
-def recorded_writes(app: FGDApplication, sync_id: str) -> dict[str, list[dict[str, Any]]]:
-    """File path → the ``writes`` its ``file.processed`` event carries (distributed only)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for event in app.repository.event_store.get(UUID(sync_id)):
-        if isinstance(event, SyncOperation.FileProcessedWithWrites):  # type: ignore[attr-defined]
-            out[event.file_path] = list(event.writes)
-    return out
-
-
-def ingestion_summary(
-    sync: SyncOperation, before: dict[str, str], writes: dict[str, list[dict[str, Any]]]
-) -> dict[str, Any]:
-    """The embedded runner's ``file_ingestion`` summary, from the recorded files."""
-    records = sync.files
-    count = {s: sum(f["status"] == s for f in records.values()) for s in FILE_DONE}
-    actions = [w["action"] for p, ws in writes.items() for w in ws
-               if p in records and records[p]["status"] == "processed"]
-    failed: dict[str, str] = {}
-    for path, rec in records.items():
-        blob = rec.get("blob_id") or ""
-        if rec["status"] == "failed" and any(
-            e.get("code") != InternalError.code for e in rec["validation_errors"]
-        ):
-            failed[path] = blob
-        elif rec["status"] == "skipped" and before.get(path) == blob:
-            failed[path] = blob  # unchanged since it failed: stays failed for the next sync
-    return {
-        "files_processed": count["processed"],
-        "files_failed": count["failed"],
-        "files_skipped": count["skipped"],
-        "files_created": actions.count("create"),
-        "files_updated": actions.count("update"),
-        "files_unchanged": actions.count("unchanged"),
-        "errors": sum(len(f["validation_errors"]) for f in records.values()),
-        "warnings": len(sync.warnings),
-        "failed_files": failed,
-    }
-
-
-def _begin(stage: str) -> Callable[[SyncOperation], None]:
-    def command(s: SyncOperation) -> None:
-        if s.is_active and s.current_stage is None and stage in s.stages_pending:
-            s.begin_stage(stage)
-
-    return command
-
-
-def _complete(stage: str, summary: dict[str, Any]) -> Callable[[SyncOperation], None]:
-    def command(s: SyncOperation) -> None:
-        if s.is_active and s.current_stage == stage:
-            s.complete_stage(stage, summary)
-
-    return command
-
-
-def _has_blob(snapshot: Snapshot, blob_id: str) -> bool:
-    store: Any = snapshot._store  # dulwich's stores take hex ids as bytes
-    try:
-        return blob_id.encode() in store
-    except Exception:  # noqa: BLE001 — a store that cannot answer: fetch again
-        return False
-
-
-def _raw_changed(base: Snapshot, sync: SyncOperation, trees: _TreeCache | None = None) -> bool:
-    """Did any file this sync archives change (or vanish) on the branch since discovery?"""
-    trees = trees or _TreeCache(base)
-    for path, rec in sync.files.items():
-        if rec["status"] != "processed":
-            continue
-        current = trees.blob_id(path)
-        if current is None or current != rec.get("blob_id"):
-            return True
-    return False
-
-
-class _TreeCache:
-    """``Snapshot.get(path).blob_id`` with each directory's tree read and parsed once.
-
-    Same answers as ``Snapshot.get``: None for a missing path or a directory, the object id
-    otherwise (submodules included). Anything unusual on the way (a file where a directory
-    is expected) is left to ``Snapshot.get`` itself."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self._dirs: dict[str, Tree | None] = {}
-        self._lock = threading.Lock()
-
-    def _tree(self, directory: str) -> Tree | None | Literal[False]:
-        """The directory's tree; None if it does not exist; False: ask Snapshot.get."""
-        with self._lock:
-            if directory in self._dirs:
-                return self._dirs[directory]
-        snap = self.snapshot
-        store = snap._store
-        tree_id = _oid(snap.tree_id)  # type: ignore[arg-type]
-        try:
-            if directory:
-                mode, tree_id = tree_lookup_path(store.__getitem__, tree_id, _encode(directory))
-                if not stat.S_ISDIR(mode):
-                    return False
-            tree = store[tree_id]
-        except KeyError:
-            tree = None
-        except Exception:  # noqa: BLE001 — not a plain miss: Snapshot.get decides
-            return False
-        if tree is not None and not isinstance(tree, Tree):
-            return False
-        with self._lock:
-            self._dirs[directory] = tree
-        return tree
-
-    def blob_id(self, path: str) -> str | None:
-        snap = self.snapshot
-        if snap.tree_id is None:
-            return None
-        clean = path.strip("/")
-        directory, _, name = clean.rpartition("/")
-        tree = self._tree(directory) if name else False
-        if tree is False:
-            entry = snap.get(path)
-            return None if entry is None else entry.blob_id
-        if tree is None:
-            return None
-        try:
-            mode, sha = tree[_encode(name)]
-        except KeyError:
-            return None
-        if stat.S_ISDIR(mode):
-            return None
-        return sha.decode()
-
-
-class _CachedBlobs(LazyBlobs):
-    """``LazyBlobs`` whose lookups go through a snapshot's ``_TreeCache``."""
-
-    def __init__(self, snapshot: Snapshot, prefix: str, trees: _TreeCache) -> None:
-        super().__init__(snapshot, prefix)
-        self.trees = trees
-
-    def __getitem__(self, path: str) -> bytes:
-        if not path.startswith(self.prefix) or (blob_id := self.trees.blob_id(path)) is None:
-            raise KeyError(path)
-        return self.snapshot.read_blob(blob_id)
-
-
-def _pushed_by(snapshot: Snapshot, sync_id: str) -> str | None:
-    """The commit on the branch (first parents, recent first) that this sync pushed."""
-    marker = f"FGD-Sync-Id: {sync_id}".encode()
-    sha = snapshot.head
-    store: Any = snapshot._store
-    for _ in range(PUSHED_LOOKBACK):
-        if sha is None:
-            return None
-        commit = store[sha.encode()]
-        if marker in commit.message:
-            return sha
-        sha = commit.parents[0].decode() if commit.parents else None
-    return None
-
-
-__all__ = ["DONE", "FAILED", "NOOP", "SyncSteps", "failed_before", "ingestion_summary"]
+__all__ = ["DONE", "FAILED", "NOOP", "SyncSteps", "failed_before", "ingestion_summary",
+           "recorded_writes"]
