@@ -140,6 +140,31 @@ def test_start_race_with_another_writer_is_a_skip(app: FGDApplication) -> None:
     assert [s.sync_id for s in syncs(app, lab.fabric_id)] == [other.sync_id]
 
 
+def test_a_client_cannot_take_the_correlation_id_of_a_scheduled_start(
+    app: FGDApplication,
+) -> None:
+    """Clients name their own correlation ids; had the scheduler's been predictable, a
+    client sending the id of the next tick first would turn that start into a 409."""
+    lab = app.register_fabric("lab", "/srv/git/lab.git")
+    client = app.register_fabric("client", "/srv/git/client.git")
+    sched = scheduler(app)
+    t0 = now()
+    predictable = f"{sched.name}-scheduled-{lab.fabric_id}-{t0:%Y%m%dT%H%M%S}"
+    taken = app.start_sync(client.fabric_id, "manual", correlation_id=predictable)
+
+    report = sched.tick(t0)
+    [started] = report.started_for(lab.fabric_id)
+    assert report.skipped == []
+    cid = app.get_sync(started["sync_id"]).correlation_id
+    assert cid.startswith(predictable + "-") and cid != predictable
+    assert app.get_sync(taken.sync_id).correlation_id == predictable
+    # the rest is random: two starts of the same fabric at the same second differ
+    app.cancel_sync(started["sync_id"])
+    again = sched.tick(t0 + timedelta(days=1))
+    [second] = again.started_for(lab.fabric_id)
+    assert app.get_sync(second["sync_id"]).correlation_id != cid
+
+
 # --- timeout ---------------------------------------------------------------------------------
 
 
