@@ -442,18 +442,25 @@ def test_queue_depth_and_dead_letters_come_from_the_broker(app: FGDApplication) 
     from fgd_workers.bus import connection_factory
 
     prefix = f"test-sched-{uuid.uuid4().hex[:8]}"
-    with Connection(BROKER) as conn:
+    # With publisher confirms: a message published without one, on a connection closed at
+    # once, may not be in the queue yet when the scheduler asks — or ever (the count then
+    # stays 2 and the test saw 3 instead of 4). The 3 messages are the precondition.
+    with Connection(BROKER, transport_options={"confirm_publish": True}) as conn:
         channel = conn.default_channel
         queue = declare_work_queue(channel, f"{prefix}.discovery", ["test.never"])
         producer = conn.Producer(channel)
         for i in range(3):
             producer.publish({"n": i}, routing_key=f"{prefix}.discovery", exchange="")
+        deadline = time.monotonic() + 30
+        while channel.queue_declare(f"{prefix}.discovery", passive=True)[1] < 3:
+            assert time.monotonic() < deadline, "the 3 confirmed messages are not counted"
+            time.sleep(0.05)
     try:
         for i in range(2):
             app.register_fabric(f"f{i}", f"/srv/git/f{i}.git")
         sched = Scheduler(app, config(max_concurrent_syncs=1), name=f"q-{prefix}",
                           connection_factory=connection_factory(BROKER), queue_prefix=prefix)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while True:
             report = sched.tick(now())
             if report.queue_depth >= 4 or time.monotonic() > deadline:
