@@ -70,7 +70,10 @@ class SlotPool:
         return self
 
     def refresh(self) -> SlotPool:
-        """The loaded shards brought up to date with what was stored since (one query)."""
+        """The loaded shards brought up to date with what was stored since (one query);
+        shards not stored when last looked for are looked for again when needed."""
+        self.absent.clear()
+        self.all_loaded = False
         stored = [s for s in self.shards.values() if not s.pending_events]
         if stored:
             events = events_after_many(self.app, {s.id: s.version for s in stored})
