@@ -23,8 +23,8 @@ Then the same again for commands that each START a sync (``--starts`` of them, 0
   starts   S fabrics registered beforehand, one ``sync.trigger`` each, pre-published; the
            same W intake processes (``sync.max_concurrent_syncs`` raised above S by their
            config file, so that no start is refused: the syncs stay pending, no sync worker
-           runs) accept each: a ``sync.started`` with the fabric's lock and the shared
-           SyncCapacity slot, the receipt, in one commit per batch of deliveries; reply
+           runs) accept each: a ``sync.started`` with the fabric's lock and a slot of a
+           capacity shard, the receipt, in one commit per batch of deliveries; reply
            ``started``; ack. Timed from the first reply to the last.         commands/s
   ratio    starts / bare                                                   target >= 0.3
 

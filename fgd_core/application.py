@@ -19,8 +19,9 @@ from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 
+from fgd_core.capacity_slots import SlotPool
 from fgd_core.domain.base import fabric_uuid
-from fgd_core.domain.capacity import CAPACITY_ID, SyncCapacity
+from fgd_core.domain.capacity import SyncCapacity
 from fgd_core.domain.correlation import check_same_request, served_by, sync_uuid
 from fgd_core.domain.fabric import REGISTRY_ID, Fabric, FabricRegistry, check_settings
 from fgd_core.domain.sync_operation import SyncOperation, normalize_options
@@ -51,7 +52,7 @@ class PreparedSync:
 
     sync: SyncOperation
     fabric: Fabric
-    capacity: SyncCapacity | None = None
+    capacity: SlotPool | None = None
     duplicate: bool = False  # the same request's stored sync: nothing to save or to run
 
     def __iter__(self) -> Iterator[Any]:
@@ -61,7 +62,7 @@ class PreparedSync:
     def objects(self) -> list[Any]:
         if self.duplicate:
             return []
-        return [self.sync, self.fabric] + ([self.capacity] if self.capacity else [])
+        return [self.sync, self.fabric] + (self.capacity.changed() if self.capacity else [])
 
 
 class _ProcessingEvent(ProcessingEvent[UUID]):
@@ -164,6 +165,10 @@ class FGDApplication(Application[UUID]):
         return lambda: self._listeners.remove(listener)
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Save aggregates (and the capacity shards a SlotPool changed) in one transaction."""
+        if any(isinstance(o, SlotPool) for o in objs):
+            objs = tuple(a for o in objs
+                         for a in (o.changed() if isinstance(o, SlotPool) else (o,)))
         try:
             recordings = self._save(*objs, **kwargs)
         except IntegrityError:
@@ -348,7 +353,7 @@ class FGDApplication(Application[UUID]):
         correlation_id: str | None = None,
         *,
         fabric: Fabric | None = None,
-        capacity: SyncCapacity | None = None,
+        capacity: SlotPool | None = None,
     ) -> PreparedSync:
         """A new sync, its fabric holding the lock and (with a limit) the capacity holding
         its slot, NOT saved: the caller saves ``.objects`` in one transaction (with whatever
@@ -395,15 +400,12 @@ class FGDApplication(Application[UUID]):
         would_push = asked["include_github_sync"] and not asked["validate_only"]
         return {**(options or {}), "include_github_sync": False}, would_push
 
-    def sync_capacity(self) -> SyncCapacity | None:
-        """The slots of ``max_concurrent_syncs`` (None when unlimited; a new, unsaved
-        aggregate before the first slot is taken)."""
+    def sync_capacity(self) -> SlotPool | None:
+        """The slots of ``max_concurrent_syncs`` over the capacity shards (None when
+        unlimited); shards are read as the pool needs them."""
         if self.max_concurrent_syncs is None:
             return None
-        try:
-            return self.repository.get(CAPACITY_ID)
-        except AggregateNotFoundError:
-            return SyncCapacity()
+        return SlotPool(self, self.max_concurrent_syncs)
 
     def get_sync(self, sync_id: str | UUID, version: int | None = None) -> SyncOperation:
         try:

@@ -108,6 +108,22 @@ def stored_after(app: Application[UUID], aggregate_id: UUID, version: int) -> bo
         raise DatabaseError(f"event store unavailable: {type(exc).__name__}") from exc
 
 
+def events_after_many(app: Application[UUID], after: dict[UUID, int]) -> dict[UUID, list[Any]]:
+    """Each aggregate's domain events stored after its version in ``after`` (one query)."""
+    try:
+        with app.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            stored = _events_after(app, cursor, after)
+    except (PersistenceError, psycopg.Error, sqlite3.Error) as exc:
+        raise DatabaseError(f"event store unavailable: {type(exc).__name__}") from exc
+    to_event = app.events.mapper.to_domain_event
+    return {uuid: [to_event(e) for e in events] for uuid, events in stored.items()}
+
+
+def project(aggregate: Any, events: Iterable[Any]) -> Any:
+    """``aggregate`` (None: not yet created) with ``events`` applied in order."""
+    return _project(aggregate, events)
+
+
 def _project(aggregate: Any, events: Iterable[Any]) -> Any:
     """eventsourcing's ``project_aggregate`` without its runtime-Protocol ``isinstance``
     check per event (tens of µs each)."""
@@ -202,4 +218,5 @@ def _chunks(ids: Sequence[UUID]) -> Iterable[Sequence[UUID]]:
     return (ids[n:n + SQLITE_CHUNK] for n in range(0, len(ids), SQLITE_CHUNK))
 
 
-__all__ = ["fast_forward", "get_fabrics", "get_many", "stored_after"]
+__all__ = ["events_after_many", "fast_forward", "get_fabrics", "get_many", "project",
+           "stored_after"]

@@ -37,7 +37,7 @@ from fgd_core.auth import (
     authorize,
     record_audit,
 )
-from fgd_core.batch_load import fast_forward, get_fabrics, stored_after
+from fgd_core.batch_load import events_after_many, get_fabrics
 from fgd_core.client import AUTHORIZATION_HEADER, COMMANDS, SYNC_TRIGGER, WEBHOOK_GITHUB
 from fgd_core.domain.command import receipt_uuid, recorded_outcome
 from fgd_core.domain.correlation import served_by
@@ -62,8 +62,8 @@ RETRIES = 20
 # A run of triggers whose one save conflicted is prepared again on fresh state this many
 # times before it is handled one command at a time — which, against another process's
 # batches, conflicts on nearly every command and re-reads the capacity each time. A conflict
-# where the shared SyncCapacity moved (another process started syncs meanwhile: the common
-# one with two intake processes) does not count, up to RETRIES rounds.
+# where a capacity shard it used moved (another process started syncs on it meanwhile) does
+# not count, up to RETRIES rounds.
 BATCH_TRIES = 3
 CAPACITY_MOVED, OTHER_CONFLICT = "capacity moved", "other conflict"
 AUDIT_WEBHOOK = "github_webhook"  # the HTTP endpoint's action: one audit trail per delivery
@@ -153,9 +153,9 @@ class CommandIntake:
         self.submit = submit
         self.fabrics = fabrics or (lambda: intake.fabric_settings_from_app(app))
         self.validators = {name: _compile(name) for name in COMMANDS}
-        # The SyncCapacity as the last batch saved it (None: load it): brought up to date
-        # with one query of the events after it instead of a load from the cache (a copy of
-        # an aggregate holding every active sync's slot) or the store.
+        # The SlotPool (capacity shards) as the last batch saved it (None: load it): brought
+        # up to date with one query of the events after it instead of a load from the cache
+        # (a copy of aggregates holding every active sync's slot) or the store.
         self._held_capacity: Any = None
 
     # -- entry point ------------------------------------------------------------------------
@@ -275,24 +275,24 @@ class CommandIntake:
                 o["status"] == "started" for o in outcomes):
             objs.append(capacity[0])
         held = capacity[0] if capacity else None
-        read = None if held is None else held.version - len(held.pending_events)
+        read = {} if held is None else held.versions_read()  # of the shards it loaded
         try:
             self.app.save(*objs)  # (collects the pending events, saved or not)
         except IntegrityError:
-            if held is not None and stored_after(self.app, held.id, read or 0):
+            if read and events_after_many(self.app, read):
                 return CAPACITY_MOVED
             return OTHER_CONFLICT
-        if capacity and capacity[0] is not None and not capacity[0].pending_events:
-            self._held_capacity = capacity[0]  # saved, or untouched: the stored state
+        if held is not None and not held.changed():
+            self._held_capacity = held  # saved, or untouched: the stored state
         return outcomes
 
     def _capacity(self) -> Any:
-        """The SyncCapacity to start the batch's syncs on (None: no limit)."""
+        """The SlotPool to start the batch's syncs on (None: no limit)."""
         # Taken, not shared: a consumer thread running a batch at the same time loads its own.
         held, self._held_capacity = self._held_capacity, None
-        if held is None:
+        if held is None or held.limit != self.app.max_concurrent_syncs:
             return self.app.sync_capacity()
-        return fast_forward(self.app, held)
+        return held.refresh()
 
     def _fabric(self, fabric_id: int, fabrics: dict[int, Any]) -> Any:
         """The run's in-memory Fabric (loaded once per run), or the FGDError loading it

@@ -42,6 +42,7 @@ import contextlib
 import fcntl
 import hashlib
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ log = logging.getLogger("fgd_workers.scheduler")
 DEFAULT_TICK_SECONDS = 5.0
 DELIVERY_TOPIC = get_topic(WebhookDelivery.Received)  # type: ignore[attr-defined]
 SCAN_BATCH = 500
+# Random bytes ending each correlation id the scheduler gives a sync (a predictable id could
+# be taken first by a client).
+ID_RANDOM_BYTES = 8
 
 Clock = Callable[[], datetime]
 
@@ -327,10 +331,9 @@ class Scheduler:
                 report.deferred.append({"fabric_id": fabric_id, "trigger": trigger})
                 continue
             try:
-                sync = self.app.start_sync(
-                    fabric_id, trigger,
-                    correlation_id=f"{self.name}-{trigger}-{fabric_id}-{now:%Y%m%dT%H%M%S}",
-                )
+                sync = self.app.start_sync(fabric_id, trigger,
+                                           correlation_id=self._correlation_id(
+                                               trigger, fabric_id, now))
             except SyncAlreadyInProgressError as exc:  # started meanwhile: skip, not queue
                 running[fabric_id] = str(exc.details.get("sync_id") or "")
                 report.skipped.append(
@@ -362,6 +365,13 @@ class Scheduler:
         # The health endpoint's "last run" (wall clock, not the tick's injected one).
         record_scheduler_run(self.app.recorder, self.name, self.interval)
         return report
+
+    def _correlation_id(self, trigger: str, fabric_id: int, now: datetime) -> str:
+        """Readable, but not guessable: a client that sent the same id first (any client
+        may name its own correlation ids) would make this start a 409, so the id ends in
+        64 random bits (docs/decisions.md)."""
+        return (f"{self.name}-{trigger}-{fabric_id}-{now:%Y%m%dT%H%M%S}-"
+                f"{secrets.token_hex(ID_RANDOM_BYTES)}")
 
     def _unchanged(self, fabric: Fabric, trigger: str, verdict: Verdict, now: datetime,
                    report: TickReport) -> bool:

@@ -99,24 +99,25 @@ def test_a_full_replay_agrees_with_the_snapshots_a_batch_of_starts_took(
     """Snapshots are taken of the saved objects (fgd_core.snapshotting): after saves that
     cross several snapshot boundaries at once, loading (from the newest snapshot) gives
     what replaying every event gives."""
-    app = FGDApplication(env=app_env, max_concurrent_syncs=500)
+    app = FGDApplication(env=app_env, max_concurrent_syncs=200)  # one capacity shard
     try:
         fabric_ids = [app.register_fabric(f"f{i}", f"https://github.com/o/f{i}.git").fabric_id
                       for i in range(130)]
-        capacity = app.sync_capacity()
+        slots = app.sync_capacity()
+        assert slots is not None
         objs: list[Any] = []
         for fabric_id in fabric_ids:  # 130 capacity.acquired in ONE save: 2 boundaries
             prepared = app.prepare_sync(fabric_id, "manual", None, f"cid-{fabric_id}",
-                                        capacity=capacity)
-            objs.extend(o for o in prepared.objects if o is not capacity)
+                                        capacity=slots)
+            objs.extend([prepared.sync, prepared.fabric])
+        [capacity] = slots.changed()
         app.save(*objs, capacity)
-        assert capacity is not None
         snapshots = list(app.snapshots.get(capacity.id))  # type: ignore[union-attr]
         assert [s.originator_version for s in snapshots] == [capacity.version]
         replayed: Any = None
         for event in app.events.get(capacity.id):
             replayed = event.mutate(replayed)
-        assert state(app.sync_capacity()) == state(replayed)
+        assert state(app.repository.get(capacity.id)) == state(replayed)
         loaded = get_many(app, [capacity.id])[capacity.id]
         assert state(loaded) == state(replayed)
     finally:

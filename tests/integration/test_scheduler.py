@@ -140,6 +140,31 @@ def test_start_race_with_another_writer_is_a_skip(app: FGDApplication) -> None:
     assert [s.sync_id for s in syncs(app, lab.fabric_id)] == [other.sync_id]
 
 
+def test_a_client_cannot_take_the_correlation_id_of_a_scheduled_start(
+    app: FGDApplication,
+) -> None:
+    """Clients name their own correlation ids; had the scheduler's been predictable, a
+    client sending the id of the next tick first would turn that start into a 409."""
+    lab = app.register_fabric("lab", "/srv/git/lab.git")
+    client = app.register_fabric("client", "/srv/git/client.git")
+    sched = scheduler(app)
+    t0 = now()
+    predictable = f"{sched.name}-scheduled-{lab.fabric_id}-{t0:%Y%m%dT%H%M%S}"
+    taken = app.start_sync(client.fabric_id, "manual", correlation_id=predictable)
+
+    report = sched.tick(t0)
+    [started] = report.started_for(lab.fabric_id)
+    assert report.skipped == []
+    cid = app.get_sync(started["sync_id"]).correlation_id
+    assert cid.startswith(predictable + "-") and cid != predictable
+    assert app.get_sync(taken.sync_id).correlation_id == predictable
+    # the rest is random: two starts of the same fabric at the same second differ
+    app.cancel_sync(started["sync_id"])
+    again = sched.tick(t0 + timedelta(days=1))
+    [second] = again.started_for(lab.fabric_id)
+    assert app.get_sync(second["sync_id"]).correlation_id != cid
+
+
 # --- timeout ---------------------------------------------------------------------------------
 
 
@@ -417,18 +442,25 @@ def test_queue_depth_and_dead_letters_come_from_the_broker(app: FGDApplication) 
     from fgd_workers.bus import connection_factory
 
     prefix = f"test-sched-{uuid.uuid4().hex[:8]}"
-    with Connection(BROKER) as conn:
+    # With publisher confirms: a message published without one, on a connection closed at
+    # once, may not be in the queue yet when the scheduler asks — or ever (the count then
+    # stays 2 and the test saw 3 instead of 4). The 3 messages are the precondition.
+    with Connection(BROKER, transport_options={"confirm_publish": True}) as conn:
         channel = conn.default_channel
         queue = declare_work_queue(channel, f"{prefix}.discovery", ["test.never"])
         producer = conn.Producer(channel)
         for i in range(3):
             producer.publish({"n": i}, routing_key=f"{prefix}.discovery", exchange="")
+        deadline = time.monotonic() + 30
+        while channel.queue_declare(f"{prefix}.discovery", passive=True)[1] < 3:
+            assert time.monotonic() < deadline, "the 3 confirmed messages are not counted"
+            time.sleep(0.05)
     try:
         for i in range(2):
             app.register_fabric(f"f{i}", f"/srv/git/f{i}.git")
         sched = Scheduler(app, config(max_concurrent_syncs=1), name=f"q-{prefix}",
                           connection_factory=connection_factory(BROKER), queue_prefix=prefix)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while True:
             report = sched.tick(now())
             if report.queue_depth >= 4 or time.monotonic() > deadline:
