@@ -193,20 +193,21 @@ def fabric() -> None:
 @click.option("--path", "gitops_directory", default="gitops", show_default=True,
               help="GitOps directory inside the repository (holds raw/ and managed/).")
 @click.option("--id", "fabric_id", type=int, help="Integer id (default: the next free one).")
+@click.option("--sync-enabled/--no-sync-enabled", default=True, show_default=True,
+              help="--no-sync-enabled registers it suspended: no sync at all until resumed.")
 @output_option
 @fgd_errors
 def fabric_register(
     name: str, repo: str, branch: str, gitops_directory: str, fabric_id: int | None,
-    output: str | None,
+    sync_enabled: bool, output: str | None,
 ) -> None:
-    """Register fabric NAME whose desired state lives in REPO."""
-    from fgd_core.views import fabric_view
+    """Register fabric NAME whose desired state lives in REPO, and start its first sync
+    (trigger fabric_created; run by this process on the embedded default, by the workers
+    with a broker), shown as initial_sync. Exit status 0 once registered, whatever that
+    sync's outcome."""
+    from fgd_core.cli_fabric import register_fabric
 
-    app = _app()
-    registered = app.register_fabric(
-        name, repo, branch=branch, gitops_directory=gitops_directory, fabric_id=fabric_id
-    )
-    emit(fabric_view(registered), output)
+    emit(register_fabric(name, repo, branch, gitops_directory, fabric_id, sync_enabled), output)
 
 
 @fabric.command("list")
@@ -262,6 +263,11 @@ from fgd_core.cli_validate import validate  # noqa: E402
 
 for command in (sync, example_repo, directory, files, process, token, bus, validate):
     main.add_command(command)
+
+from fgd_core.cli_fabric import LIFECYCLE_COMMANDS  # noqa: E402
+
+for command in LIFECYCLE_COMMANDS:
+    fabric.add_command(command)
 
 
 def _load_plugin_commands() -> None:
