@@ -76,7 +76,8 @@ def create_fabric(
     settings = body.model_dump(exclude={"id"})
     try:
         fabric = caller.container.app.register_fabric(
-            fabric_id=body.id, correlation_id=caller.correlation_id or "", **settings
+            fabric_id=body.id, correlation_id=caller.correlation_id or "", initial_sync=True,
+            **settings,
         )
     except FGDError as exc:
         caller.audit(
