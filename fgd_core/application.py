@@ -27,11 +27,13 @@ from fgd_core.domain.fabric import REGISTRY_ID, Fabric, FabricRegistry, check_se
 from fgd_core.domain.sync_operation import SyncOperation, normalize_options
 from fgd_core.errors import (
     DatabaseError,
+    FabricSuspendedError,
     GitHubConnectionError,
     InternalError,
     NotFoundError,
     SyncsDisabledError,
     ValidationError,
+    WorkerPoolExhaustedError,
 )
 from fgd_core.events.envelope import EnvelopeMapper
 from fgd_core.persistence import SCHEMA_LOCK
@@ -217,7 +219,15 @@ class FGDApplication(Application[UUID]):
         sync_interval_minutes: int = 60,
         fabric_id: int | None = None,
         correlation_id: str = "",
+        initial_sync: bool = False,
     ) -> Fabric:
+        """Register a fabric. ``initial_sync`` (what the API and ``fgd fabric register``
+        ask for): when ``sync_enabled``, its first sync — trigger ``fabric_created`` — is
+        started in the same transaction (``fabric.running_sync_id`` names it; the caller
+        hands it to whatever runs syncs), so no scheduler ever sees the new fabric without
+        a sync. With every ``max_concurrent_syncs`` slot taken the fabric is registered
+        without it, and the scheduler starts it (still ``fabric_created``) when a slot
+        frees. The library's default is False: this object runs no syncs itself."""
         settings = check_settings(
             {
                 "name": name,
@@ -242,18 +252,66 @@ class FGDApplication(Application[UUID]):
                 fabric_id=new_id, correlation_id=correlation_id or f"fabric-{new_id}", **settings
             )
             claim_place(self, registry, fabric)
-            self.save(registry, fabric)
+            first: list[Any] = []
+            if initial_sync and sync_enabled:
+                try:
+                    first = self.prepare_sync(new_id, "fabric_created", fabric=fabric).objects
+                except WorkerPoolExhaustedError:
+                    first = []  # no free slot: the scheduler starts it when one frees
+            self.save(registry, fabric, *first)
             return fabric
 
         return self._retry(register)
 
-    def get_fabric(self, fabric_id: int) -> Fabric:
+    def get_fabric(self, fabric_id: int, include_deleted: bool = False) -> Fabric:
+        """A fabric; NotFoundError for an unknown one and (unless ``include_deleted``) for
+        a deleted one."""
         try:
-            return self.repository.get(fabric_uuid(fabric_id))
+            fabric: Fabric = self.repository.get(fabric_uuid(fabric_id))
         except AggregateNotFoundError:
+            fabric = None  # type: ignore[assignment]
+        if fabric is None or (fabric.is_deleted and not include_deleted):
             raise NotFoundError(
                 f"fabric {fabric_id} not found", details={"fabric_id": fabric_id}
             ) from None
+        return fabric
+
+    def delete_fabric(
+        self, fabric_id: int, correlation_id: str = "", reason: str = ""
+    ) -> Fabric:
+        """Delete a fabric: a running sync is cancelled first (in the same transaction),
+        its name and place are freed, its id is never reused. Its events — registration,
+        syncs, directory reports — stay in the log; its repository is not touched."""
+
+        def delete() -> Fabric:
+            fabric = self.get_fabric(fabric_id)
+            cid = correlation_id or fabric.correlation_id
+            sync = capacity = None
+            if fabric.running_sync_id is not None:
+                sync = self.get_sync(fabric.running_sync_id)
+                if sync.is_active:
+                    sync.cancel(reason or f"fabric {fabric_id} deleted")
+                fabric.finish_sync(sync.sync_id, sync.state, sync.correlation_id)
+                capacity = self.sync_capacity()
+                if capacity is not None and not capacity.release(
+                    sync.sync_id, fabric_id, sync.correlation_id
+                ):
+                    capacity = None
+            registry = self._registry()
+            registry.remove(fabric_id, fabric.name, cid)
+            fabric.delete(cid, cancelled_sync_id=sync.sync_id if sync else None)
+            self.save(sync, fabric, capacity, registry)
+            return fabric
+
+        return self._retry(delete)  # type: ignore[no-any-return]
+
+    def suspend_fabric(self, fabric_id: int, correlation_id: str = "") -> Fabric:
+        """No sync is started while suspended (``sync_enabled`` false), whatever the
+        trigger; a running one runs to its end."""
+        return self.update_fabric(fabric_id, correlation_id, sync_enabled=False)
+
+    def resume_fabric(self, fabric_id: int, correlation_id: str = "") -> Fabric:
+        return self.update_fabric(fabric_id, correlation_id, sync_enabled=True)
 
     def list_fabrics(self) -> list[Fabric]:
         return [self.get_fabric(i) for i in sorted(self._registry().names.values())]
@@ -376,6 +434,14 @@ class FGDApplication(Application[UUID]):
             raise SyncsDisabledError(
                 "FGD Sync is disabled (fgd.enabled: false / HEDGEHOG_FGD_ENABLED): no sync "
                 "is started", details={"fabric_id": fabric_id, "key": "fgd.enabled"})
+        if fabric.is_deleted:  # a fabric handed in (batch loads) may be a deleted one
+            raise NotFoundError(f"fabric {fabric_id} not found", details={"fabric_id": fabric_id})
+        if not fabric.sync_enabled:
+            raise FabricSuspendedError(
+                f"fabric {fabric_id} is suspended (sync_enabled is false): no sync is "
+                "started; resume it first",
+                details={"fabric_id": fabric_id, "reason": "fabric_suspended"},
+            )
         fabric.check_idle()  # a busy fabric (the common refusal) costs no new sync object
         limit = self.max_concurrent_syncs
         if limit is not None and capacity is None:
@@ -421,7 +487,7 @@ class FGDApplication(Application[UUID]):
 
     def syncs_of(self, fabric_id: int) -> Iterator[SyncOperation]:
         """A fabric's syncs, newest first."""
-        for sync_id in reversed(self.get_fabric(fabric_id).sync_ids):
+        for sync_id in reversed(self.get_fabric(fabric_id, include_deleted=True).sync_ids):
             yield self.get_sync(sync_id)
 
     def update_sync(self, sync_id: str, command: Callable[[SyncOperation], Any]) -> SyncOperation:

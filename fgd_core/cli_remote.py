@@ -117,6 +117,19 @@ class RemoteFabrics:
     def update(self, fabric_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         return dict(self.api.patch(f"/fabrics/{fabric_id}/", changes))
 
+    def suspend(self, fabric_id: int) -> dict[str, Any]:
+        return dict(self.api.post(f"/fabrics/{fabric_id}/suspend/", {}))
+
+    def resume(self, fabric_id: int) -> dict[str, Any]:
+        return dict(self.api.post(f"/fabrics/{fabric_id}/resume/", {}))
+
+    def describe(self, fabric_id: int) -> str:
+        fabric = self.api.get(f"/fabrics/{fabric_id}/")  # not found: said before asking
+        return f"{fabric_id} ({fabric['name']}, {fabric['repository']})"
+
+    def delete(self, fabric_id: int) -> dict[str, Any]:
+        return dict(self.api.delete(f"/fabrics/{fabric_id}/"))
+
 
 # -- syncs ---------------------------------------------------------------------------------
 

@@ -167,6 +167,13 @@ class SyncsDisabledError(SyncError):
     http_status = 503
 
 
+class FabricSuspendedError(SyncError):
+    """A sync of a suspended fabric (``sync_enabled`` false): nothing is started, whatever
+    the trigger (docs/decisions.md, "Fabric lifecycle"). HTTP 409."""
+
+    http_status = 409
+
+
 class IllegalTransitionError(SyncError):
     """A command that the aggregate's current state does not allow (never recorded)."""
 

@@ -19,6 +19,7 @@ from eventsourcing.utils import get_topic
 
 from fgd_core.application import FGDApplication
 from fgd_core.domain.fabric import Fabric, FabricRegistry
+from fgd_core.errors import NotFoundError
 
 SCAN_BATCH = 500
 
@@ -73,7 +74,10 @@ class FabricWatch:
         if relist:
             return self._list_all()
         for fabric_id in changed:
-            self._fabrics[fabric_id] = self.app.get_fabric(fabric_id)
+            try:
+                self._fabrics[fabric_id] = self.app.get_fabric(fabric_id)
+            except NotFoundError:  # deleted (its registry event relists too): forget it
+                self._fabrics.pop(fabric_id, None)
         self.reloaded = len(changed)
         return [self._fabrics[k] for k in sorted(self._fabrics)]
 

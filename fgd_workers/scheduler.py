@@ -17,7 +17,10 @@ Each tick, in this order:
    re-reads the deliveries from the log) or a second one can neither lose nor repeat it.
    Log positions, not timestamps: the API's and the scheduler's clocks may disagree.
 3. **Scheduled syncs.** A fabric with ``sync_enabled`` whose newest sync *started* more than
-   ``sync_interval_minutes`` ago (or that never synced) gets a ``scheduled`` sync. A fabric
+   ``sync_interval_minutes`` ago gets a ``scheduled`` sync; one that never synced gets a
+   ``fabric_created`` sync (registration starts that one itself, in the same transaction,
+   so this is only for a fabric registered suspended and resumed, or registered while
+   every slot was taken). A fabric
    already syncing is skipped, not queued: FGD_3001 from ``start_sync`` is the normal skip.
 4. **Change check.** Before a scheduled or follow-up sync the fabric's remote is asked
    whether anything changed since its last completed sync (``fgd_workers.change_check``:
@@ -493,7 +496,11 @@ class Scheduler:
                                        "reason": "already syncing"})
                 continue
             due.append((since or never, fabric.fabric_id))
-        return [(fabric_id, "scheduled") for _, fabric_id in sorted(due)]
+        # A fabric that never synced (registered suspended and resumed, or registered while
+        # every slot was taken) gets the first sync registration would have started.
+        first = {f.fabric_id for f in fabrics if not f.sync_ids}
+        return [(fabric_id, "fabric_created" if fabric_id in first else "scheduled")
+                for _, fabric_id in sorted(due)]
 
     def _gauges(self, report: TickReport) -> None:
         waiting = len(report.deferred)

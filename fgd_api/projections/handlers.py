@@ -24,6 +24,7 @@ Row = dict[str, Any]
 class RowStore(Protocol):
     def load(self, table: Table, key: tuple[Any, ...]) -> Row | None: ...
     def save(self, table: Table, row: Row) -> None: ...
+    def remove(self, table: Table, key: tuple[Any, ...]) -> None: ...
 
 
 class Batch:
@@ -31,6 +32,7 @@ class Batch:
         self.store = store
         self.rows: dict[tuple[str, tuple[Any, ...]], Row | None] = {}
         self.dirty: dict[tuple[str, tuple[Any, ...]], tuple[Table, Row]] = {}
+        self.removed: dict[tuple[str, tuple[Any, ...]], tuple[Table, tuple[Any, ...]]] = {}
         # The timestamp of the event being applied: the domain stamps discovered_at,
         # processed_at, completed_at and last_sync_at with it (``event_time``).
         self.stamp = ""
@@ -45,6 +47,13 @@ class Batch:
         k = (table.name, tuple(row[c] for c in table.key))
         self.rows[k] = row
         self.dirty[k] = (table, row)
+        self.removed.pop(k, None)
+
+    def remove(self, table: Table, *key: Any) -> None:
+        k = (table.name, key)
+        self.rows[k] = None
+        self.dirty.pop(k, None)
+        self.removed[k] = (table, key)
 
     def apply(self, position: int, envelope: dict[str, Any]) -> None:
         handler = HANDLERS.get(envelope["event_type"])
@@ -54,7 +63,10 @@ class Batch:
     def flush(self) -> None:
         for table, row in self.dirty.values():
             self.store.save(table, row)
+        for table, key in self.removed.values():
+            self.store.remove(table, key)
         self.dirty.clear()
+        self.removed.clear()
 
 
 Handler = Callable[[Batch, int, dict[str, Any]], None]
@@ -412,6 +424,14 @@ def fabric_synced(batch: Batch, position: int, env: dict[str, Any]) -> None:
         row["successful_sync_count"] += 1
     elif status in ("failed", "timed_out"):
         row["failed_sync_count"] += 1
+
+
+@handles("fabric.deleted")
+def fabric_deleted(batch: Batch, position: int, env: dict[str, Any]) -> None:
+    """The fabric's row goes (lists and GET no longer show it); its syncs, files and audit
+    entries stay: its history still answers (``queries.KNOWN_FABRIC``)."""
+    if _fabric(batch, position, env) is not None:
+        batch.remove(FABRIC, env["fabric_id"])
 
 
 @handles("directory.validated", "directory.initialized", "directory.repaired")

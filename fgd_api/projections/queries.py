@@ -95,6 +95,14 @@ def _page(limit: int, offset: int) -> None:
             raise ValidationError(f"{name} must be a non-negative integer", details={"field": name})
 
 
+# A fabric whose history can be read: a registered one, or a deleted one (its row is gone,
+# its syncs stay: fabric ids are never reused, so they are its own).
+KNOWN_FABRIC = (
+    "(EXISTS (SELECT 1 FROM {fabric} WHERE id = ?)"
+    " OR EXISTS (SELECT 1 FROM {sync} WHERE fabric_id = ?))"
+)
+
+
 def sync_history(
     rm: ReadModelRecorder,
     fabric_id: int,
@@ -106,7 +114,10 @@ def sync_history(
 ) -> Page:
     """A fabric's syncs, newest first: ``{count, results}`` (the API adds next/previous)."""
     _page(limit, offset)
-    fabric(rm, fabric_id)  # 404 for an unknown fabric, like the aggregate view
+    if isinstance(fabric_id, bool) or not isinstance(fabric_id, int) or not rm.fetchall(
+        f"SELECT {KNOWN_FABRIC} AS found", fabric_id, fabric_id
+    )[0]["found"]:
+        raise NotFoundError(f"fabric {fabric_id} not found", details={"fabric_id": fabric_id})
     clause, params = _history_filter(rm, fabric_id, status, start_date, end_date)
     count = rm.fetchall(f"SELECT COUNT(*) AS n FROM {{sync}} WHERE {clause}", *params)[0]["n"]
     rows = rm.fetchall(
@@ -141,10 +152,11 @@ async def sync_history_async(
         raise
     rows = await rm.afetchall(
         "SELECT f.fabric_found, c.n, s.* FROM"
-        " (SELECT EXISTS (SELECT 1 FROM {fabric} WHERE id = ?) AS fabric_found) AS f"
+        f" (SELECT {KNOWN_FABRIC} AS fabric_found) AS f"
         f" CROSS JOIN (SELECT COUNT(*) AS n FROM {{sync}} WHERE {clause}) AS c"
         f" LEFT JOIN LATERAL (SELECT {HISTORY_COLUMNS} FROM {{sync}} WHERE {clause}"
         " ORDER BY started_at DESC, started_position DESC LIMIT ? OFFSET ?) AS s ON TRUE",
+        fabric_id,
         fabric_id,
         *params,
         *params,
@@ -158,7 +170,9 @@ async def sync_history_async(
 
 
 async def _fabric_exists(rm: Any, fabric_id: int) -> None:
-    if not await rm.afetchall("SELECT 1 AS found FROM {fabric} WHERE id = ?", fabric_id):
+    if not (await rm.afetchall(f"SELECT {KNOWN_FABRIC} AS found", fabric_id, fabric_id))[0][
+        "found"
+    ]:
         raise NotFoundError(f"fabric {fabric_id} not found", details={"fabric_id": fabric_id})
 
 

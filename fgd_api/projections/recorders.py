@@ -168,6 +168,7 @@ class _CursorStore:
     def __init__(self, recorder: ReadModelRecorder, cursor: Any) -> None:
         self.recorder, self.cursor, self.dialect = recorder, cursor, recorder.dialect
         self.pending: dict[str, tuple[Table, list[list[Any]]]] = {}
+        self.removals: dict[str, list[list[Any]]] = {}
 
     def prefetch(self, batch: Batch, envelopes: list[dict[str, Any]]) -> None:
         """Load, in one query per table, the rows the handlers will ask for (PostgreSQL):
@@ -222,10 +223,23 @@ class _CursorStore:
                 batch.rows[(FABRIC.name, (fabric_id,))] = found_fabrics.get(fabric_id)
 
     def write(self) -> None:
-        """Upsert the rows ``save`` collected: one ``executemany`` per table (pipelined)."""
+        """Upsert the rows ``save`` collected: one ``executemany`` per table (pipelined),
+        then delete those ``remove`` collected."""
         for sql, (_, params) in self.pending.items():
             self.cursor.executemany(sql, params)
         self.pending.clear()
+        for sql, keys in self.removals.items():
+            self.cursor.executemany(sql, keys)
+        self.removals.clear()
+
+    def remove(self, table: Table, key: tuple[Any, ...]) -> None:
+        where = " AND ".join(f'"{c}" = ?' for c in table.key)
+        name = self.dialect.table(table.name)
+        sql = self.dialect.placeholders(f"DELETE FROM {name} WHERE {where}")
+        params = [
+            self.dialect.to_db(table.types[c], v) for c, v in zip(table.key, key, strict=True)
+        ]
+        self.removals.setdefault(sql, []).append(params)
 
     def load(self, table: Table, key: tuple[Any, ...]) -> Row | None:
         where = " AND ".join(f'"{c}" = ?' for c in table.key)

@@ -76,16 +76,41 @@ def create_fabric(
     settings = body.model_dump(exclude={"id"})
     try:
         fabric = caller.container.app.register_fabric(
-            fabric_id=body.id, correlation_id=caller.correlation_id or "", **settings
+            fabric_id=body.id, correlation_id=caller.correlation_id or "", initial_sync=True,
+            **settings,
         )
     except FGDError as exc:
         caller.audit(
             "create_fabric", body.id, success=False, error=exc.message, details={"name": body.name}
         )
         raise
-    caller.audit("create_fabric", fabric.fabric_id, success=True, details={"name": body.name})
+    first = fabric.running_sync_id  # the fabric_created sync registration started
+    caller.audit(
+        "create_fabric", fabric.fabric_id, success=True, sync_id=first,
+        details={"name": body.name, "initial_sync": first},
+    )
+    if first is not None:
+        caller.container.executor.submit(first)
     wait_for_own_write(caller, response)
-    return _shown(found(caller.container.read_model.fabric(fabric.fabric_id), "fabric"))
+    shown = _shown(found(caller.container.read_model.fabric(fabric.fabric_id), "fabric"))
+    return {**shown, "initial_sync": initial_sync(first, body.sync_enabled)}
+
+
+def initial_sync(sync_id: str | None, sync_enabled: bool) -> dict[str, Any] | None:
+    """What registration says about the fabric's first sync: the ``fabric_created`` sync it
+    started, or (every slot of max_concurrent_syncs taken) that the scheduler starts it;
+    None when the fabric was registered suspended."""
+    if sync_id is not None:
+        return {
+            "sync_id": sync_id,
+            "trigger": "fabric_created",
+            "status": "started",
+            "tracking_url": f"/api/plugins/hedgehog/sync-status/{sync_id}/",
+        }
+    if sync_enabled:
+        return {"sync_id": None, "trigger": "fabric_created", "status": "deferred",
+                "tracking_url": None}
+    return None
 
 
 @router.get("/")
@@ -133,3 +158,72 @@ def update_fabric(
     caller.audit("update_fabric", fabric_id, success=True, details={"changes": changes})
     wait_for_own_write(caller, response)
     return _shown(found(caller.container.read_model.fabric(fabric_id), "fabric"))
+
+
+class DeleteResponse(BaseModel):
+    success: bool
+    message: str
+    fabric_id: int
+    cancelled_sync_id: str | None
+
+
+@router.delete("/{fabric_id}/", response_model=DeleteResponse)
+def delete_fabric(
+    fabric_id: FabricId, response: Response, caller: Caller = Depends(get_caller)
+) -> dict[str, Any]:
+    """Delete the fabric: a running sync is cancelled first (named in the answer); its
+    history stays (the event log, sync status, sync history); its repository is not
+    touched. Its repository + branch + directory may be registered again, as a new fabric
+    with a new id (ids are never reused)."""
+    caller.require(CONFIGURE_SYNC, fabric_id, "delete_fabric")
+    user = caller.principal.user if caller.principal else "unknown"
+    try:
+        fabric = caller.container.app.delete_fabric(
+            fabric_id, correlation_id=caller.correlation_id or "",
+            reason=f"fabric {fabric_id} deleted by {user}",
+        )
+    except FGDError as exc:
+        caller.audit("delete_fabric", fabric_id, success=False, error=exc.message,
+                     details={"code": exc.code})
+        raise
+    cancelled = fabric.cancelled_sync_id
+    caller.audit("delete_fabric", fabric_id, success=True, sync_id=cancelled,
+                 details={"name": fabric.name, "cancelled_sync_id": cancelled})
+    wait_for_own_write(caller, response)
+    return {"success": True, "message": f"Fabric {fabric_id} deleted", "fabric_id": fabric_id,
+            "cancelled_sync_id": cancelled}
+
+
+def _set_enabled(
+    fabric_id: int, enabled: bool, action: str, response: Response, caller: Caller
+) -> dict[str, Any]:
+    caller.require(CONFIGURE_SYNC, fabric_id, action)
+    app = caller.container.app
+    command = app.resume_fabric if enabled else app.suspend_fabric
+    try:
+        command(fabric_id, correlation_id=caller.correlation_id or "")
+    except FGDError as exc:
+        caller.audit(action, fabric_id, success=False, error=exc.message)
+        raise
+    caller.audit(action, fabric_id, success=True, details={"sync_enabled": enabled})
+    wait_for_own_write(caller, response)
+    return _shown(found(caller.container.read_model.fabric(fabric_id), "fabric"))
+
+
+@router.post("/{fabric_id}/suspend/")
+def suspend_fabric(
+    fabric_id: FabricId, response: Response, caller: Caller = Depends(get_caller)
+) -> dict[str, Any]:
+    """Suspend: ``sync_enabled`` becomes false (as a PATCH would set it). No sync is started
+    while suspended — scheduled and webhook syncs are not, a trigger is refused with 409
+    FGD_3004 (``details.reason`` ``fabric_suspended``); a running sync runs to its end."""
+    return _set_enabled(fabric_id, False, "suspend_fabric", response, caller)
+
+
+@router.post("/{fabric_id}/resume/")
+def resume_fabric(
+    fabric_id: FabricId, response: Response, caller: Caller = Depends(get_caller)
+) -> dict[str, Any]:
+    """Resume: ``sync_enabled`` becomes true; the scheduler syncs it when it is due (at
+    once if it never synced: a ``fabric_created`` sync)."""
+    return _set_enabled(fabric_id, True, "resume_fabric", response, caller)

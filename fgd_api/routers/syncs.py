@@ -189,8 +189,7 @@ async def sync_history(
         page = await reader(*args)
     else:
 
-        def history() -> dict[str, Any]:
-            found(read_model.fabric(fabric_id), f"fabric {fabric_id}", fabric_id=fabric_id)
+        def history() -> dict[str, Any]:  # 404 for an unknown fabric (not a deleted one)
             return read_model.sync_history(*args)  # type: ignore[no-any-return]
 
         page = await anyio.to_thread.run_sync(history)

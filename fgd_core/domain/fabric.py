@@ -131,6 +131,12 @@ class Fabric(FGDAggregate):
         self.last_directory_report: dict[str, Any] = {}
 
     @property
+    def is_deleted(self) -> bool:
+        # ``__dict__``: a fabric restored from a snapshot taken before deletion existed
+        # has no such attribute.
+        return self.__dict__.get("deleted_at") is not None
+
+    @property
     def raw_directory_path(self) -> str:
         return f"/{self.gitops_directory}/raw"
 
@@ -148,6 +154,24 @@ class Fabric(FGDAggregate):
     def _updated(self, correlation_id: str, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
             setattr(self, key, value)
+
+    def delete(self, correlation_id: str, cancelled_sync_id: str | None = None) -> None:
+        """Retire the fabric: its events stay in the log, its repository is not touched.
+        The caller ends a running sync first (``cancelled_sync_id`` names it)."""
+        if self.is_deleted:
+            raise IllegalTransitionError(
+                f"fabric {self.fabric_id} is already deleted",
+                details={"fabric_id": self.fabric_id},
+            )
+        self.check_idle()
+        self._deleted(
+            correlation_id=correlation_id, name=self.name, cancelled_sync_id=cancelled_sync_id
+        )
+
+    @event("Deleted")
+    def _deleted(self, correlation_id: str, name: str, cancelled_sync_id: str | None) -> None:
+        self.deleted_at = self.event_time
+        self.cancelled_sync_id = cancelled_sync_id
 
     # -- the sync lock ----------------------------------------------------------------------
 
@@ -249,10 +273,16 @@ class FabricRegistry(FGDAggregate):
         self.correlation_id = correlation_id
         self.names: dict[str, int] = {}
         self.places: dict[int, Place] = {}  # fabric id → the place it claimed
+        self.retired: list[int] = []  # ids of deleted fabrics: never given out again
+
+    @property
+    def retired_ids(self) -> list[int]:
+        # ``__dict__``: a registry restored from an older snapshot has no such attribute.
+        return list(self.__dict__.get("retired", []))
 
     @property
     def next_id(self) -> int:
-        return max(self.names.values(), default=0) + 1
+        return max([*self.names.values(), *self.retired_ids], default=0) + 1
 
     def add(self, fabric_id: int, name: str, correlation_id: str) -> None:
         if name in self.names:
@@ -263,6 +293,12 @@ class FabricRegistry(FGDAggregate):
         if fabric_id in self.names.values():
             raise DuplicateError(
                 f"fabric id {fabric_id} is taken", details={"field": "fabric_id"}
+            )
+        if fabric_id in self.retired_ids:
+            # Its events (and its aggregate id) stay in the log: a new fabric gets a new id.
+            raise DuplicateError(
+                f"fabric id {fabric_id} belonged to a deleted fabric and is not reused",
+                details={"field": "fabric_id"},
             )
         self._added(fabric_id=fabric_id, name=name, correlation_id=correlation_id)
 
@@ -281,6 +317,18 @@ class FabricRegistry(FGDAggregate):
     def _renamed(self, fabric_id: int, old: str, new: str, correlation_id: str) -> None:
         self.names.pop(old, None)
         self.names[new] = fabric_id
+
+    def remove(self, fabric_id: int, name: str, correlation_id: str) -> None:
+        """Forget a deleted fabric's name and place (both free for a new fabric); its id
+        stays retired."""
+        self._removed(fabric_id=fabric_id, name=name, correlation_id=correlation_id)
+
+    @event("Removed")
+    def _removed(self, fabric_id: int, name: str, correlation_id: str) -> None:
+        if self.names.get(name) == fabric_id:
+            del self.names[name]
+        self.places.pop(fabric_id, None)
+        self.retired = [*self.retired_ids, fabric_id]
 
     def owner_of(self, place: Place) -> int | None:
         return next((fid for fid, held in self.places.items() if held == place), None)

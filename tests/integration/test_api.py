@@ -44,11 +44,21 @@ def repo(tmp_path: Path) -> Path:
 
 def make_fabric(client: TestClient, admin: dict[str, str], repo: Path, name: str = "lab",
                 **settings: Any) -> int:
+    """A registered, enabled fabric whose repository no sync has touched yet: registered
+    suspended (registration then starts no sync) and resumed, unless the test says
+    otherwise. The first sync registration starts is tested in test_fabric_lifecycle."""
+    resume = "sync_enabled" not in settings
     response = client.post(f"{API}/fabrics/",
-                           json={"name": name, "repository": str(repo), **settings},
+                           json={"name": name, "repository": str(repo),
+                                 **({"sync_enabled": False} if resume else {}), **settings},
                            headers=admin)
     assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    assert response.json()["initial_sync"] is None
+    fabric_id = int(response.json()["id"])
+    if resume:
+        resumed = client.post(f"{API}/fabrics/{fabric_id}/resume/", headers=admin)
+        assert resumed.status_code == 200, resumed.text
+    return fabric_id
 
 
 def wait_final(client: TestClient, headers: dict[str, str], sync_id: str) -> dict[str, Any]:
@@ -311,6 +321,7 @@ def test_fgd_serve_runs_scheduled_syncs_in_process(
 ) -> None:
     """Embedded default: the API process also runs the scheduler, and its syncs."""
     fabric = container.app.register_fabric("lab", str(repo))  # never synced: due at once
+    # (the library registered it without its first sync: the scheduler starts that one)
     with TestClient(create_app(container, embedded_scheduler=True)):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -319,4 +330,4 @@ def test_fgd_serve_runs_scheduled_syncs_in_process(
                 break
             time.sleep(0.1)
     sync = container.app.get_sync(current.last_sync_id)
-    assert (sync.trigger, sync.state) == ("scheduled", "completed")
+    assert (sync.trigger, sync.state) == ("fabric_created", "completed")

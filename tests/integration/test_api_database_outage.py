@@ -50,9 +50,13 @@ def test_database_outage_is_503_then_the_api_recovers(
     headers = {"Authorization": f"Token {key}"}
     try:
         with TestClient(create_app(container)) as client:
-            created = client.post(f"{API}/fabrics/", json={"name": "lab", "repository": "/r"},
+            created = client.post(f"{API}/fabrics/", json={"name": "lab", "repository": "/r",
+                                                            "sync_enabled": False},
                                   headers=headers)
             assert created.status_code == 201
+            # registered suspended (its first sync would fail on "/r" beside the outage)
+            resumed = client.post(f"{API}/fabrics/1/resume/", headers=headers)
+            assert resumed.status_code == 200, resumed.text
 
             proxy.stop()
             wait_until(lambda: client.app.state.db_gate.down)

@@ -183,3 +183,58 @@ def test_status_watch_follows_a_running_sync_to_its_end(synced: CliRunner) -> No
     assert events[0] == "sync.started" and events[-1] == "sync.failed"
     assert "stage.started" in events and "stage.completed" in events
     assert "failed" in watched.output.split("sync.failed", 1)[1]  # then the final status
+
+
+def test_fabric_lifecycle_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """register runs the fabric_created sync here (embedded default); suspend refuses a
+    sync; delete needs --yes off a terminal, keeps the history, frees the place."""
+    from tests.gitserver import git
+
+    monkeypatch.setenv("HEDGEHOG_FGD_SQLITE_PATH", str(tmp_path / "fgd.sqlite3"))
+    monkeypatch.delenv("HEDGEHOG_FGD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("HEDGEHOG_FGD_BROKER_URL", raising=False)
+    runner = CliRunner()
+    repo = tmp_path / "repo.git"
+    assert runner.invoke(main, ["example-repo", str(repo)]).exit_code == 0
+    before = git("rev-parse", "main", cwd=repo).strip()
+
+    done = runner.invoke(main, ["fabric", "register", "lab", "--repo", str(repo), "-o", "json"])
+    assert done.exit_code == 0, done.output
+    fabric = json.loads(done.output)
+    first = fabric["initial_sync"]
+    assert (first["trigger"], first["state"]) == ("fabric_created", "completed")
+    assert fabric["last_sync_status"] == "completed"
+    pushed = git("rev-parse", "main", cwd=repo).strip()
+    assert pushed != before
+
+    assert runner.invoke(main, ["fabric", "suspend", "1", "-o", "json"]).exit_code == 0
+    refused = runner.invoke(main, ["sync", "--repo", str(repo), "--json"])
+    assert refused.exit_code == 1
+    assert json.loads(refused.output.strip().splitlines()[-1])["error"]["code"] == "FGD_3004"
+    resumed = runner.invoke(main, ["fabric", "resume", "1", "-o", "json"])
+    assert json.loads(resumed.output)["sync_enabled"] is True
+
+    unconfirmed = runner.invoke(main, ["fabric", "delete", "1"])
+    assert unconfirmed.exit_code != 0 and "--yes" in unconfirmed.output
+    listed = runner.invoke(main, ["fabric", "list", "-o", "json"]).output.splitlines()
+    assert [json.loads(line)["id"] for line in listed] == [1]  # not deleted unconfirmed
+    deleted = runner.invoke(main, ["fabric", "delete", "1", "--yes", "-o", "json"])
+    assert deleted.exit_code == 0, deleted.output
+    assert json.loads(deleted.output) == {"fabric_id": 1, "name": "lab", "deleted": True,
+                                          "cancelled_sync_id": None}
+    assert runner.invoke(main, ["fabric", "list", "-o", "json"]).output == ""
+    missing = runner.invoke(main, ["fabric", "delete", "1", "--yes"])
+    assert missing.exit_code == 1 and json.loads(missing.output)["error"]["code"] == "FGD_1003"
+    # Its history stays; its repository is untouched.
+    kept = runner.invoke(main, ["history", "1", "-o", "json"]).output.splitlines()
+    assert [json.loads(line)["trigger"] for line in kept] == ["fabric_created"]
+    shown = runner.invoke(main, ["events", "--fabric", "1", "-o", "json"]).output
+    assert '"fabric.deleted"' in shown and '"fabric.registered"' in shown
+    assert git("rev-parse", "main", cwd=repo).strip() == pushed
+    # Its place can be registered again: a new fabric, a new id.
+    again = runner.invoke(main, ["fabric", "register", "lab", "--repo", str(repo),
+                                 "--sync-disabled", "-o", "json"])
+    assert again.exit_code == 0, again.output
+    assert (json.loads(again.output)["id"], json.loads(again.output)["initial_sync"]) == (2, None)

@@ -133,9 +133,9 @@ def test_register_sync_and_see_the_failed_file_with_field_and_line(
     assert fabric_url == "/ui/fabrics/1/"
     page = client.get(fabric_url)
     assert 'id="trigger-sync"' in page.text
-    answer = post(client, "/ui/fabrics/1/sync/", csrf)
-    assert answer.status_code == 303
-    sync_id = answer.headers["location"].split("/")[-2]
+    # Registration started the fabric's first sync (fabric_created): the one to look at.
+    sync_id = container.app.get_fabric(1).sync_ids[0]
+    assert container.app.get_sync(sync_id).trigger == "fabric_created"
     text = wait_state(client, sync_id, "failed", "completed")
     assert "gitops/raw/bad.yaml" in text
     # the failed file's error names its field and line
@@ -143,6 +143,10 @@ def test_register_sync_and_see_the_failed_file_with_field_and_line(
     row = row[: row.index("</tr>")]
     assert re.search(r"line \d+", row), row
     assert "field <code>" in row, row
+    # "Sync now" once the first sync has ended
+    answer = post(client, "/ui/fabrics/1/sync/", csrf)
+    assert answer.status_code == 303, answer.text
+    wait_state(client, answer.headers["location"].split("/")[-2], "failed", "completed")
     # the audit holds the console's actions under the API's names
     actions = audit_actions(container)
     assert ("create_fabric", True, "/ui/fabrics/") in actions
@@ -165,7 +169,10 @@ def test_validate_only_sync_shows_the_plan_with_diffs(
 ) -> None:
     key, _ = create_token(container.app, "admin", superuser=True)
     csrf = sign_in(client, key)
-    post(client, "/ui/fabrics/", csrf, name="lab", repository=str(repo), sync_enabled="on")
+    # Registered suspended (no first sync: nothing is in managed/ yet), then resumed.
+    post(client, "/ui/fabrics/", csrf, name="lab", repository=str(repo))
+    container.app.resume_fabric(1)
+    container.read_model.catch_up()
     answer = post(client, "/ui/fabrics/1/sync/", csrf, validate_only="on")
     sync_id = answer.headers["location"].split("/")[-2]
     text = wait_state(client, sync_id, "completed")

@@ -59,9 +59,12 @@ def container(database_url: str | None, tmp_path: Path) -> Iterator[Container]:
 def fabric_id(client: TestClient, admin: dict[str, str], tmp_path: Path) -> int:
     bare = init_bare(tmp_path / "fabric.git")
     seed_repo(bare, {"gitops/raw/a.yaml": vpc("vpc-1", 1)})
+    # registered suspended and resumed: no first sync runs beside what the tests count
     response = client.post(f"{API}/fabrics/", headers=admin,
-                           json={"name": "lab", "repository": str(bare)})
+                           json={"name": "lab", "repository": str(bare), "sync_enabled": False})
     assert response.status_code == 201, response.text
+    resumed = client.post(f"{API}/fabrics/{response.json()['id']}/resume/", headers=admin)
+    assert resumed.status_code == 200, resumed.text
     return int(response.json()["id"])
 
 

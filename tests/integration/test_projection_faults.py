@@ -113,7 +113,8 @@ def test_a_poison_event_is_told_everywhere_and_skip_is_the_way_out(
 
     started = time.monotonic()
     write = client.post(f"{API}/fabrics/", json={"name": "lab2", "repository": str(repo),
-                                                  "gitops_directory": "lab2"},
+                                                  "gitops_directory": "lab2",
+                                                  "sync_enabled": False},
                         headers=admin)
     assert time.monotonic() - started < 1.0
     error = assert_error(write, 503, "FGD_5001")
@@ -134,7 +135,8 @@ def test_a_poison_event_is_told_everywhere_and_skip_is_the_way_out(
     assert container.read_model.lag() == 0
     assert client.get(f"{API}/fabrics/2/", headers=admin).status_code == 200  # the write
     again = client.post(f"{API}/fabrics/", json={"name": "lab3", "repository": str(repo),
-                                                  "gitops_directory": "lab3"},
+                                                  "gitops_directory": "lab3",
+                                                  "sync_enabled": False},
                         headers=admin)
     assert again.status_code == 201, again.text
     status = cli_env.invoke(projections_cli, ["status"])

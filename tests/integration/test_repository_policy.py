@@ -109,8 +109,19 @@ def stored_count(container: Container) -> int:
 
 def register(client: TestClient, headers: dict[str, str], repository: str, name: str = "lab",
              **settings: Any) -> Any:
-    return client.post(f"{API}/fabrics/", headers=headers,
-                       json={"name": name, "repository": repository, **settings})
+    """Registered suspended and resumed unless the test says otherwise: no first sync runs
+    beside what the test looks at (test_fabric_lifecycle tests that one)."""
+    resume = "sync_enabled" not in settings
+    response = client.post(f"{API}/fabrics/", headers=headers,
+                           json={"name": name, "repository": repository,
+                                 **({"sync_enabled": False} if resume else {}), **settings})
+    if resume and response.status_code == 201:
+        resumed = client.post(f"{API}/fabrics/{response.json()['id']}/resume/",
+                              headers=headers)
+        assert resumed.status_code == 200, resumed.text
+        return type(response)(201, json={**response.json(), **resumed.json()},
+                              request=response.request)
+    return response
 
 
 # -- finding 3: the token is scoped ---------------------------------------------------------

@@ -79,18 +79,21 @@ def test_scheduled_sync_starts_when_due_and_not_before(app: FGDApplication) -> N
     sched = scheduler(app, timeout_seconds=86_400)
     t0 = now()
 
-    first = sched.tick(t0)  # never synced: due at once
+    # never synced (the library registered it without its first sync): due at once, as
+    # the first sync registration would have started
+    first = sched.tick(t0)
     assert [(s["fabric_id"], s["trigger"]) for s in first.started] == [(lab.fabric_id,
-                                                                        "scheduled")]
+                                                                        "fabric_created")]
     sync = app.get_sync(first.started[0]["sync_id"])
-    assert sync.trigger == "scheduled" and sync.is_active
+    assert sync.trigger == "fabric_created" and sync.is_active
     assert sched.tick(t0).started == []  # running, and not due anyway
     app.cancel_sync(sync.sync_id)
 
     for minutes in (1, 30, 59):  # interval counts from the last sync's start
         assert sched.tick(t0 + timedelta(minutes=minutes)).started == []
     due = sched.tick(t0 + timedelta(minutes=61))
-    assert [s["fabric_id"] for s in due.started] == [lab.fabric_id]
+    assert [(s["fabric_id"], s["trigger"]) for s in due.started] == [(lab.fabric_id,
+                                                                      "scheduled")]
     assert sched.tick(t0 + timedelta(minutes=61)).started == []  # running now
 
     assert len(syncs(app, lab.fabric_id)) == 2
@@ -135,7 +138,8 @@ def test_start_race_with_another_writer_is_a_skip(app: FGDApplication) -> None:
         del app.list_fabrics
     assert report.started == []
     assert report.skipped == [
-        {"fabric_id": lab.fabric_id, "trigger": "scheduled", "reason": "already syncing"}
+        # (as the scheduler saw it, the fabric never synced: its first sync was due)
+        {"fabric_id": lab.fabric_id, "trigger": "fabric_created", "reason": "already syncing"}
     ]
     assert [s.sync_id for s in syncs(app, lab.fabric_id)] == [other.sync_id]
 
@@ -232,8 +236,10 @@ def test_max_concurrent_syncs_is_respected(app: FGDApplication) -> None:
         app.cancel_sync(started["sync_id"])
     third = sched.tick(t0 + timedelta(seconds=10))
     assert len(third.started) == 1 and third.deferred == []
-    # every fabric due got exactly one scheduled sync (ids[0] synced manually just now)
-    scheduled = [s for i in ids for s in syncs(app, i) if s.trigger == "scheduled"]
+    # every fabric due got exactly one sync from the scheduler — its first, so a
+    # fabric_created one (ids[0] synced manually just now)
+    scheduled = [s for i in ids for s in syncs(app, i) if s.trigger != "manual"]
+    assert {s.trigger for s in scheduled} == {"fabric_created"}
     assert sorted(s.fabric_id for s in scheduled) == ids[1:]
     assert fgd_active_syncs._value.get() == third.active_syncs == 1
 

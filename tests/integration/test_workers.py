@@ -262,8 +262,10 @@ def test_worker_all_runs_the_sync_a_bus_command_asks_for(
     from fgd_core.auth import create_token
     from fgd_workers.commands import declare_intake
 
-    # not scheduled (the scheduler of `all` would start a sync of a never-synced fabric)
-    fabric = app.register_fabric("lab", str(repo), sync_enabled=False)
+    # not scheduled: the scheduler of `all` would start the first sync of a never-synced
+    # fabric, so it has one (cancelled) and is not due again for an hour
+    fabric = app.register_fabric("lab", str(repo), sync_interval_minutes=60)
+    app.cancel_sync(app.start_sync(fabric.fabric_id, "manual").sync_id)
     key, _ = create_token(app, "ci", permissions=["trigger_fgd_sync"],
                           fabrics=[fabric.fabric_id])
     got: list[Any] = []
