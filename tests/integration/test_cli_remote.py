@@ -124,6 +124,11 @@ def test_the_commands_go_through_the_api(server: Server) -> None:
     assert updated[0]["sync_interval_minutes"] == 30
     table = server.fgd("fabric", "list", "-o", "table")
     assert "lab" in table.stdout and "repository" in table.stdout
+    # A suspended fabric syncs not at all, not even by hand: resume it (its first sync may
+    # then come from the scheduler; fgd sync follows that one when it is running).
+    refused = server.fgd("sync", "--repo", str(server.repo), "--json")
+    assert refused.returncode == 1 and "FGD_3004" in refused.stderr
+    assert lines(server.fgd("fabric", "resume", "1", "-o", "json"))[0]["sync_enabled"] is True
 
     # fgd sync: finds the fabric by its repository, triggers, follows, prints the status.
     synced = server.fgd("sync", "--repo", str(server.repo), "--json")
@@ -138,7 +143,9 @@ def test_the_commands_go_through_the_api(server: Server) -> None:
     assert summary.returncode == 0 and "completed" in summary.stderr
 
     history = lines(server.fgd("history", "1", "-o", "json"))
-    assert len(history) == 2 and history[1]["sync_id"] == sync_id
+    # the two of fgd sync, newest first (and the fabric_created one, when the scheduler ran it)
+    assert [h["trigger"] for h in history[:2]] == ["manual", "manual"]
+    assert history[1]["sync_id"] == sync_id or history[0]["sync_id"] == sync_id
     assert lines(server.fgd("status", sync_id))[0]["state"] == "completed"
     watched = server.fgd("status", sync_id, "--watch", "-o", "json")
     assert watched.returncode == 0 and json.loads(watched.stdout.splitlines()[-1])["state"] \
