@@ -493,7 +493,7 @@ def run(args: argparse.Namespace) -> int:
     import psycopg
 
     from fgd_api.container import Container
-    from fgd_core.auth import create_token
+    from fgd_core.application.auth import create_token
     from fgd_core.config import load_settings
 
     schema = f"bench_api_{uuid.uuid4().hex[:10]}"

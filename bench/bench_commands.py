@@ -57,9 +57,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
-from fgd_core.application import FGDApplication  # noqa: E402
-from fgd_core.auth import create_token  # noqa: E402
-from fgd_core.persistence import postgres_env  # noqa: E402
+from fgd_core.adapters.persistence import postgres_env  # noqa: E402
+from fgd_core.application.app import FGDApplication  # noqa: E402
+from fgd_core.application.auth import create_token  # noqa: E402
 from fgd_workers.commands import declare_intake  # noqa: E402
 
 DEFAULT_DB = os.environ.get("FGD_BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
@@ -207,7 +207,7 @@ def intake_rate(broker: str, database_url: str, token: str, payloads: list[bytes
                **(extra_env or {})}
         logs = [tempfile.TemporaryFile() for _ in range(processes)]  # noqa: SIM115 — read at the end
         workers = [subprocess.Popen(
-            [sys.executable, "-m", "fgd_workers.cli_commands", "--concurrency",
+            [sys.executable, "-m", "fgd_core.cli.worker_commands", "--concurrency",
              str(concurrency), "--prefetch", str(prefetch)],
             env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
         try:

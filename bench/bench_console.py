@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     import psycopg
 
     from fgd_api.container import Container
-    from fgd_core.auth import create_token
+    from fgd_core.application.auth import create_token
     from fgd_core.config import load_settings
 
     if shutil.which("wrk") is None:

@@ -23,10 +23,10 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.persistence import postgres_env
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.replay import rebuild_all
 from fgd_core.domain.sync_operation import SyncOperation
-from fgd_core.persistence import postgres_env
-from fgd_core.replay import rebuild_all
 
 URL = os.environ.get(
     "HEDGEHOG_FGD_DATABASE_URL",

@@ -55,8 +55,8 @@ from dulwich.repo import Repo  # noqa: E402
 from kombu import Connection  # noqa: E402
 
 from bench.bench_commands import make_vhost, proc_cpu  # noqa: E402
-from fgd_core.application import FGDApplication  # noqa: E402
-from fgd_core.persistence import postgres_env  # noqa: E402
+from fgd_core.adapters.persistence import postgres_env  # noqa: E402
+from fgd_core.application.app import FGDApplication  # noqa: E402
 from fgd_workers.bus import declare_work_queue  # noqa: E402
 from fgd_workers.discovery import ROUTING_KEYS as DISCOVERY_KEYS  # noqa: E402
 from fgd_workers.github import ROUTING_KEYS as GITHUB_KEYS  # noqa: E402
@@ -190,7 +190,7 @@ class Processes:
     def start(self, name: str, *args: str) -> None:
         log = (self.tmp / f"{name}.log").open("wb")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "fgd_workers.cli", *args], env=self.env, cwd=self.tmp,
+            [sys.executable, "-m", "fgd_core.cli.worker", *args], env=self.env, cwd=self.tmp,
             stdout=log, stderr=subprocess.STDOUT)
 
     def check(self) -> None:

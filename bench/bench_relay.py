@@ -27,11 +27,11 @@ import orjson
 import psycopg
 from kombu import Connection, Consumer, Producer, Queue
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.observability import traceparent
+from fgd_core.adapters.persistence import postgres_env
+from fgd_core.application.app import FGDApplication
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.events.envelope import decode_envelope
-from fgd_core.observability import traceparent
-from fgd_core.persistence import postgres_env
 from fgd_workers.bus import EVENTS_EXCHANGE, broker_url, connection_factory, declare_topology
 from fgd_workers.relay import Relay
 

@@ -30,8 +30,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.fabric_gen import FabricGen  # noqa: E402
-from fgd_core.cli_validate import validate_paths  # noqa: E402
-from fgd_core.gitops.hedgehog import fabric_check  # noqa: E402
+from fgd_core.cli.validate import validate_paths  # noqa: E402
+from fgd_core.ingestion.hedgehog import fabric_check  # noqa: E402
 
 
 def bare_parse(files: list[Path]) -> tuple[int, float, float]:

@@ -31,10 +31,10 @@ if str(ROOT) not in sys.path:
 
 from kombu import Connection  # noqa: E402
 
-from fgd_core.application import FGDApplication  # noqa: E402
+from fgd_core.adapters.persistence import postgres_env  # noqa: E402
+from fgd_core.application.app import FGDApplication  # noqa: E402
+from fgd_core.application.sync_runner import SyncRunner  # noqa: E402
 from fgd_core.config import load_settings  # noqa: E402
-from fgd_core.persistence import postgres_env  # noqa: E402
-from fgd_core.services.sync_runner import SyncRunner  # noqa: E402
 from fgd_workers.bus import declare_work_queue  # noqa: E402
 from fgd_workers.discovery import ROUTING_KEYS as DISCOVERY_KEYS  # noqa: E402
 from fgd_workers.github import ROUTING_KEYS as GITHUB_KEYS  # noqa: E402
@@ -97,7 +97,7 @@ class Cluster:
         kinds = ["relay", "discovery", "github"] + ["ingestion"] * ingestion
         self.logs = [(tmp / f"{k}-{i}.log") for i, k in enumerate(kinds)]
         self.procs = [
-            subprocess.Popen([sys.executable, "-m", "fgd_workers.cli", k], env=env, cwd=tmp,
+            subprocess.Popen([sys.executable, "-m", "fgd_core.cli.worker", k], env=env, cwd=tmp,
                              stdout=log.open("wb"), stderr=subprocess.STDOUT)
             for k, log in zip(kinds, self.logs, strict=True)
         ]

@@ -23,8 +23,8 @@ from fgd_api import console, edge_guard, errors
 from fgd_api.container import Container
 from fgd_api.db_gate import DatabaseGate
 from fgd_api.routers import audit, fabrics, gitops, health, progress_ws, syncs, webhooks
-from fgd_core.metrics import EventMetrics
-from fgd_core.observability import correlation_id_var, sync_context_span, tracer
+from fgd_core.adapters.metrics import EventMetrics
+from fgd_core.adapters.observability import correlation_id_var, sync_context_span, tracer
 
 log = logging.getLogger("fgd_api")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.gitops_ops import GitOpsService
+from fgd_core.application.pipeline_local import LocalSyncDriver
 from fgd_core.bootstrap import build_runner
 from fgd_core.config import Settings, load_settings
-from fgd_core.services.gitops_ops import GitOpsService
-from fgd_core.services.pipeline_local import LocalSyncDriver
 from fgd_workers.embedded import BusExecutor, EmbeddedExecutor
 
 

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, Strict
 
 from fgd_api.anonymous_audit import throttle_of
 from fgd_api.container import Container
-from fgd_core.auth import (
+from fgd_core.application.auth import (
     Principal,
     audit_entry,
     authenticate_cached,
@@ -23,9 +23,9 @@ from fgd_core.auth import (
     cached_principal,
     key_digest,
 )
+from fgd_core.domain.actor import ACTING_USER
 from fgd_core.errors import FGDError
-from fgd_core.events.actor import ACTING_USER
-from fgd_core.input_guard import Face, problem, sanitized
+from fgd_core.ingestion.input_guard import Face, problem, sanitized
 
 # Fabric ids are positive integers (path parameter, documented in the OpenAPI document).
 FabricId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -48,7 +48,7 @@ def _guard(face: Face, value: str) -> str:
 
 
 def guarded_text(face: Face) -> Any:
-    """A string in a request body that must pass ``face`` (``fgd_core.input_guard``): no
+    """A string in a request body that must pass ``face`` (``fgd_core.ingestion.input_guard``): no
     control character, no lone surrogate, at most ``face.max_chars`` characters (the pattern
     and the length show it in the OpenAPI document)."""
     pattern = FREE_TEXT_PATTERN if face.line_breaks else PRINTABLE_PATTERN
@@ -205,7 +205,8 @@ async def get_caller(
     request: Request, container: Container = Depends(get_container)
 ) -> Caller:
     """The caller; the token's principal from the process's short-lived principal cache
-    (``fgd_core.auth.PrincipalCache``: a revocation made elsewhere takes effect within its
+    (``fgd_core.application.auth.PrincipalCache``: a revocation made elsewhere takes effect within
+    its
     TTL), else loaded in a worker thread."""
     header = request.headers.get("authorization")
     principal = await _principal(container.app, header) if header else None

@@ -1,4 +1,5 @@
-"""The HTTP edge of ``fgd_core.input_guard``: a request is refused before any endpoint, audit
+"""The HTTP edge of ``fgd_core.ingestion.input_guard``: a request is refused before any endpoint,
+audit
 or store sees it when its path, query string, headers (the correlation id included) or JSON
 body hold text the stores cannot keep, or when its body is larger than the configured cap.
 
@@ -23,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope
 
 from fgd_core.errors import FGDErrorCodes, error_body
-from fgd_core.input_guard import (
+from fgd_core.ingestion.input_guard import (
     CORRELATION_ID,
     QUERY_STRING,
     TEXT,

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fgd_core.errors import FGDError, FGDErrorCodes, NotFoundError, error_body
-from fgd_core.input_guard import bounded, sanitized
+from fgd_core.ingestion.input_guard import bounded, sanitized
 
 log = logging.getLogger("fgd_api")
 

@@ -32,8 +32,8 @@ from typing import Any
 from prometheus_client import Gauge
 
 from fgd_api.projections.dialects import parse_ts
+from fgd_core.adapters.metrics import fgd_active_syncs
 from fgd_core.config import AlertThresholds
-from fgd_core.metrics import fgd_active_syncs
 from fgd_workers import liveness
 
 ERROR_RATE_WINDOW = timedelta(hours=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
 
 
 def build_read_model(app: FGDApplication) -> Any:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.persistence import persistence_env
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.repository_policy import RepositoryPolicy
 from fgd_core.config import Settings, load_settings
-from fgd_core.persistence import persistence_env
-from fgd_core.repository_policy import RepositoryPolicy
 
 
 def build_app(
@@ -42,7 +42,7 @@ def build_runner(
     """An Application and the sync pipeline's in-process driver on it. The git token comes
     from ``HEDGEHOG_FGD_GITHUB_TOKEN`` only: it is never written to config, events or logs, and
     the runner sends it only over https to ``github.token_hosts``."""
-    from fgd_core.services.pipeline_local import LocalSyncDriver
+    from fgd_core.application.pipeline_local import LocalSyncDriver
 
     settings = settings or load_settings()
     app = build_app(settings, source, for_others=for_others)

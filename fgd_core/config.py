@@ -45,7 +45,7 @@ from pydantic import (
 
 from fgd_core.domain.repository import LocationError, parse_prefix
 from fgd_core.errors import ConfigurationError
-from fgd_core.gitops.hedgehog.fabric_config import HedgehogConfig
+from fgd_core.ingestion.hedgehog.fabric_config import HedgehogConfig
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 NonNegativeFloat = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from fgd_core.client import COMMANDS
+from fgd_core.adapters.bus_client import COMMANDS
 from fgd_core.events.schemas import schema_dir
 from fgd_core.events.types import EVENT_TYPES
 from fgd_core.redact import REDACTED

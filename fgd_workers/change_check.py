@@ -48,11 +48,11 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.git_repo import GitRemote
+from fgd_core.application.app import FGDApplication
 from fgd_core.domain.fabric import Fabric
 from fgd_core.domain.sync_operation import COMPLETED
 from fgd_core.errors import FGDError, InternalError
-from fgd_core.gitops.git_repo import GitRemote
 
 log = logging.getLogger("fgd_workers.change_check")
 

@@ -1,4 +1,5 @@
-"""The bus edge of ``fgd_core.input_guard``: a command whose AMQP properties, headers or body
+"""The bus edge of ``fgd_core.ingestion.input_guard``: a command whose AMQP properties, headers or
+body
 fields hold text the store cannot keep (NUL, other control characters, lone surrogates) or
 too long for their face is refused — dead-lettered with reason code ``unstorable_input`` and
 audited with a sanitized copy — before anything about it is recorded.
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fgd_core.input_guard import (
+from fgd_core.application.webhook_intake import MAX_BODY_BYTES
+from fgd_core.ingestion.input_guard import (
     CORRELATION_ID,
     HEADER,
     IDENTIFIER,
@@ -21,7 +23,6 @@ from fgd_core.input_guard import (
     problem,
     sanitized,
 )
-from fgd_core.services.webhook_intake import MAX_BODY_BYTES
 
 REASON = "unstorable_input"
 PROPERTIES: tuple[tuple[str, Face], ...] = (

@@ -29,23 +29,28 @@ import orjson
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from fgd_core.application import FGDApplication
-from fgd_core.auth import (
+from fgd_core.adapters.batch_load import events_after_many, get_fabrics
+from fgd_core.adapters.bus_client import (
+    AUTHORIZATION_HEADER,
+    COMMANDS,
+    SYNC_TRIGGER,
+    WEBHOOK_GITHUB,
+)
+from fgd_core.application import webhook_intake as intake
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import (
     FGDPermissions,
     Principal,
     authenticate_cached,
     authorize,
     record_audit,
 )
-from fgd_core.batch_load import events_after_many, get_fabrics
-from fgd_core.client import AUTHORIZATION_HEADER, COMMANDS, SYNC_TRIGGER, WEBHOOK_GITHUB
+from fgd_core.domain.actor import acting_as
 from fgd_core.domain.command import receipt_uuid, recorded_outcome
 from fgd_core.domain.correlation import served_by
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import DatabaseError, FGDError, error_body
-from fgd_core.events.actor import acting_as
 from fgd_core.events.schemas import load_schema
-from fgd_core.services import webhook_intake as intake
 from fgd_workers import command_guard
 from fgd_workers.command_outcomes import (
     AUDIT_SYNC,

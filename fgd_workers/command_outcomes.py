@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from fgd_core.application import FGDApplication, PreparedSync
-from fgd_core.auth import scrub, scrub_text
-from fgd_core.client import SYNC_TRIGGER
+from fgd_core.adapters.bus_client import SYNC_TRIGGER
+from fgd_core.application.app import FGDApplication, PreparedSync
+from fgd_core.application.auth import scrub, scrub_text
 from fgd_core.domain.auth import AuditEntry
 from fgd_core.domain.command import receipt_uuid
 from fgd_core.domain.correlation import check_same_request

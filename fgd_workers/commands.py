@@ -32,7 +32,7 @@ import orjson
 from kombu import Connection, Consumer, Producer, Queue, binding
 from prometheus_client import Counter
 
-from fgd_core.client import (
+from fgd_core.adapters.bus_client import (
     AUTHORIZATION_HEADER,
     COMMANDS,
     COMMANDS_EXCHANGE,

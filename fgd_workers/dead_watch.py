@@ -25,7 +25,7 @@ from typing import Any
 from kombu import Consumer, Queue
 from prometheus_client import Counter
 
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
 from fgd_core.events.envelope import decode_envelope
 from fgd_workers.bus import DEAD_LETTER_EXCHANGE, ConnectionFactory, consume_forever
 

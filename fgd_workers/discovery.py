@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fgd_core.services.steps import SyncSteps
+from fgd_core.application.steps import SyncSteps
 from fgd_workers.bus import ConnectionFactory
 from fgd_workers.consumer import QueueWorker
 

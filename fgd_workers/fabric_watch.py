@@ -17,7 +17,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
 from fgd_core.domain.fabric import Fabric, FabricRegistry
 from fgd_core.errors import NotFoundError
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fgd_core.services.steps import SyncSteps
+from fgd_core.application.steps import SyncSteps
 from fgd_workers.bus import ConnectionFactory
 from fgd_workers.consumer import QueueWorker
 

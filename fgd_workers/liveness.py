@@ -21,8 +21,8 @@ from typing import Any
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Composable, Identifier
 
+from fgd_core.adapters.persistence import SCHEMA_LOCK
 from fgd_core.events.envelope import decode_envelope
-from fgd_core.persistence import SCHEMA_LOCK
 
 RELAY_TABLE = "fgd_relay_position"
 SCHEDULER_TABLE = "fgd_scheduler_runs"

@@ -14,7 +14,8 @@ Which process reports what (Prometheus sums counters across instances):
 * ``fgd_dead_letter_messages`` (messages in ``fgd.dead``) and
   ``fgd_worker_queue_messages{queue}`` — every worker with a metrics port, for its queues.
 
-The spec's metric objects live in :mod:`fgd_core.metrics`; they are reused, never redefined.
+The spec's metric objects live in :mod:`fgd_core.adapters.metrics`; they are reused, never
+redefined.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, start_http_server
 
-from fgd_core.metrics import (
+from fgd_core.adapters.metrics import (
     FINAL,
     EventMetrics,
     fgd_sync_duration_seconds,

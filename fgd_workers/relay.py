@@ -35,10 +35,10 @@ from kombu.exceptions import KombuError
 from prometheus_client import Counter, Gauge, Histogram
 from psycopg.sql import SQL, Identifier
 
+from fgd_core.adapters.observability import traceparent
+from fgd_core.adapters.persistence import SCHEMA_LOCK
 from fgd_core.events.envelope import decode_envelope
 from fgd_core.events.redaction import redacted_envelope
-from fgd_core.observability import traceparent
-from fgd_core.persistence import SCHEMA_LOCK
 from fgd_workers.bus import (
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,

@@ -57,7 +57,8 @@ import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.metrics import fgd_active_syncs, fgd_queue_depth
+from fgd_core.application.app import FGDApplication
 from fgd_core.config import SyncConfig
 from fgd_core.domain.fabric import Fabric
 from fgd_core.domain.webhook import WebhookDelivery
@@ -68,7 +69,6 @@ from fgd_core.errors import (
     WorkerPoolExhaustedError,
 )
 from fgd_core.events.envelope import decode_envelope
-from fgd_core.metrics import fgd_active_syncs, fgd_queue_depth
 from fgd_workers.bus import DEAD_QUEUE
 from fgd_workers.change_check import ChangeCheck, Verdict
 from fgd_workers.fabric_watch import FabricWatch

@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fgd_core.application import FGDApplication
-from fgd_core.persistence import persistence_env, postgres_env
+from fgd_core.adapters.persistence import persistence_env, postgres_env
+from fgd_core.application.app import FGDApplication
 
 PG_URL = os.environ.get("FGD_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 _VHOST: str | None = None

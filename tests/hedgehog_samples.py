@@ -14,13 +14,13 @@ from typing import Any
 import yaml
 
 from fgd_core.errors import ValidationError
-from fgd_core.gitops import validate_resource
-from fgd_core.gitops.hedgehog.fabric_config import (
+from fgd_core.ingestion import validate_resource
+from fgd_core.ingestion.hedgehog.fabric_config import (
     DEFAULT_FABRIC_CONFIG,
     FabricConfig,
     HedgehogConfig,
 )
-from fgd_core.gitops.yaml_safe import load_documents
+from fgd_core.ingestion.yaml_safe import load_documents
 from tests.paths import FIXTURES_DIR, HEDGEHOG_FIXTURES
 
 CASES_DIR = FIXTURES_DIR / "hedgehog_cases"

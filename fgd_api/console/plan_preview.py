@@ -15,8 +15,8 @@ from collections import OrderedDict
 from typing import Any
 
 from fgd_api.container import Container
-from fgd_core.gitops.plan import RawFile, plan_sync
-from fgd_core.services.pipeline_common import LazyBlobs, rules_for
+from fgd_core.application.pipeline_common import LazyBlobs, rules_for
+from fgd_core.ingestion.plan import RawFile, plan_sync
 
 MAX_DIFF_LINES = 400  # per file: a page stays readable, the rest is summarized
 CACHE_SIZE = 32

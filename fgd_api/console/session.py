@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket
 
 from fgd_api.container import Container
 from fgd_api.deps import Caller, _principal
-from fgd_core.auth import Principal, key_digest
+from fgd_core.application.auth import Principal, key_digest
 
 SESSION_COOKIE = "fgd_session"
 LOGIN_CSRF_COOKIE = "fgd_login_csrf"

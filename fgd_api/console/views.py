@@ -15,7 +15,7 @@ from fgd_api.deps import (
     VIEW_HISTORY,
     VIEW_SYNC,
 )
-from fgd_core.auth import Principal
+from fgd_core.application.auth import Principal
 from fgd_core.domain.sync_operation import FINAL_STATES, STAGES
 
 SYNC_STATES = ("pending", "processing", "completed", "failed", "cancelled", "timed_out")

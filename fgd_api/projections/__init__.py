@@ -4,7 +4,8 @@ from the event store, with tracking in the same transaction as every row written
     projections = Projections(app)       # creates the tables beside the event store
     projections.start()                  # live (PostgreSQL) or polling (SQLite) runner
     projections.wait_for(position)       # read-your-writes after a save
-    projections.sync_status(sync_id)     # the spec's shapes, as fgd_core.views derives them
+    projections.sync_status(sync_id)     # the spec's shapes, as fgd_core.application.views
+    derives them
 """
 
 from fgd_api.projections.recorders import PostgresReadModel, ReadModelRecorder, SQLiteReadModel

@@ -1,5 +1,5 @@
 """The API's reads, answered from the read-model tables in exactly the shapes that
-``fgd_core/views.py`` derives from aggregates (the spec's JSON)."""
+``fgd_core/application/views.py`` derives from aggregates (the spec's JSON)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fgd_api.projections.dialects import as_uuid
 from fgd_api.projections.handlers import Row, duration_seconds
 from fgd_api.projections.recorders import ReadModelRecorder
 from fgd_api.projections.tables import AUDIT, FABRIC, FILE, SYNC, TRANSITION
-from fgd_core.api_paths import problem_paths, with_spec_paths
+from fgd_core.application.api_paths import problem_paths, with_spec_paths
 from fgd_core.domain.sync_operation import STAGES
 from fgd_core.errors import NotFoundError, ValidationError
 

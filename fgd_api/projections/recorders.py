@@ -27,8 +27,8 @@ from fgd_api.projections.dialects import Dialect, PostgresDialect, SQLiteDialect
 from fgd_api.projections.faults import APPLICATION_NAME, Faults
 from fgd_api.projections.handlers import Batch, Row
 from fgd_api.projections.tables import FABRIC, FILE, SYNC, TABLES, Table
+from fgd_core.adapters.persistence import schema_creation_lock
 from fgd_core.events.envelope import decode_envelope
-from fgd_core.persistence import schema_creation_lock
 
 TRACKING_TABLE = "fgd_projections_tracking"
 BATCH_SIZE = 500

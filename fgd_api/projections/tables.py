@@ -3,7 +3,7 @@ and rendered to DDL by a dialect (PostgreSQL or SQLite).
 
 Column types are logical (``text int bool json ts uuid``); ``dialects.py`` maps them. Extra
 columns beyond the spec (``*_position``, ``size``, ``blob_id``, ``archived_to`` …) carry
-what the views in ``fgd_core/views.py`` show but the spec's models do not name.
+what the views in ``fgd_core/application/views.py`` show but the spec's models do not name.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from fgd_api.deps import (
 from fgd_api.errors import ERROR_RESPONSES
 from fgd_api.routers.syncs import wait_for_own_write
 from fgd_core.errors import FGDError
-from fgd_core.input_guard import FILE_PATH, IDENTIFIER
+from fgd_core.ingestion.input_guard import FILE_PATH, IDENTIFIER
 
 router = APIRouter(
     prefix="/api/plugins/hedgehog/fabrics/{fabric_id}", tags=["gitops"], responses=ERROR_RESPONSES

@@ -43,13 +43,13 @@ from fgd_api.anonymous_audit import throttle_of
 from fgd_api.console.session import websocket_session_credential
 from fgd_api.container import Container
 from fgd_api.deps import VIEW_SYNC
-from fgd_core.api_paths import spec_path, with_spec_paths
-from fgd_core.auth import Principal, authenticate, record_audit
+from fgd_core.application.api_paths import spec_path, with_spec_paths
+from fgd_core.application.auth import Principal, authenticate, record_audit
 from fgd_core.domain.sync_operation import FINAL_STATES, SyncOperation
 from fgd_core.errors import NotFoundError
 from fgd_core.events.envelope import decode_envelope
 from fgd_core.events.types import WEBSOCKET_TYPES
-from fgd_core.input_guard import sanitized
+from fgd_core.ingestion.input_guard import sanitized
 
 log = logging.getLogger("fgd_api.progress_ws")
 router = APIRouter(tags=["sync-progress"])

@@ -25,7 +25,7 @@ from fgd_api.deps import (
 )
 from fgd_api.errors import ERROR_RESPONSES
 from fgd_core.errors import FGDError, NotFoundError
-from fgd_core.input_guard import sanitized
+from fgd_core.ingestion.input_guard import sanitized
 
 router = APIRouter(prefix="/api/plugins/hedgehog", tags=["syncs"], responses=ERROR_RESPONSES)
 READ_TIMEOUT = 5.0

@@ -4,7 +4,7 @@
 The request does no git I/O: it checks the signature, matches fabrics from the payload,
 records the delivery and the syncs in one transaction and hands the syncs to the executor,
 so GitHub gets its answer in milliseconds whatever the repository's size. The processing is
-``fgd_core.services.webhook_intake``'s, shared with the ``webhook.github`` bus command, so a
+``fgd_core.application.webhook_intake``'s, shared with the ``webhook.github`` bus command, so a
 delivery id counts once whichever way it came.
 """
 
@@ -21,12 +21,11 @@ from fgd_api.anonymous_audit import throttle_of
 from fgd_api.container import Container
 from fgd_api.deps import Caller, get_container
 from fgd_api.errors import correlation_id
-from fgd_core.errors import error_body
-from fgd_core.services import webhook_intake as intake
-from fgd_core.services.webhook_intake import (  # noqa: F401 — re-exported (tests, callers)
+from fgd_core.application import webhook_intake as intake
+from fgd_core.application.webhook_intake import (  # noqa: F401 — re-exported (tests, callers)
     DELIVERY_RE as _DELIVERY_RE,
 )
-from fgd_core.services.webhook_intake import (
+from fgd_core.application.webhook_intake import (
     MAX_BODY_BYTES,
     RETRIES,
     SETTINGS_USED,
@@ -37,6 +36,7 @@ from fgd_core.services.webhook_intake import (
     parse_payload,
     record_delivery,
 )
+from fgd_core.errors import error_body
 
 __all__ = [
     "MAX_BODY_BYTES",

@@ -10,7 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from fgd_core.events.actor import ACTING_USER, EVENT_ATTRIBUTE
+from fgd_core.domain.actor import ACTING_USER, EVENT_ATTRIBUTE
 
 # Aggregate ids are derived (uuid5) from the integer ids users know, so every process
 # finds the same aggregate without a lookup.

@@ -11,7 +11,8 @@ single one): shard ``i`` holds at most ``shard_quota(limit, i)`` syncs and the q
 to the limit, so the limit holds whichever shard a start takes. A limit below
 ``2 × SLOTS_PER_SHARD`` keeps ONE shard — exactly the single aggregate of before; a large
 one (many accepted starts per second, from several intake processes) spreads them, so two
-processes taking slots at once rarely touch the same aggregate (``fgd_core.capacity_slots``
+processes taking slots at once rarely touch the same aggregate
+(``fgd_core.application.capacity_slots``
 picks the shard; docs/decisions.md "Capacity shards").
 """
 

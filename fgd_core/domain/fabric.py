@@ -29,7 +29,7 @@ from fgd_core.errors import (
     SyncAlreadyInProgressError,
     ValidationError,
 )
-from fgd_core.input_guard import storable
+from fgd_core.ingestion.input_guard import storable
 
 DIRECTORY_STATUSES = ("not_initialized", "initializing", "valid", "invalid", "repairing")
 SETTINGS: dict[str, type] = {

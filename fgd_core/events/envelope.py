@@ -21,8 +21,8 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
+from fgd_core.domain.actor import EVENT_ATTRIBUTE
 from fgd_core.errors import SchemaMismatchError
-from fgd_core.events.actor import EVENT_ATTRIBUTE
 from fgd_core.events.schemas import validate_envelope
 from fgd_core.events.types import event_type_of
 
@@ -130,7 +130,7 @@ class EnvelopeMapper(Mapper[UUID]):
             ) from None
         if b"\\u0000" in state and _holds_nul(state):
             # Stored, it would stop the PostgreSQL projections (text cannot hold NUL) and
-            # the jsonb view: the edges refuse NUL (fgd_core.input_guard); this is the
+            # the jsonb view: the edges refuse NUL (fgd_core.ingestion.input_guard); this is the
             # last line behind them.
             raise SchemaMismatchError(
                 f"event {envelope['event_type']!r} holds NUL, which the store cannot keep",

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.auth import create_token
+from fgd_core.application.auth import create_token
 from fgd_core.config import SyncConfig, load_settings
 from fgd_core.domain.sync_operation import FINAL_STATES
 from fgd_core.events.envelope import decode_envelope

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.auth import create_token
+from fgd_core.application.auth import create_token
 from fgd_core.config import load_settings
 from tests.tcpproxy import TCPProxy
 

@@ -15,7 +15,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.auth import create_token
+from fgd_core.application.auth import create_token
 from fgd_core.config import load_settings
 from tests.gitserver import init_bare, seed_repo
 

@@ -8,7 +8,11 @@ from datetime import datetime
 import psycopg
 import pytest
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.testing import RecordingEventBus
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.replay import history, sync_as_of
+from fgd_core.application.signals import fgd_file_processed, fgd_sync_completed, fgd_sync_started
+from fgd_core.application.views import file_records, state_transitions, sync_status
 from fgd_core.errors import (
     FGDErrorCodes,
     IllegalTransitionError,
@@ -18,10 +22,6 @@ from fgd_core.errors import (
     ValidationError,
 )
 from fgd_core.events.schemas import validate_envelope
-from fgd_core.replay import history, sync_as_of
-from fgd_core.signals import fgd_file_processed, fgd_sync_completed, fgd_sync_started
-from fgd_core.testing import RecordingEventBus
-from fgd_core.views import file_records, state_transitions, sync_status
 from tests.conftest import PG_URL
 
 
@@ -246,7 +246,7 @@ def test_recording_event_bus_sees_every_stored_envelope(app: FGDApplication) -> 
 
 
 def test_envelopes_are_readable_json_in_postgres(pg_schema: str) -> None:
-    from fgd_core.persistence import postgres_env
+    from fgd_core.adapters.persistence import postgres_env
 
     app = FGDApplication(env=postgres_env(f"{PG_URL}?schema={pg_schema}"))
     fabric = app.register_fabric("lab", "/r/lab")
@@ -263,7 +263,7 @@ def test_envelopes_are_readable_json_in_postgres(pg_schema: str) -> None:
 def test_envelopes_readable_in_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import sqlite3
 
-    from fgd_core.persistence import sqlite_env
+    from fgd_core.adapters.persistence import sqlite_env
 
     path = tmp_path / "x.sqlite3"
     app = FGDApplication(env=sqlite_env(path))

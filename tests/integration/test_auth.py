@@ -11,9 +11,9 @@ from uuid import uuid4
 import pytest
 from click.testing import CliRunner
 
-from fgd_core import auth
-from fgd_core.application import FGDApplication
-from fgd_core.auth import (
+from fgd_core.application import auth
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import (
     AuthenticationError,
     FGDPermissions,
     PermissionDeniedError,
@@ -26,11 +26,11 @@ from fgd_core.auth import (
     require_principal,
     revoke_token,
 )
-from fgd_core.cli_auth import token as token_cli
+from fgd_core.application.replay import history
+from fgd_core.cli.auth import token as token_cli
 from fgd_core.domain.auth import PERMISSIONS, AuditEntry
 from fgd_core.errors import FGDErrorCodes, NotFoundError, SchemaMismatchError, ValidationError
 from fgd_core.events.schemas import validate_envelope
-from fgd_core.replay import history
 
 KEY = re.compile(r"^[0-9a-f]{40}$")
 AUDIT_KEYS = {

@@ -1,4 +1,5 @@
-"""The API's principal cache (``fgd_core.auth.PrincipalCache``): what it keeps, for how long,
+"""The API's principal cache (``fgd_core.application.auth.PrincipalCache``): what it keeps, for
+how long,
 and when a revocation or an expiry takes effect."""
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from uuid import uuid4
 
 import pytest
 
-from fgd_core import auth
-from fgd_core.application import FGDApplication
-from fgd_core.auth import (
+from fgd_core.application import auth
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import (
     authenticate,
     authenticate_cached,
     cached_principal,

@@ -1,4 +1,4 @@
-"""``fgd_core.batch_load``: many aggregates in two queries, each exactly what
+"""``fgd_core.adapters.batch_load``: many aggregates in two queries, each exactly what
 ``repository.get`` returns — with a snapshot and events after it, only a snapshot, no
 snapshot, not in the store, and through the aggregate cache — on SQLite and PostgreSQL."""
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from fgd_core.application import FGDApplication
-from fgd_core.batch_load import fast_forward, get_fabrics, get_many, stored_after
+from fgd_core.adapters.batch_load import fast_forward, get_fabrics, get_many, stored_after
+from fgd_core.application.app import FGDApplication
 from fgd_core.domain.base import fabric_uuid
 from fgd_core.errors import NotFoundError
 
@@ -96,7 +96,7 @@ def test_the_cache_is_used_and_fast_forwarded(
 
 def test_a_full_replay_agrees_with_the_snapshots_a_batch_of_starts_took(
         app_env: dict[str, str]) -> None:
-    """Snapshots are taken of the saved objects (fgd_core.snapshotting): after saves that
+    """Snapshots are taken of the saved objects (fgd_core.adapters.snapshotting): after saves that
     cross several snapshot boundaries at once, loading (from the newest snapshot) gives
     what replaying every event gives."""
     app = FGDApplication(env=app_env, max_concurrent_syncs=200)  # one capacity shard

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
 from fgd_core.domain.capacity import CAPACITY_ID
 from fgd_core.errors import FGDError, WorkerPoolExhaustedError
 

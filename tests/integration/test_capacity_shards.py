@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from fgd_core.application import FGDApplication
-from fgd_core.capacity_slots import SlotPool
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.capacity_slots import SlotPool
 from fgd_core.domain import capacity
 from fgd_core.domain.capacity import shard_id, shard_quota
 from fgd_core.errors import WorkerPoolExhaustedError

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-import fgd_core.gitops.plan_draft as plan_module
-from fgd_core.application import FGDApplication
+import fgd_core.ingestion.plan_draft as plan_module
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.sync_runner import SyncRunner
 from fgd_core.config import SyncConfig, load_settings
 from fgd_core.domain.webhook import WebhookDelivery
-from fgd_core.services.sync_runner import SyncRunner
 from fgd_workers.change_check import (
     ChangeCheck,
     fgd_change_checks_total,
@@ -234,7 +234,7 @@ def test_the_check_reads_the_cache_of_the_fabric_it_was_given(
     seen: list[int] = []
 
     def factory(fabric: Any) -> Any:
-        from fgd_core.gitops.git_repo import GitRemote
+        from fgd_core.adapters.git_repo import GitRemote
 
         seen.append(fabric.fabric_id)
         return GitRemote(fabric.repository)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from fgd_core.cli import main
+from fgd_core.cli.main import main
 
 
 def walk(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, click.Command]]:
@@ -77,7 +77,7 @@ def test_events_hide_bookkeeping_unless_all(synced: CliRunner) -> None:
 
 
 def test_errors_readable_on_a_terminal_json_for_scripts(synced: CliRunner) -> None:
-    from fgd_core.cli_common import error_line
+    from fgd_core.cli.common import error_line
     from fgd_core.errors import NotFoundError, ValidationError
 
     piped = synced.invoke(main, ["status", "no-such-sync"])
@@ -93,7 +93,7 @@ def test_errors_readable_on_a_terminal_json_for_scripts(synced: CliRunner) -> No
 def test_audit_lists_entries_newest_first_with_filters(
     synced: CliRunner, tmp_path: Path
 ) -> None:
-    from fgd_core.auth import audit_entry
+    from fgd_core.application.auth import audit_entry
     from fgd_core.bootstrap import build_app
 
     app = build_app()
@@ -129,7 +129,7 @@ spec:
 def test_sync_exit_status_tells_ci_about_failing_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fgd_core.gitops.git_repo import GitRemote
+    from fgd_core.adapters.git_repo import GitRemote
 
     monkeypatch.setenv("HEDGEHOG_FGD_SQLITE_PATH", str(tmp_path / "fgd.sqlite3"))
     monkeypatch.delenv("HEDGEHOG_FGD_DATABASE_URL", raising=False)

@@ -10,8 +10,8 @@ import uuid
 
 from click.testing import CliRunner
 
-from fgd_core.application import FGDApplication
-from fgd_core.cli import main
+from fgd_core.application.app import FGDApplication
+from fgd_core.cli.main import main
 from fgd_workers.bus import connection_factory
 from fgd_workers.relay import Relay
 from tests.integration.test_client import (  # noqa: F401 — fixtures

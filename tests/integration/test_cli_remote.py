@@ -20,9 +20,9 @@ import httpx
 import pytest
 import yaml
 
-from fgd_core.application import FGDApplication
-from fgd_core.auth import create_token
-from fgd_core.persistence import persistence_env
+from fgd_core.adapters.persistence import persistence_env
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import create_token
 from tests.gitserver import git, init_bare, seed_repo
 from tests.integration.test_console import BAD_VPC
 from tests.resources import vpc

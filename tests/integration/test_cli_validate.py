@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fgd_core.gitops.yaml_safe import iter_documents
+from fgd_core.ingestion.yaml_safe import iter_documents
 from tests.integration.test_fabric_sync import DANGLING, EXAMPLES
 from tests.paths import HEDGEHOG_FIXTURES
 
@@ -137,7 +137,7 @@ def test_worker_processes_find_exactly_what_one_process_finds(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
     """Large inputs are drafted in worker processes: the verdicts are the same."""
-    from fgd_core import cli_validate
+    from fgd_core.cli import validate as cli_validate
 
     for i, name in enumerate(["labci_env-ci-1_wiring.yaml", "hnp_vlab_prepop_wiring.yaml",
                               "demogitops_env-1_pre-demo.yaml", "demogitops_env-1_demo.yaml",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
 from tests.gitserver import git, init_bare, seed_repo
 from tests.integration.test_console import BAD_VPC
 from tests.integration.test_workers import Cluster

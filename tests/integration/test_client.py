@@ -1,4 +1,5 @@
-"""``fgd_core.client.FGDClient`` against the real thing: RabbitMQ (a virtual host per test),
+"""``fgd_core.adapters.bus_client.FGDClient`` against the real thing: RabbitMQ (a virtual host per
+test),
 the command consumer on PostgreSQL (a schema per test) and the relay publishing the event
 store onto ``fgd.events``. (The contract tests in test_commands.py use plain kombu instead.)
 """
@@ -16,9 +17,9 @@ import orjson
 import pytest
 from kombu import Connection, Producer
 
-from fgd_core.application import FGDApplication
-from fgd_core.auth import create_token
-from fgd_core.client import CommandError, FGDClient
+from fgd_core.adapters.bus_client import CommandError, FGDClient
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import create_token
 from fgd_workers.bus import connection_factory
 from fgd_workers.commands import CommandIntake, declare_intake
 from fgd_workers.relay import Relay

@@ -1,5 +1,5 @@
 """Bus commands (``fgd.commands``) end to end: the command consumer as a separate OS process
-(``python -m fgd_workers.cli_commands --embedded``) on real PostgreSQL (a schema per test),
+(``python -m fgd_core.cli.worker_commands --embedded``) on real PostgreSQL (a schema per test),
 real RabbitMQ (a virtual host per test, so ``fgd.commands``/``fgd.dead`` are the test's own)
 and real git repositories; publishers are plain kombu in another OS process or in the test —
 never the project's client — following asyncapi.yaml.
@@ -27,8 +27,8 @@ from kombu import Connection, Exchange, Producer, Queue
 
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.application import FGDApplication
-from fgd_core.auth import create_token
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import create_token
 from fgd_core.config import load_settings
 from fgd_core.domain.sync_operation import FINAL_STATES
 from fgd_core.events.envelope import decode_envelope
@@ -134,7 +134,7 @@ class Consumer:
         }
         self.log_path = tmp / f"{self.queue}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fgd_workers.cli_commands", "--queue", self.queue,
+            [sys.executable, "-m", "fgd_core.cli.worker_commands", "--queue", self.queue,
              "--embedded", "--concurrency", "2"],
             env=env, cwd=tmp, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
         )
@@ -532,8 +532,8 @@ def test_a_legacy_command_receipt_replays_and_still_answers_its_duplicate(
     """Stores written by earlier versions hold a ``command.received`` receipt per accepted
     command: it decodes and replays, and a redelivery of its command is answered with its
     outcome (same id for the same message_id), starting nothing."""
+    from fgd_core.application.replay import history
     from fgd_core.domain.command import CommandReceipt
-    from fgd_core.replay import history
     from fgd_workers.commands import Command, CommandIntake
 
     prepared = app.prepare_sync(fabric_id, "manual", None, "cid-old")

@@ -1,5 +1,5 @@
 """``CommandIntake.handle_batch`` keeps the SyncCapacity its last batch saved and brings it
-up to date before the next (``fgd_core.batch_load.fast_forward``): starts recorded by
+up to date before the next (``fgd_core.adapters.batch_load.fast_forward``): starts recorded by
 another process in between count against the limit — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from fgd_core.application import FGDApplication
-from fgd_core.auth import create_token
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import create_token
 from fgd_workers.command_intake import Command, CommandIntake
 
 LIMIT = 3

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from kombu import Connection, Consumer, Producer, Queue
 
-from fgd_core.application import FGDApplication
-from fgd_core.auth import create_token
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import create_token
 from fgd_workers.bus import connection_factory
 from fgd_workers.commands import CommandConsumer, CommandIntake, declare_intake
 from tests.integration.test_commands import (  # noqa: F401 — fixtures

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from fgd_core.application import FGDApplication
-from fgd_core.auth import create_token
-from fgd_core.persistence import postgres_env
+from fgd_core.adapters.persistence import postgres_env
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import create_token
 from fgd_workers.command_intake import Command, CommandIntake
 
 LIMIT = 100

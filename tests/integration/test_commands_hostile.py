@@ -13,8 +13,8 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from fgd_core.application import FGDApplication
-from fgd_core.auth import create_token
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import create_token
 from fgd_workers.command_intake import REFUSAL_REASONS, Command, CommandIntake
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40),

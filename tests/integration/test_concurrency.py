@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from typing import Any
 
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
 from fgd_core.errors import FGDError
 
 ROUNDS = 4

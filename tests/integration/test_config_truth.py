@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.steps import SyncSteps
+from fgd_core.application.sync_runner import SyncRunner
 from fgd_core.bootstrap import build_runner
 from fgd_core.config import FGDConfig, Settings, load_settings
-from fgd_core.services.steps import SyncSteps
-from fgd_core.services.sync_runner import SyncRunner
 from tests.gitserver import git, init_bare, seed_repo
 from tests.resources import vpc
 
@@ -107,7 +107,7 @@ def test_enabled_false_refuses_every_sync_with_fgd_3004(
     try:
         fabric = container.app.register_fabric("lab", str(repo))
         with TestClient(create_app(container)) as client:
-            from fgd_core.auth import create_token
+            from fgd_core.application.auth import create_token
 
             key, _ = create_token(container.app, "admin", superuser=True)
             answer = client.post(
@@ -163,7 +163,7 @@ def test_github_disabled_never_pushes_and_says_so(
         assert any("github.enabled" in w["message"] for w in result.sync.warnings)
         assert git("rev-parse", "main", cwd=repo) == before  # the remote is untouched
         # Directory writes push too: refused, naming the key.
-        from fgd_core.services.gitops_ops import GitOpsService
+        from fgd_core.application.gitops_ops import GitOpsService
 
         for operation, code in ((GitOpsService(runner).initialize_directory, "FGD_2003"),
                                 (GitOpsService(runner).repair_directory, "FGD_2004")):
@@ -186,7 +186,7 @@ def test_rate_limit_buffer_keeps_requests_in_reserve(
 ) -> None:
     import time
 
-    from fgd_core.gitops import rate_reserve
+    from fgd_core.adapters import rate_reserve
     from tests.gitserver import GitHTTPServer
 
     rate_reserve.release_all()
@@ -485,7 +485,7 @@ def test_batch_size_is_files_per_save(
 
 
 def test_git_timeouts_come_from_the_configuration(app: FGDApplication, tmp_path: Path) -> None:
-    from fgd_core.services.remotes import make_remote
+    from fgd_core.application.remotes import make_remote
     from tests.gitserver import GitHTTPServer
 
     with GitHTTPServer(tmp_path / "srv") as server:
@@ -509,7 +509,7 @@ def test_git_timeouts_come_from_the_configuration(app: FGDApplication, tmp_path:
 
 
 def test_api_bounds_come_from_the_configuration(tmp_path: Path) -> None:
-    from fgd_core.auth import create_token
+    from fgd_core.application.auth import create_token
 
     body = {"name": "lab", "repository": f"{tmp_path}/" + "x" * 300 + ".git"}
     statuses = {}

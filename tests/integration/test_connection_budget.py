@@ -11,15 +11,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fgd_core.application import FGDApplication
-from fgd_core.errors import ConfigurationError
-from fgd_core.persistence import (
+from fgd_core.adapters.persistence import (
     WORKER_CONNECTIONS,
     persistence_env,
     pool_env,
     postgres_env,
     worker_env,
 )
+from fgd_core.application.app import FGDApplication
+from fgd_core.errors import ConfigurationError
 from tests.conftest import PG_URL
 from tests.integration.test_workers import FINAL, Cluster, cluster, repo  # noqa: F401
 from tests.pg_connections import connections_by_pid

@@ -19,7 +19,7 @@ from starlette.websockets import WebSocketDisconnect
 from fgd_api.app import create_app
 from fgd_api.console.session import csrf_token
 from fgd_api.container import Container
-from fgd_core.auth import create_token
+from fgd_core.application.auth import create_token
 from fgd_core.config import load_settings
 from tests.gitserver import init_bare, seed_repo
 from tests.resources import vpc

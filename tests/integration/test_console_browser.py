@@ -32,9 +32,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from fgd_core.application import FGDApplication
-from fgd_core.auth import create_token
-from fgd_core.persistence import persistence_env
+from fgd_core.adapters.persistence import persistence_env
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import create_token
 from tests.gitserver import GitHTTPServer, init_bare, seed_repo
 from tests.integration.test_console import BAD_VPC
 from tests.resources import vpc

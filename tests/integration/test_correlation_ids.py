@@ -12,7 +12,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from fgd_api.container import Container
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
 from fgd_core.domain.correlation import CorrelationReusedError, sync_uuid
 from fgd_core.events.envelope import decode_envelope
 from tests.integration.test_api import (  # noqa: F401 — fixtures
@@ -165,8 +165,8 @@ def test_concurrent_triggers_with_one_correlation_id_start_one_sync(
 def test_the_sync_runner_does_not_run_a_repeated_request_twice(
     app: FGDApplication, tmp_path: Path
 ) -> None:
+    from fgd_core.application.sync_runner import SyncRunner
     from fgd_core.config import load_settings
-    from fgd_core.services.sync_runner import SyncRunner
     from tests.gitserver import init_bare, seed_repo
     from tests.resources import vpc
 

@@ -6,7 +6,7 @@ get FGD_1003."""
 
 from __future__ import annotations
 
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
 from fgd_workers.commands import CommandIntake
 from tests.integration.test_commands import app, audits, broker  # noqa: F401 — fixtures
 from tests.integration.test_commands_batching import (  # noqa: F401 — fixtures

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from kombu import Connection, Producer
 
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
 from fgd_workers.bus import EVENTS_EXCHANGE, connection_factory, declare_topology, work_queue
 from fgd_workers.dead_watch import DeadLetterWatcher, broker_reason
 from tests.integration.test_commands import (  # noqa: F401 — fixtures

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from fgd_core.errors import DirectoryInitializationError, FGDErrorCodes, ValidationError
-from fgd_core.gitops.directory import (
+from fgd_core.adapters.git_repo import GitRemote, Snapshot
+from fgd_core.application.directory import (
     ISSUES,
     REPAIRABLE,
     SAMPLE_TEXT,
@@ -19,9 +19,8 @@ from fgd_core.gitops.directory import (
     repair_changes,
     validate_directory,
 )
-from fgd_core.gitops.directory_files import list_files
-from fgd_core.gitops.git_repo import GitRemote, Snapshot
-from fgd_core.gitops.manifest import (
+from fgd_core.application.directory_files import list_files
+from fgd_core.application.manifest import (
     LastSync,
     Manifest,
     metadata_changes,
@@ -29,9 +28,10 @@ from fgd_core.gitops.manifest import (
     render_manifest,
     render_provenance,
 )
-from fgd_core.gitops.plan import IngestionRules, RawFile, plan_sync
-from fgd_core.gitops.resources import validate_resource
-from fgd_core.gitops.yaml_safe import load_documents
+from fgd_core.errors import DirectoryInitializationError, FGDErrorCodes, ValidationError
+from fgd_core.ingestion.plan import IngestionRules, RawFile, plan_sync
+from fgd_core.ingestion.resources import validate_resource
+from fgd_core.ingestion.yaml_safe import load_documents
 from tests.gitserver import git, init_bare, seed_repo
 from tests.paths import HEDGEHOG_FIXTURES
 

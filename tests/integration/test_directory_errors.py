@@ -22,17 +22,17 @@ from fastapi.testclient import TestClient
 
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.auth import create_token
+from fgd_core.adapters.git_repo import GitRemote
+from fgd_core.application.auth import create_token
+from fgd_core.application.raw_path import require_gitops_directory
 from fgd_core.config import load_settings
 from fgd_core.errors import DirectoryNotFoundError, FGDErrorCodes
-from fgd_core.gitops.git_repo import GitRemote
-from fgd_core.gitops.plan_inputs import IngestionRules
-from fgd_core.gitops.raw_path import require_gitops_directory
+from fgd_core.ingestion.plan_inputs import IngestionRules
 from tests.gitserver import git, init_bare, seed_repo
 from tests.resources import vpc
 
 API = "/api/plugins/hedgehog"
-FGD = [sys.executable, "-c", "from fgd_core.cli import main; main()"]  # the `fgd` command
+FGD = [sys.executable, "-c", "from fgd_core.cli.main import main; main()"]  # the `fgd` command
 
 
 @pytest.fixture

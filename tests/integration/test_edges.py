@@ -25,12 +25,12 @@ from starlette.websockets import WebSocketDisconnect
 
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.auth import audit_entry, create_token, record_audit
+from fgd_core.application.auth import audit_entry, create_token, record_audit
+from fgd_core.application.webhook_intake import MAX_BODY_BYTES, sign
 from fgd_core.config import load_settings
 from fgd_core.domain.auth import AuditEntry
 from fgd_core.errors import SchemaMismatchError
 from fgd_core.events.envelope import decode_envelope
-from fgd_core.services.webhook_intake import MAX_BODY_BYTES, sign
 from tests.conftest import PG_URL
 from tests.gitserver import init_bare, seed_repo
 from tests.resources import vpc

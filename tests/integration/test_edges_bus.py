@@ -18,8 +18,8 @@ import psycopg
 from kombu import Connection, Producer
 
 from fgd_api.read_model import build_read_model
-from fgd_core.application import FGDApplication
-from fgd_core.auth import create_token
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.auth import create_token
 from fgd_core.events.envelope import decode_envelope
 from fgd_workers.command_intake import Command, CommandIntake
 from tests.conftest import PG_URL

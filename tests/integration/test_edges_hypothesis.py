@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from fgd_api.anonymous_audit import AnonymousAuditThrottle
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.auth import create_token
-from fgd_core.services.webhook_intake import sign
+from fgd_core.application.auth import create_token
+from fgd_core.application.webhook_intake import sign
 from tests.gitserver import init_bare, seed_repo
 from tests.integration.test_edges import SECRET, assert_store_whole, build
 from tests.resources import vpc

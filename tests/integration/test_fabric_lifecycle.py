@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fgd_api.container import Container
-from fgd_core.auth import create_token
+from fgd_core.application.auth import create_token
+from fgd_core.application.replay import history
 from fgd_core.config import SyncConfig, load_settings
-from fgd_core.replay import history
 from fgd_workers.scheduler import Scheduler
 from tests.gitserver import git, init_bare, seed_repo
 from tests.resources import vpc

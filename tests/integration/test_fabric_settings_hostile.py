@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.auth import create_token
+from fgd_core.application.auth import create_token
+from fgd_core.application.repository_policy import RepositoryPolicy
 from fgd_core.config import load_settings
 from fgd_core.domain.repository import LocationError, branch_problem, directory_problem
-from fgd_core.repository_policy import RepositoryPolicy
 from tests.gitserver import init_bare
 
 API = "/api/plugins/hedgehog"

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.git_repo import GitRemote
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.directory import validate_directory
+from fgd_core.application.sync_runner import SyncRunner
 from fgd_core.config import load_settings
-from fgd_core.gitops.directory import validate_directory
-from fgd_core.gitops.git_repo import GitRemote
-from fgd_core.services.sync_runner import SyncRunner
 from tests.gitserver import git, init_bare, seed_repo
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -119,9 +119,9 @@ def test_the_readme_example_repo_syncs_as_a_valid_fabric(
 def test_the_managed_index_follows_the_tree_and_forgets_what_never_landed(
     tmp_path: Path,
 ) -> None:
-    from fgd_core.gitops.fabric_tree import managed_index
-    from fgd_core.gitops.hedgehog.fabric_check import fabric_verdict
-    from fgd_core.gitops.yaml_safe import iter_documents
+    from fgd_core.adapters.fabric_tree import managed_index
+    from fgd_core.ingestion.hedgehog.fabric_check import fabric_verdict
+    from fgd_core.ingestion.yaml_safe import iter_documents
     from tests.unit.test_fabric_rules import obj
 
     repo = init_bare(tmp_path / "f.git")
@@ -165,9 +165,9 @@ def json_bytes(data: Any) -> bytes:
 def test_a_fresh_process_takes_the_managed_index_from_the_fabric_cache(
     app: FGDApplication, config: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    from fgd_core.gitops import fabric_tree
-    from fgd_core.gitops.fabric_tree_store import FILE_NAME
-    from fgd_core.gitops.hedgehog import fabric_check
+    from fgd_core.adapters import fabric_tree
+    from fgd_core.adapters.fabric_tree_store import FILE_NAME
+    from fgd_core.ingestion.hedgehog import fabric_check
 
     def fresh_process() -> None:
         fabric_tree._TREES.clear()

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from fgd_core.errors import (
-    GitHubAuthenticationError,
-    GitHubConnectionError,
-    GitHubNotFoundError,
-    GitHubRateLimitError,
-)
-from fgd_core.gitops.git_repo import (
+from fgd_core.adapters.git_repo import (
     MODE_EXECUTABLE,
     MODE_SYMLINK,
     GitRemote,
     PushRejectedError,
     RemoteMovedError,
+)
+from fgd_core.errors import (
+    GitHubAuthenticationError,
+    GitHubConnectionError,
+    GitHubNotFoundError,
+    GitHubRateLimitError,
 )
 from tests.gitserver import GitHTTPServer, git, git_http_server, init_bare, seed_repo  # noqa: F401
 
@@ -291,7 +291,7 @@ def test_token_is_sent_as_basic_auth(bare, server, caplog):
     remote.push(remote.commit(snap, {"a": b"a"}, "a", AUTHOR), "main", snap.head)
     assert server.auth_headers and all(h and h.startswith("Basic ") for h in server.auth_headers)
     assert TOKEN not in repr(remote) and TOKEN not in repr(remote._client.__dict__)
-    assert "fgd_core.gitops.git_repo" in caplog.text and TOKEN not in caplog.text
+    assert "fgd_core.adapters.git_repo" in caplog.text and TOKEN not in caplog.text
 
 
 @pytest.mark.parametrize("given", [None, "wrong-token", "url"])

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.testing import RecordingEventBus
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.gitops_ops import GitOpsService
+from fgd_core.application.sync_runner import SyncRunner
 from fgd_core.config import load_settings
 from fgd_core.errors import NotFoundError, ValidationError
-from fgd_core.services.gitops_ops import GitOpsService
-from fgd_core.services.sync_runner import SyncRunner
-from fgd_core.testing import RecordingEventBus
 from tests.gitserver import git, init_bare, seed_repo
 from tests.resources import vpc
 

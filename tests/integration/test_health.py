@@ -208,7 +208,7 @@ def test_active_syncs_are_exact_and_thresholds_act(tmp_path: Path, database_url:
         "fgd:\n  monitoring:\n    alert_thresholds: {sync_duration_seconds: 1,"
         " error_rate_percent: 40}\n"))
     app = container.app
-    from fgd_core.metrics import fgd_active_syncs
+    from fgd_core.adapters.metrics import fgd_active_syncs
 
     try:
         with TestClient(create_app(container)) as client:

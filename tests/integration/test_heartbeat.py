@@ -13,8 +13,8 @@ from typing import Any
 
 from kombu import Connection, Producer
 
-from fgd_core.application import FGDApplication
-from fgd_core.persistence import persistence_env
+from fgd_core.adapters.persistence import persistence_env
+from fgd_core.application.app import FGDApplication
 from fgd_workers.bus import EVENTS_EXCHANGE, connection_factory, declare_topology
 from fgd_workers.consumer import QueueWorker
 from tests.integration.test_commands import broker  # noqa: F401 — fixture

@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.observability import JsonFormatter, correlated, trace_id_for, traceparent
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.sync_runner import SyncRunner
 from fgd_core.config import load_settings
-from fgd_core.observability import JsonFormatter, correlated, trace_id_for, traceparent
-from fgd_core.services.sync_runner import SyncRunner
 from tests.gitserver import init_bare, seed_repo
 
 EXPORTER = InMemorySpanExporter()
@@ -61,7 +61,7 @@ def test_trigger_request_span_links_to_the_sync_trace(tmp_path: Path) -> None:
 
     from fgd_api.app import create_app
     from fgd_api.container import Container
-    from fgd_core.auth import create_token
+    from fgd_core.application.auth import create_token
 
     EXPORTER.clear()
     repo = init_bare(tmp_path / "r.git")
@@ -91,7 +91,7 @@ def test_distributed_steps_spans_share_the_syncs_trace(app: FGDApplication,
     """The steps the discovery, ingestion and GitHub workers run (here called in-process,
     each with its own SyncSteps as separate worker processes would have) put every span in
     the trace derived from the sync's correlation id."""
-    from fgd_core.services.steps import DONE, SyncSteps
+    from fgd_core.application.steps import DONE, SyncSteps
 
     EXPORTER.clear()
     repo = init_bare(tmp_path / "r.git")

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.persistence import sqlite_env
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.pipeline_local import LocalSyncDriver
+from fgd_core.application.replay import history
 from fgd_core.config import load_settings
-from fgd_core.persistence import sqlite_env
-from fgd_core.replay import history
-from fgd_core.services.pipeline_local import LocalSyncDriver
 from tests.gitserver import git, init_bare, seed_repo
 from tests.hedgehog_samples import case_document, load_cases
 from tests.integration.test_workers import Cluster, wait_final

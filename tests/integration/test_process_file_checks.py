@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.auth import create_token
-from fgd_core.cli import main
+from fgd_core.application.auth import create_token
+from fgd_core.cli.main import main
 from fgd_core.config import load_settings
 from tests.gitserver import init_bare, seed_repo
 from tests.resources import vpc

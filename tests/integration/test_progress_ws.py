@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from fgd_api.container import Container
-from fgd_core.auth import create_token
+from fgd_core.application.auth import create_token
 from fgd_core.domain.fabric import Fabric
 from tests.gitserver import GitHTTPServer, init_bare, seed_repo
 from tests.integration.test_webhooks import build_container, vpc, wait_final

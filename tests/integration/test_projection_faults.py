@@ -23,12 +23,12 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from fgd_api.cli_projections import projections as projections_cli
 from fgd_api.container import Container
 from fgd_api.projections import Projections
 from fgd_api.projections import handlers as handlers_module
 from fgd_api.projections.faults import POISON_AFTER, ProjectionStuckError, is_transient
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
+from fgd_core.cli.projections import projections as projections_cli
 from fgd_core.domain.sync_operation import SyncOperation, normalize_options
 from fgd_core.errors import DatabaseError
 from tests.integration.test_api import (  # noqa: F401 — fixtures
@@ -206,7 +206,7 @@ def test_an_outage_is_retried_never_taken_for_poison() -> None:
 def test_a_database_outage_with_events_pending_never_becomes_a_fault(
     pg_schema: str, pg_app: FGDApplication
 ) -> None:
-    from fgd_core.persistence import postgres_env
+    from fgd_core.adapters.persistence import postgres_env
     from tests.tcpproxy import TCPProxy
 
     proxy = TCPProxy(("127.0.0.1", 5432)).start()

@@ -1,4 +1,5 @@
-"""Read projections on real SQLite and PostgreSQL: every query equals what fgd_core.views
+"""Read projections on real SQLite and PostgreSQL: every query equals what
+fgd_core.application.views
 derives from the aggregates; filters and pages; read-your-writes; idempotence; rebuild;
 crash safety; the live runner; lag; the CLI."""
 
@@ -17,12 +18,12 @@ from click.testing import CliRunner
 from eventsourcing.persistence import Tracking
 from prometheus_client import REGISTRY
 
-from fgd_api.cli_projections import projections as projections_cli
 from fgd_api.projections import Projections, ProjectionTimeoutError, ReadModelProjection
 from fgd_api.projections import handlers as handlers_module
 from fgd_api.projections.tables import TABLES
-from fgd_core import views
-from fgd_core.application import FGDApplication
+from fgd_core.application import views
+from fgd_core.application.app import FGDApplication
+from fgd_core.cli.projections import projections as projections_cli
 from fgd_core.errors import NotFoundError, ValidationError
 from fgd_core.events.envelope import decode_envelope
 from fgd_core.events.schemas import known_event_types, validate_envelope
@@ -553,7 +554,7 @@ def test_postgres_rows_are_readable_with_psql(
 
 
 def test_audit_log_through_the_event_store(app: FGDApplication, projections: Projections) -> None:
-    from fgd_core import auth
+    from fgd_core.application import auth
 
     fabric_id = app.register_fabric("lab", "/srv/git/lab.git").fabric_id
     sid = app.start_sync(fabric_id).sync_id

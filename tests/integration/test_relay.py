@@ -24,7 +24,7 @@ import orjson
 import pytest
 from kombu import Connection, Queue
 
-from fgd_core.application import FGDApplication
+from fgd_core.application.app import FGDApplication
 from fgd_core.domain.sync_operation import SyncOperation
 from fgd_workers.bus import (
     DEAD_LETTER_EXCHANGE,
@@ -241,8 +241,8 @@ KILLED_RELAY = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from fgd_core.application import FGDApplication
-    from fgd_core.persistence import postgres_env
+    from fgd_core.application.app import FGDApplication
+    from fgd_core.adapters.persistence import postgres_env
     from fgd_workers.bus import connection_factory
     from fgd_workers.relay import Relay
 
@@ -382,8 +382,8 @@ def test_cli_relay_runs_until_sigterm(pg_app: FGDApplication, pg_url: str, bound
     record_sync(pg_app, 3)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HEDGEHOG_FGD_DATABASE_URL": pg_url,
            "HEDGEHOG_FGD_BROKER_URL": BROKER}
-    proc = subprocess.Popen([sys.executable, "-m", "fgd_workers.cli", "relay"], cwd=ROOT, env=env,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "fgd_core.cli.worker", "relay"], cwd=ROOT,
+                            env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert len(bound.take(4, timeout=15)) == 4
         record_sync(pg_app, 1)

@@ -24,14 +24,14 @@ from fastapi.testclient import TestClient
 
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.auth import create_token
-from fgd_core.cli import main as fgd_cli
+from fgd_core.adapters.git_repo import GitRemote
+from fgd_core.application.auth import create_token
+from fgd_core.application.replay import history
+from fgd_core.application.sync_runner import SyncRunner
+from fgd_core.cli.main import main as fgd_cli
 from fgd_core.config import load_settings
 from fgd_core.domain.fabric import Fabric
 from fgd_core.errors import DuplicateError
-from fgd_core.gitops.git_repo import GitRemote
-from fgd_core.replay import history
-from fgd_core.services.sync_runner import SyncRunner
 from tests.gitserver import GitHTTPServer, init_bare, seed_repo
 from tests.resources import vpc
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.testing import RecordingEventBus
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.sync_runner import SyncRunner
 from fgd_core.config import FGDConfig, load_settings
-from fgd_core.services.sync_runner import SyncRunner
-from fgd_core.testing import RecordingEventBus
 from tests.gitserver import GitHTTPServer, git, init_bare, seed_repo
 from tests.resources import vpc
 

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 from kombu import Connection
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.metrics import fgd_active_syncs, fgd_queue_depth
+from fgd_core.adapters.persistence import postgres_env
+from fgd_core.application.app import FGDApplication
 from fgd_core.config import SyncConfig
 from fgd_core.domain.webhook import WebhookDelivery
-from fgd_core.metrics import fgd_active_syncs, fgd_queue_depth
-from fgd_core.persistence import postgres_env
 from fgd_workers.bus import declare_work_queue
 from fgd_workers.metrics_server import (
     DEAD_LETTERS,
@@ -438,7 +438,7 @@ def test_worker_event_metrics_leave_the_active_gauge_to_the_scheduler() -> None:
         (4, {**base, "event_type": "sync.failed", "payload": {}}),  # malformed: ignored
     ])
     assert fgd_active_syncs._value.get() == 7
-    from fgd_core.metrics import fgd_files_processed_total, fgd_sync_total
+    from fgd_core.adapters.metrics import fgd_files_processed_total, fgd_sync_total
 
     assert fgd_sync_total.labels("3", "webhook", "completed")._value.get() >= 1
     assert fgd_files_processed_total.labels("3", "yml", "processed")._value.get() >= 1
@@ -506,7 +506,7 @@ def test_scheduler_processes_one_acts_and_serves_metrics(pg_schema: str, tmp_pat
         for i, args in enumerate((["--metrics-port", str(port)], [])):
             logs.append(tmp_path / f"scheduler-{i}.log")
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "fgd_workers.cli", "scheduler", "--tick", "0.2", *args],
+                [sys.executable, "-m", "fgd_core.cli.worker", "scheduler", "--tick", "0.2", *args],
                 env=env, cwd=tmp_path, stdout=logs[-1].open("wb"), stderr=subprocess.STDOUT,
             ))
             if i == 0:  # the first one holds the lock before the second starts

@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from fgd_core.application import FGDApplication
-from fgd_core.persistence import postgres_env
-from fgd_core.services.sync_runner import SyncRunner
+from fgd_core.adapters.persistence import postgres_env
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.sync_runner import SyncRunner
 from tests.integration import test_worker_faults
 from tests.integration.test_worker_faults import (
     FILE_END,

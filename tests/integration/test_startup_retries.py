@@ -47,7 +47,7 @@ def test_the_relay_started_before_postgresql_waits_for_it(tmp_path: Path, pg_url
            "HEDGEHOG_FGD_DATABASE_URL": proxied(pg_url, proxy),
            "HEDGEHOG_FGD_BROKER_URL": BROKER}
     with log_path.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "fgd_workers.cli", "relay"], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "fgd_core.cli.worker", "relay"], env=env,
                                 cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
     try:
         def lines() -> list[dict[str, Any]]:

@@ -17,11 +17,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.persistence import postgres_env, sqlite_env
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.replay import history
 from fgd_core.domain.sync_operation import STAGES
 from fgd_core.errors import FGDError
-from fgd_core.persistence import postgres_env, sqlite_env
-from fgd_core.replay import history
 from tests.conftest import PG_URL
 
 LEGAL = {

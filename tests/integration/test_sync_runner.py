@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.git_repo import GitRemote
+from fgd_core.adapters.testing import RecordingEventBus
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.replay import history
+from fgd_core.application.sync_runner import SyncRunner
 from fgd_core.config import load_settings
-from fgd_core.gitops.git_repo import GitRemote
-from fgd_core.replay import history
-from fgd_core.services.sync_runner import SyncRunner
-from fgd_core.testing import RecordingEventBus
 from tests.gitserver import GitHTTPServer, git, init_bare, seed_repo
 from tests.paths import HEDGEHOG_FIXTURES
 from tests.resources import vpc
@@ -267,7 +267,7 @@ def test_distributed_steps_decide_conflicts_like_the_embedded_runner(
     """File A defines vpc-x twice (fails on its own), file B defines vpc-x once: embedded,
     A's documents still count in the cross-file check, so B fails too. The distributed
     steps (discover → ingest per file → publish) must decide the same."""
-    from fgd_core.services.steps import DONE, SyncSteps
+    from fgd_core.application.steps import DONE, SyncSteps
 
     files = {"gitops/raw/a.yaml": vpc("vpc-x", 1) + b"---\n" + vpc("vpc-x", 2),
              "gitops/raw/b.yaml": vpc("vpc-x", 3) + b"---\n" + vpc("vpc-y", 4),

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from fgd_api.app import create_app
 from fgd_api.container import Container
 from fgd_api.routers.webhooks import MAX_BODY_BYTES, check_signature
-from fgd_core import views
+from fgd_core.application import views
 from fgd_core.config import load_settings
 from fgd_core.domain.sync_operation import FINAL_STATES
 from fgd_core.domain.webhook import delivery_uuid, push_repository_keys, repository_key

@@ -27,10 +27,10 @@ import orjson
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.persistence import sqlite_env
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.sync_runner import SyncRunner
 from fgd_core.config import load_settings
-from fgd_core.persistence import sqlite_env
-from fgd_core.services.sync_runner import SyncRunner
 from fgd_workers.bus import DEAD_QUEUE, EVENTS_EXCHANGE
 from tests.gitserver import git, init_bare, seed_repo
 from tests.integration.test_workers import BROKER, FINAL, ROOT, Cluster, sync_commits
@@ -102,7 +102,7 @@ class FaultCluster(Cluster):
         with self.lock:
             log = (self.tmp / f"{kind}-{len(self.procs)}.log").open("wb")
             proc = subprocess.Popen(
-                [sys.executable, "-m", "fgd_workers.cli", kind, *args],
+                [sys.executable, "-m", "fgd_core.cli.worker", kind, *args],
                 env=env,
                 cwd=self.tmp,
                 stdout=log,

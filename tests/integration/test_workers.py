@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 from kombu import Connection
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.persistence import sqlite_env
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.sync_runner import SyncRunner
 from fgd_core.config import load_settings
-from fgd_core.persistence import sqlite_env
-from fgd_core.services.sync_runner import SyncRunner
 from fgd_workers.bus import declare_work_queue
 from fgd_workers.discovery import ROUTING_KEYS as DISCOVERY_KEYS
 from fgd_workers.github import ROUTING_KEYS as GITHUB_KEYS
@@ -66,7 +66,7 @@ class Cluster:
         }
         log = (self.tmp / f"{kind}-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fgd_workers.cli", kind, *args],
+            [sys.executable, "-m", "fgd_core.cli.worker", kind, *args],
             env=env, cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT,
         )
         proc.log_path = log.name  # type: ignore[attr-defined]
@@ -259,7 +259,7 @@ def test_worker_all_runs_the_sync_a_bus_command_asks_for(
 
     from kombu import Consumer, Producer, Queue
 
-    from fgd_core.auth import create_token
+    from fgd_core.application.auth import create_token
     from fgd_workers.commands import declare_intake
 
     # not scheduled: the scheduler of `all` would start the first sync of a never-synced

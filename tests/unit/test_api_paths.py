@@ -1,12 +1,13 @@
-"""The API's one path format (``fgd_core.api_paths``) and process-file's path parsing."""
+"""The API's one path format (``fgd_core.application.api_paths``) and process-file's path
+parsing."""
 
 from __future__ import annotations
 
 import pytest
 
-from fgd_core.api_paths import problem_paths, spec_path, with_spec_paths
+from fgd_core.application.api_paths import problem_paths, spec_path, with_spec_paths
+from fgd_core.application.raw_path import repository_path
 from fgd_core.errors import ValidationError
-from fgd_core.gitops.raw_path import repository_path
 
 
 def test_spec_path_adds_one_leading_slash() -> None:

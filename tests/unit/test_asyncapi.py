@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from fgd_core.client import COMMANDS as CLIENT_COMMANDS
+from fgd_core.adapters.bus_client import COMMANDS as CLIENT_COMMANDS
 from fgd_core.events.schemas import schema_dir
 from fgd_core.events.types import EVENT_TYPES
 from fgd_workers.commands import COMMANDS, CommandIntake

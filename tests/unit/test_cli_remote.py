@@ -7,10 +7,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from fgd_core.cli import main
-from fgd_core.cli_common import error_line
-from fgd_core.cli_follow import is_first_sync_alike
-from fgd_core.cli_remote import OFFLINE_COMMANDS, REMOTE_COMMANDS, api_error
+from fgd_core.cli.common import error_line
+from fgd_core.cli.follow import is_first_sync_alike
+from fgd_core.cli.main import main
+from fgd_core.cli.remote import OFFLINE_COMMANDS, REMOTE_COMMANDS, api_error
 from fgd_core.errors import NotFoundError
 
 # Commands that work on this machine's database or services only.

@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from fgd_core.config import ENV_OVERRIDES, REDIS_URL_ENV, ConfigFile, load_settings, parse_config
 from fgd_core.errors import ConfigurationError
-from fgd_core.gitops.hedgehog.fabric_config import HedgehogConfig
-from fgd_core.gitops.plan import IngestionRules, RawFile, plan_sync
+from fgd_core.ingestion.hedgehog.fabric_config import HedgehogConfig
+from fgd_core.ingestion.plan import IngestionRules, RawFile, plan_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("fgd_core", "fgd_workers", "fgd_api")

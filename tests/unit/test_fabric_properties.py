@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fgd_core.gitops.hedgehog.fabric_check import check_fabric
+from fgd_core.ingestion.hedgehog.fabric_check import check_fabric
 from tests.unit.test_fabric_rules import WIRING, Doc, attachment, obj, vpc
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -140,7 +140,7 @@ KIND_NAMES = ["VPC", "VPCAttachment", "VPCPeering", "External", "ExternalAttachm
 def test_hostile_specs_never_break_the_checks(objects: list[tuple[str, str, Any]]) -> None:
     """A hand-edited managed/ file reaches the fabric checks without the per-document
     rules: whatever its spec holds, the checks report findings, never raise."""
-    from fgd_core.gitops.hedgehog.fabric_index import FabricObject, object_facts
+    from fgd_core.ingestion.hedgehog.fabric_index import FabricObject, object_facts
 
     fabric = [FabricObject(kind, name, "default", object_facts(kind, spec), "m", 0, 1)
               for kind, name, spec in objects]

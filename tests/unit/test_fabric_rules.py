@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from fgd_core.gitops.hedgehog.fabric_check import check_fabric, fabric_verdict
-from fgd_core.gitops.hedgehog.fabric_config import DEFAULT_FABRIC_CONFIG, FabricConfig
-from fgd_core.gitops.hedgehog.fabric_index import FabricObject, object_facts
-from fgd_core.gitops.yaml_safe import iter_documents
+from fgd_core.ingestion.hedgehog.fabric_check import check_fabric, fabric_verdict
+from fgd_core.ingestion.hedgehog.fabric_config import DEFAULT_FABRIC_CONFIG, FabricConfig
+from fgd_core.ingestion.hedgehog.fabric_index import FabricObject, object_facts
+from fgd_core.ingestion.yaml_safe import iter_documents
 from tests.paths import HEDGEHOG_FIXTURES
 
 Doc = dict[str, Any]
 TESTS_ROOT = Path(__file__).resolve().parents[1]
-HEDGEHOG_PACKAGE = TESTS_ROOT.parent / "fgd_core" / "gitops" / "hedgehog"
+HEDGEHOG_PACKAGE = TESTS_ROOT.parent / "fgd_core" / "ingestion" / "hedgehog"
 
 
 def load(name: str) -> list[Doc]:

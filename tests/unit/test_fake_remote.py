@@ -1,4 +1,4 @@
-"""The retry policy and ``fgd_core.testing.FakeGitRemote`` (the spec's MockGitHubClient):
+"""The retry policy and ``fgd_core.adapters.testing.FakeGitRemote`` (the spec's MockGitHubClient):
 pure tests — an SQLite event store in a temporary folder, no network, no real waiting."""
 
 from __future__ import annotations
@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from fgd_core.application import FGDApplication
+from fgd_core.adapters.git_repo import GitRemote, RemoteMovedError, Snapshot
+from fgd_core.adapters.persistence import persistence_env
+from fgd_core.adapters.testing import DEFAULT_FAKE_FILES, FakeGitRemote, RecordingEventBus
+from fgd_core.application.app import FGDApplication
+from fgd_core.application.pipeline_common import commit_and_push
+from fgd_core.application.pipeline_local import LocalSyncDriver
+from fgd_core.application.retry import backoff_delay, call_with_retry, retry_delay
+from fgd_core.application.steps import SyncSteps
+from fgd_core.application.sync_runner import SyncResult, SyncRunner
 from fgd_core.config import FGDConfig, RetryPolicy, load_settings
 from fgd_core.errors import (
     FGDError,
@@ -19,14 +27,6 @@ from fgd_core.errors import (
     GitHubRateLimitError,
     SyncFailedError,
 )
-from fgd_core.gitops.git_repo import GitRemote, RemoteMovedError, Snapshot
-from fgd_core.persistence import persistence_env
-from fgd_core.services.pipeline_common import commit_and_push
-from fgd_core.services.pipeline_local import LocalSyncDriver
-from fgd_core.services.retry import backoff_delay, call_with_retry, retry_delay
-from fgd_core.services.steps import SyncSteps
-from fgd_core.services.sync_runner import SyncResult, SyncRunner
-from fgd_core.testing import DEFAULT_FAKE_FILES, FakeGitRemote, RecordingEventBus
 from tests.resources import vpc
 
 POLICY = RetryPolicy(max_attempts=3, initial_delay=1.0, backoff_factor=2.0, max_delay=60.0)

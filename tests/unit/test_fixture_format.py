@@ -1,4 +1,4 @@
-"""The spec's Test Fixture Format, run through fgd_core.testing on the real planner."""
+"""The spec's Test Fixture Format, run through fgd_core.adapters.testing on the real planner."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fgd_core.testing import assert_fixture, load_fixtures, run_fixture
+from fgd_core.adapters.testing import assert_fixture, load_fixtures, run_fixture
 
 FIXTURES = load_fixtures(Path(__file__).resolve().parents[1] / "fixtures" / "ingestion")
 

@@ -12,7 +12,7 @@ import pytest
 from tests.hedgehog_samples import case_document, case_fabric, load_cases, verdict
 
 CASES = load_cases()
-HEDGEHOG_PACKAGE = Path(__file__).resolve().parents[2] / "fgd_core" / "gitops" / "hedgehog"
+HEDGEHOG_PACKAGE = Path(__file__).resolve().parents[2] / "fgd_core" / "ingestion" / "hedgehog"
 
 
 @pytest.mark.parametrize(("name", "case"), CASES, ids=[n for n, _ in CASES])

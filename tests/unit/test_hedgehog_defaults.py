@@ -9,10 +9,10 @@ import pytest
 
 from fgd_core.config import parse_config
 from fgd_core.errors import ConfigurationError
-from fgd_core.gitops import IngestionRules, plan_sync
-from fgd_core.gitops.hedgehog.defaults import apply_defaults
-from fgd_core.gitops.hedgehog.fabric_config import DEFAULT_FABRIC_CONFIG
-from fgd_core.gitops.yaml_safe import dump_document
+from fgd_core.ingestion import IngestionRules, plan_sync
+from fgd_core.ingestion.hedgehog.defaults import apply_defaults
+from fgd_core.ingestion.hedgehog.fabric_config import DEFAULT_FABRIC_CONFIG
+from fgd_core.ingestion.yaml_safe import dump_document
 from tests.hedgehog_samples import mutate, sample, verdict
 
 VPC = "demogitops_env-1_demo.yaml#VPC/demo-vpc-3"

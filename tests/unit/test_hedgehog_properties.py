@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fgd_core.gitops import validate_resource
-from fgd_core.gitops.hedgehog.defaults import apply_defaults
-from fgd_core.gitops.hedgehog.fabric_config import DEFAULT_RESERVED_SUBNETS
+from fgd_core.ingestion import validate_resource
+from fgd_core.ingestion.hedgehog.defaults import apply_defaults
+from fgd_core.ingestion.hedgehog.fabric_config import DEFAULT_RESERVED_SUBNETS
 from tests.hedgehog_samples import mutate, sample, verdict
 
 SETTINGS = settings(max_examples=60, deadline=None)

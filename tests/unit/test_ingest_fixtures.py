@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from fgd_core.errors import FGDErrorCodes
-from fgd_core.gitops import IngestionRules, load_documents, plan_sync
+from fgd_core.ingestion import IngestionRules, load_documents, plan_sync
 from tests.paths import HEDGEHOG_FIXTURES
 
 FIXTURES = HEDGEHOG_FIXTURES
@@ -225,7 +225,7 @@ def test_reingesting_identical_content_is_unchanged() -> None:
 
 
 def test_rules_with_extra_kind_accept_gateway_kinds() -> None:
-    from fgd_core.gitops import KindInfo
+    from fgd_core.ingestion import KindInfo
 
     rules = IngestionRules(
         extra_kinds=(

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fgd_core.errors import FGDErrorCodes, InvalidYAMLError
-from fgd_core.gitops import IngestionRules, RawFile, load_documents, plan_sync
+from fgd_core.ingestion import IngestionRules, RawFile, load_documents, plan_sync
 
 INVALID_YAML = FGDErrorCodes.INVALID_YAML
 FAILED = FGDErrorCodes.VALIDATION_FAILED

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fgd_core.errors import FGDErrorCodes
-from fgd_core.gitops import IngestionRules, plan_sync
-from fgd_core.gitops.kinds import KINDS, VPC_API_VERSION, WIRING_API_VERSION, managed_path
-from fgd_core.gitops.plan import SyncPlan
-from fgd_core.gitops.yaml_safe import load_documents
+from fgd_core.ingestion import IngestionRules, plan_sync
+from fgd_core.ingestion.kinds import KINDS, VPC_API_VERSION, WIRING_API_VERSION, managed_path
+from fgd_core.ingestion.plan import SyncPlan
+from fgd_core.ingestion.yaml_safe import load_documents
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RULES = IngestionRules(max_documents_per_file=1000)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fgd_core.errors import FGDErrorCodes, UnsupportedResourceError, ValidationError
-from fgd_core.gitops import IngestionRules, git_blob_id, plan_sync, validate_resource
-from fgd_core.gitops.yaml_safe import load_documents
+from fgd_core.ingestion import IngestionRules, git_blob_id, plan_sync, validate_resource
+from fgd_core.ingestion.yaml_safe import load_documents
 
 VPC = """apiVersion: vpc.githedgehog.com/v1beta1
 kind: VPC

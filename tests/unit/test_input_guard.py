@@ -1,4 +1,5 @@
-"""fgd_core.input_guard on its own: what each face refuses, and that what it lets through or
+"""fgd_core.ingestion.input_guard on its own: what each face refuses, and that what it lets
+through or
 writes (sanitized copies, bounded values) can always be stored as JSON without NUL."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fgd_core.input_guard import (
+from fgd_core.ingestion.input_guard import (
     ECHO_CHARS,
     FILE_PATH,
     HEADER,

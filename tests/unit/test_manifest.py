@@ -9,10 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from dulwich.objects import Commit, ObjectID
 
-from fgd_core.errors import FGDErrorCodes, ValidationError
-from fgd_core.gitops.git_repo import GitRemote, Snapshot
-from fgd_core.gitops.kinds import KINDS
-from fgd_core.gitops.manifest import (
+from fgd_core.adapters.git_repo import GitRemote, Snapshot
+from fgd_core.application.manifest import (
     Directories,
     LastSync,
     Manifest,
@@ -23,7 +21,9 @@ from fgd_core.gitops.manifest import (
     render_provenance,
     updated_provenance,
 )
-from fgd_core.gitops.plan import IngestionRules, plan_sync
+from fgd_core.errors import FGDErrorCodes, ValidationError
+from fgd_core.ingestion.kinds import KINDS
+from fgd_core.ingestion.plan import IngestionRules, plan_sync
 
 RULES = IngestionRules()
 AT = datetime(2025, 8, 2, 9, 0, tzinfo=UTC)

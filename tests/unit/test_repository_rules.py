@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from fgd_core.application.repository_policy import RepositoryPolicy, place_of, token_allowed
 from fgd_core.domain.repository import (
     Location,
     LocationError,
@@ -19,7 +20,6 @@ from fgd_core.domain.repository import (
     parse_prefix,
     within,
 )
-from fgd_core.repository_policy import RepositoryPolicy, place_of, token_allowed
 
 
 @pytest.mark.parametrize(("given_", "text"), [

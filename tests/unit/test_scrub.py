@@ -55,7 +55,7 @@ def test_log_lines_never_carry_a_token() -> None:
     import logging
     import sys
 
-    from fgd_core.observability import JsonFormatter
+    from fgd_core.adapters.observability import JsonFormatter
 
     key = "0123456789abcdef0123456789abcdef01234567"
     access = logging.LogRecord(

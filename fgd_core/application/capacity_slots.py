@@ -1,0 +1,145 @@
+"""The slots of ``sync.max_concurrent_syncs`` as one object over the capacity shards.
+
+``SlotPool`` is what a start (or a batch of starts, or a sync's ending) works on: it loads
+the shards it needs — a start looks at ONE shard while that one has room, and at all of
+them (one read) only when it is full — takes slots, frees them, and is saved like an
+aggregate (``FGDApplication.save`` saves the shards it changed).
+
+Which shard a start takes: the one this pool took its last slot from (a process keeps
+working one shard, so two intake processes each mostly write their own aggregate), at
+first one drawn at random; when that one is full, a random one of those with room. With
+one shard (a limit below ``2 × SLOTS_PER_SHARD``) this is the single aggregate of before.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+from fgd_core.adapters.batch_load import events_after_many, get_many, project
+from fgd_core.domain.capacity import SHARDS, SyncCapacity, shard_count, shard_id
+from fgd_core.errors import WorkerPoolExhaustedError
+
+_random = random.Random()  # the process's draw of a first shard (no security role)
+
+
+class SlotPool:
+    """The capacity shards of ``limit`` a start or a batch of starts takes slots from.
+
+    ``shards``: shard index → its aggregate (stored state, or new and unsaved), for the
+    shards loaded so far."""
+
+    def __init__(self, app: Any, limit: int, shards: dict[int, SyncCapacity] | None = None,
+                 preferred: int | None = None) -> None:
+        self.app, self.limit = app, limit
+        self.count = shard_count(limit)
+        self.shards: dict[int, SyncCapacity] = shards if shards is not None else {}
+        self.absent: set[int] = set()  # looked for, not stored (nor created here) yet
+        self.all_loaded = False
+        self.preferred = (preferred if preferred is not None
+                          else _random.randrange(self.count)) % self.count
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _load(self, indexes: list[int]) -> None:
+        wanted = [i for i in indexes if i not in self.shards and i not in self.absent]
+        if not wanted:
+            return
+        found = get_many(self.app, [shard_id(i) for i in wanted])
+        for i in wanted:
+            if shard_id(i) in found:
+                self.shards[i] = found[shard_id(i)]
+            else:
+                self.absent.add(i)
+
+    def _shard(self, index: int) -> SyncCapacity:
+        """Shard ``index``, created (unsaved) if it is not stored yet."""
+        self._load([index])
+        if index not in self.shards:
+            self.absent.discard(index)
+            self.shards[index] = SyncCapacity.open_shard(index)
+        return self.shards[index]
+
+    def load_all(self) -> SlotPool:
+        """Every shard (one read): what totals, a full shard and a release need."""
+        if not self.all_loaded:
+            self._load(list(range(SHARDS)))
+            self.all_loaded = True
+        return self
+
+    def refresh(self) -> SlotPool:
+        """The loaded shards brought up to date with what was stored since (one query);
+        shards not stored when last looked for are looked for again when needed."""
+        self.absent.clear()
+        self.all_loaded = False
+        stored = [s for s in self.shards.values() if not s.pending_events]
+        if stored:
+            events = events_after_many(self.app, {s.id: s.version for s in stored})
+            for shard in stored:
+                self.shards[shard.shard] = project(shard, events.get(shard.id, ()))
+        return self
+
+    @property
+    def running(self) -> dict[str, int]:
+        """Every running sync holding a slot (sync id → fabric id), across the shards."""
+        self.load_all()
+        return {k: v for s in self.shards.values() for k, v in s.running.items()}
+
+    @property
+    def active(self) -> int:
+        return len(self.running)
+
+    def holds(self, sync_id: str) -> bool:
+        return sync_id in self.running
+
+    def changed(self) -> list[SyncCapacity]:
+        return [s for s in self.shards.values() if s.pending_events]
+
+    def versions_read(self) -> dict[UUID, int]:
+        """Each loaded shard's id → the stored version it was read at."""
+        return {s.id: s.version - len(s.pending_events) for s in self.shards.values()}
+
+    # -- slots ----------------------------------------------------------------------------
+
+    def _with_room(self) -> SyncCapacity:
+        shard = self._shard(self.preferred)
+        if shard.room(self.limit):
+            return shard
+        self.load_all()
+        free = [i for i in range(self.count)
+                if i in self.absent or self.shards[i].room(self.limit)]
+        if not free:
+            active = sum(s.active for s in self.shards.values())
+            raise WorkerPoolExhaustedError(
+                f"max_concurrent_syncs reached: {active} of {self.limit} syncs running",
+                details={"active": active, "limit": self.limit},
+            )
+        self.preferred = _random.choice(free)
+        return self._shard(self.preferred)
+
+    def check(self, limit: int | None = None) -> None:
+        """FGD_5004 if no shard has a free slot (changes nothing)."""
+        self._with_room()
+
+    def acquire(self, sync_id: str, fabric_id: int, correlation_id: str,
+                limit: int | None = None) -> SyncCapacity:
+        """Take a slot (FGD_5004 if none is free); returns the shard that holds it."""
+        shard = self._with_room()
+        shard.acquire(sync_id, fabric_id, correlation_id, self.limit)
+        return shard
+
+    def release(self, sync_id: str, fabric_id: int, correlation_id: str) -> bool:
+        """Free the sync's slot in whichever shard holds it (any shard: one a former limit
+        used too); False (and no event) if none does."""
+        for shard in self._holders(sync_id):
+            return shard.release(sync_id, fabric_id, correlation_id)
+        return False
+
+    def _holders(self, sync_id: str) -> Iterator[SyncCapacity]:
+        self.load_all()
+        return (s for s in self.shards.values() if s.holds(sync_id))
+
+
+__all__ = ["SlotPool"]
