@@ -8,6 +8,7 @@ venv:
 
 lint:
 	$(PYTHON) -m ruff check .
+	$(dir $(PYTHON))lint-imports
 
 typecheck:
 	$(PYTHON) -m mypy fgd_core fgd_workers fgd_api
