@@ -100,8 +100,11 @@ def test_bytes_faces(raw: bytes, face: object, refused: bool) -> None:
 def test_sanitized_is_always_keepable_short_and_unchanged_when_fine(text: str, limit: int) -> None:
     copy = sanitized(text, limit)
     assert keepable(copy) and storable(copy) and len(copy) <= limit
-    if len(text) <= limit and problem(text, TEXT) is None and "\t" not in text:
-        assert copy == text.replace("\n", "\\x0a").replace("\r", "\\x0d")
+    escaped = text.replace("\n", "\\x0a").replace("\r", "\\x0d")
+    if len(escaped) <= limit and problem(text, TEXT) is None and "\t" not in text:
+        assert copy == escaped
+    elif len(escaped) > limit and problem(text, TEXT) is None and "\t" not in text:
+        assert copy == escaped[: limit - 1] + "…"  # cut after escaping, marked
 
 
 @given(any_text)
