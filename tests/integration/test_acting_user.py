@@ -6,19 +6,16 @@ a sync's stages and files) carry none. SQLite and PostgreSQL, real git repositor
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from fastapi.testclient import TestClient
 
-from fgd_api.app import create_app
 from fgd_api.container import Container
 from fgd_core.application.auth import create_token
-from fgd_core.config import SyncConfig, load_settings
+from fgd_core.config import SyncConfig
 from fgd_core.domain.sync_operation import FINAL_STATES
 from fgd_core.events.envelope import decode_envelope
 from fgd_workers.commands import Command, CommandIntake
@@ -27,23 +24,6 @@ from tests.gitserver import init_bare, seed_repo
 from tests.resources import vpc
 
 API = "/api/plugins/hedgehog"
-
-
-@pytest.fixture
-def container(database_url: str | None, tmp_path: Path) -> Iterator[Container]:
-    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"), "HOME": str(tmp_path),
-               "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp_path)}
-    if database_url:
-        environ["HEDGEHOG_FGD_DATABASE_URL"] = database_url
-    c = Container.build(load_settings(environ=environ))
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as test_client:
-        yield test_client
 
 
 def repo(tmp_path: Path, name: str) -> Path:
@@ -78,11 +58,13 @@ def test_a_users_rest_requests_carry_the_user_id_and_the_engines_work_does_not(
 ) -> None:
     key, token = create_token(container.app, "alice", superuser=True)
     headers = {"Authorization": f"Token {key}"}
+    lab = repo(tmp_path, "lab")
     created = client.post(f"{API}/fabrics/", headers=headers,
-                          json={"name": "lab", "repository": str(repo(tmp_path, "lab")),
-                                "sync_enabled": False})
+                          json={"name": "lab", "repository": str(lab)})
     assert created.status_code == 201, created.text
     fabric_id = created.json()["id"]
+    wait_final(container, created.json()["initial_sync"]["sync_id"])  # its fabric_created sync
+    seed_repo(lab, {"gitops/raw/b.yaml": vpc("vpc-2", 2)})  # something for the next sync
     [registered] = [e for e in envelopes(container) if e["event_type"] == "fabric.registered"]
     assert registered["metadata"]["user_id"] == token.user_id
 
@@ -113,8 +95,10 @@ def test_a_users_rest_requests_carry_the_user_id_and_the_engines_work_does_not(
         sched.tick(datetime.now(UTC) + timedelta(hours=2))
     finally:
         sched.close()
+    # the scheduler's first sync of a fabric is fabric_created, later ones scheduled
     scheduled = [e for e in envelopes(container) if e["event_type"] == "sync.started"
-                 and e["fabric_id"] == fabric.fabric_id and e["payload"]["trigger"] == "scheduled"]
+                 and e["fabric_id"] == fabric.fabric_id
+                 and e["payload"]["trigger"] in ("scheduled", "fabric_created")]
     assert scheduled, "the scheduler started no sync"
     assert all("user_id" not in e["metadata"] for e in scheduled)
 
@@ -123,7 +107,7 @@ def test_bus_commands_carry_the_user_of_their_token(
     container: Container, tmp_path: Path
 ) -> None:
     app = container.app
-    fabrics = [app.register_fabric(f"f{i}", str(repo(tmp_path, f"f{i}")), sync_enabled=False)
+    fabrics = [app.register_fabric(f"f{i}", str(repo(tmp_path, f"f{i}")))
                for i in range(3)]
     users = [create_token(app, name, permissions=["trigger_fgd_sync"]) for name in
              ("bob", "carol", "dave")]

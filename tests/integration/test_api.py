@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +13,12 @@ from fastapi.testclient import TestClient
 from fgd_api.app import create_app
 from fgd_api.container import Container
 from fgd_core.application.auth import create_token
-from fgd_core.config import load_settings
 from tests.gitserver import init_bare, seed_repo
 from tests.resources import vpc as resource_vpc
 
 API = "/api/plugins/hedgehog"
 def vpc(n: int) -> bytes:
     return resource_vpc(f"vpc-{n}", n)
-
-
-@pytest.fixture
-def container(database_url: str | None, tmp_path: Path) -> Iterator[Container]:
-    # The tests' repositories live under tmp_path: the policy allows that (and nothing else).
-    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"),
-               "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp_path)}
-    if database_url:
-        environ["HEDGEHOG_FGD_DATABASE_URL"] = database_url
-    c = Container.build(load_settings(environ=environ))
-    yield c
-    c.close()
 
 
 @pytest.fixture

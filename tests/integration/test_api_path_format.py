@@ -6,41 +6,20 @@ events keep git's ``gitops/raw/x.yaml``. SQLite and PostgreSQL, real git reposit
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from fgd_api.app import create_app
 from fgd_api.container import Container
 from fgd_core.application import views
 from fgd_core.application.auth import create_token
-from fgd_core.config import load_settings
 from tests.gitserver import init_bare, seed_repo
 from tests.integration.test_progress_ws import receive_all, url
 from tests.resources import vpc
 
 API = "/api/plugins/hedgehog"
 BAD = b"apiVersion: vpc.githedgehog.com/v1beta1\nkind: VPC\nmetadata:\n  name: Bad_Name\n"
-
-
-@pytest.fixture
-def container(database_url: str | None, tmp_path: Path) -> Iterator[Container]:
-    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"), "HOME": str(tmp_path),
-               "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp_path)}
-    if database_url:
-        environ["HEDGEHOG_FGD_DATABASE_URL"] = database_url
-    c = Container.build(load_settings(environ=environ))
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as test_client:
-        yield test_client
 
 
 def final_status(client: TestClient, headers: dict[str, str], sync_id: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from fgd_api.app import create_app
 from fgd_api.console.session import csrf_token
 from fgd_api.container import Container
 from fgd_core.application.auth import create_token
-from fgd_core.config import load_settings
 from tests.gitserver import init_bare, seed_repo
 from tests.resources import vpc
 
@@ -34,19 +33,6 @@ spec:
       subnet: 10.9.0.0/24
       vlan: notanumber
 """
-
-
-@pytest.fixture
-def container(database_url: str | None, tmp_path: Path) -> Iterator[Container]:
-    environ = {
-        "HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"),
-        "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp_path),
-    }
-    if database_url:
-        environ["HEDGEHOG_FGD_DATABASE_URL"] = database_url
-    c = Container.build(load_settings(environ=environ))
-    yield c
-    c.close()
 
 
 @pytest.fixture

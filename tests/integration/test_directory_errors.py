@@ -14,18 +14,15 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from fgd_api.app import create_app
 from fgd_api.container import Container
 from fgd_core.adapters.git_repo import GitRemote
 from fgd_core.application.auth import create_token
 from fgd_core.application.raw_path import require_gitops_directory
-from fgd_core.config import load_settings
 from fgd_core.errors import DirectoryNotFoundError, FGDErrorCodes
 from fgd_core.ingestion.plan_inputs import IngestionRules
 from tests.gitserver import git, init_bare, seed_repo
@@ -33,23 +30,6 @@ from tests.resources import vpc
 
 API = "/api/plugins/hedgehog"
 FGD = [sys.executable, "-c", "from fgd_core.cli.main import main; main()"]  # the `fgd` command
-
-
-@pytest.fixture
-def container(database_url: str | None, tmp_path: Path) -> Iterator[Container]:
-    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"), "HOME": str(tmp_path),
-               "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp_path)}
-    if database_url:
-        environ["HEDGEHOG_FGD_DATABASE_URL"] = database_url
-    c = Container.build(load_settings(environ=environ))
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as test_client:
-        yield test_client
 
 
 def checked_out(tmp_path: Path, files: dict[str, bytes]) -> Path:
@@ -68,7 +48,7 @@ def test_repair_and_initialize_whose_push_is_refused_are_fgd_2004_and_2003(
     client: TestClient, container: Container, tmp_path: Path
 ) -> None:
     work = checked_out(tmp_path, {"gitops/raw/a.yaml": vpc("vpc-1", 1)})
-    fabric = container.app.register_fabric("lab", str(work), sync_enabled=False)
+    fabric = container.app.register_fabric("lab", str(work))
     key, _ = create_token(container.app, "admin", superuser=True)
     headers = {"Authorization": f"Token {key}"}
     base = f"{API}/fabrics/{fabric.fabric_id}/gitops-directory"

@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from fgd_api.app import create_app
 from fgd_api.container import Container
 from fgd_core.application.auth import create_token
 from fgd_core.cli.main import main
@@ -50,12 +49,6 @@ def container(environ: dict[str, str]) -> Iterator[Container]:
     c.close()
 
 
-@pytest.fixture
-def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as test_client:
-        yield test_client
-
-
 def fabric_detail(client: TestClient, container: Container, headers: dict[str, str],
                   fabric_id: int) -> dict[str, Any]:
     # Writes made in other threads (the API's, the runner's): wait for the store's head.
@@ -70,7 +63,7 @@ def test_a_vpc_only_repository_that_syncs_is_valid_and_initialized(
 ) -> None:
     bare = init_bare(tmp_path / "fabric.git")
     seed_repo(bare, {"gitops/raw/vpcs.yaml": vpc("vpc-1", 1) + b"---\n" + ATTACHMENT})
-    fabric = container.app.register_fabric("lab", str(bare), sync_enabled=False)
+    fabric = container.app.register_fabric("lab", str(bare))
     key, _ = create_token(container.app, "admin", superuser=True)
     headers = {"Authorization": f"Token {key}"}
     validate = f"{API}/fabrics/{fabric.fabric_id}/gitops-directory/validate/"
@@ -108,7 +101,7 @@ def test_process_file_leaves_the_fabric_saying_what_the_repository_holds(
 ) -> None:
     bare = init_bare(tmp_path / "fabric.git")
     seed_repo(bare, {"gitops/raw/a.yaml": vpc("vpc-1", 1)})
-    fabric = container.app.register_fabric("lab", str(bare), sync_enabled=False)
+    fabric = container.app.register_fabric("lab", str(bare))
     key, _ = create_token(container.app, "admin", superuser=True)
     headers = {"Authorization": f"Token {key}"}
     assert fabric_detail(client, container, headers, fabric.fabric_id)[
@@ -132,7 +125,7 @@ def test_a_required_directory_that_is_no_kinds_is_still_required(
     try:
         bare = init_bare(tmp_path / "fabric.git")
         seed_repo(bare, {"gitops/raw/a.yaml": vpc("vpc-1", 1)})
-        fabric = container.app.register_fabric("lab", str(bare), sync_enabled=False)
+        fabric = container.app.register_fabric("lab", str(bare))
         container.runner.run(fabric.fabric_id)
         report = container.ops.validate_directory(fabric.fabric_id)
         assert [(i["issue"], i["path"]) for i in report["issues"]] == [

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,24 +17,13 @@ from fastapi.testclient import TestClient
 from fgd_api.container import Container
 from fgd_core.application.auth import create_token
 from fgd_core.application.replay import history
-from fgd_core.config import SyncConfig, load_settings
+from fgd_core.config import SyncConfig
 from fgd_workers.scheduler import Scheduler
 from tests.gitserver import git, init_bare, seed_repo
 from tests.resources import vpc
 
 API = "/api/plugins/hedgehog"
 FINAL = ("completed", "failed", "cancelled", "timed_out")
-
-
-@pytest.fixture
-def container(database_url: str | None, tmp_path: Path) -> Iterator[Container]:
-    environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"),
-               "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp_path)}
-    if database_url:
-        environ["HEDGEHOG_FGD_DATABASE_URL"] = database_url
-    c = Container.build(load_settings(environ=environ))
-    yield c
-    c.close()
 
 
 @pytest.fixture

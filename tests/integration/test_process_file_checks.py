@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from fgd_api.app import create_app
 from fgd_api.container import Container
 from fgd_core.application.auth import create_token
 from fgd_core.cli.main import main
@@ -47,12 +46,6 @@ def container(environ: dict[str, str]) -> Iterator[Container]:
     c = Container.build(load_settings(environ=environ))
     yield c
     c.close()
-
-
-@pytest.fixture
-def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as test_client:
-        yield test_client
 
 
 def repository(tmp_path: Path, files: dict[str, bytes]) -> Path:
