@@ -15,9 +15,9 @@ from pydantic import AfterValidator, BeforeValidator, Field, Strict
 
 from fgd_api.anonymous_audit import throttle_of
 from fgd_api.container import Container
+from fgd_core.application.audit_log import audit_entry
 from fgd_core.application.auth import (
     Principal,
-    audit_entry,
     authenticate_cached,
     authorize,
     cached_principal,

@@ -20,7 +20,6 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
@@ -38,12 +37,12 @@ from fgd_core.adapters.bus_client import (
 )
 from fgd_core.application import webhook_intake as intake
 from fgd_core.application.app import FGDApplication
+from fgd_core.application.audit_log import record_audit
 from fgd_core.application.auth import (
     FGDPermissions,
     Principal,
     authenticate_cached,
     authorize,
-    record_audit,
 )
 from fgd_core.domain.actor import acting_as
 from fgd_core.domain.command import receipt_uuid, recorded_outcome
@@ -52,6 +51,14 @@ from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import DatabaseError, FGDError, error_body
 from fgd_core.events.schemas import load_schema
 from fgd_workers import command_guard
+from fgd_workers.command_messages import (
+    REFUSAL_REASONS,
+    Accepted,
+    Command,
+    Refused,
+    Result,
+    refuse_unstorable,
+)
 from fgd_workers.command_outcomes import (
     AUDIT_SYNC,
     USER_AGENT,
@@ -76,62 +83,6 @@ AUDIT_UNKNOWN = "bus_command"
 DEFAULT_OPTIONS = {"force_refresh": False, "validate_only": False, "include_github_sync": True}
 
 Submit = Callable[[str], Any]
-
-
-@dataclass
-class Command:
-    """One delivered command: what the consumer needs of the AMQP message."""
-
-    routing_key: str
-    body: bytes
-    headers: dict[str, Any] = field(default_factory=dict)
-    message_id: str | None = None
-    correlation_id: str | None = None
-    reply_to: str | None = None
-    app_id: str | None = None
-
-
-@dataclass
-class Result:
-    """The reply to publish (if the command has ``reply_to``), or why to dead-letter."""
-
-    reply: dict[str, Any] | None = None
-    dead: str | None = None  # the reason (header x-fgd-reason)
-    kind: str = "ok"  # metric label
-
-
-# Why a command is refused: header x-fgd-reason-code of its dead letter (asyncapi.yaml).
-REFUSAL_REASONS = ("unknown_command", "not_json", "schema", "unauthenticated", "forbidden",
-                   "missing_message_id", "signature", "invalid_delivery", command_guard.REASON)
-
-
-class Refused(Exception):
-    """A command that must be dead-lettered (after its denial is audited)."""
-
-    def __init__(self, kind: str, reason: str, *, fabric_id: int | None = None) -> None:
-        if kind not in REFUSAL_REASONS:
-            raise ValueError(f"undocumented refusal reason {kind!r}")
-        super().__init__(reason)
-        self.kind, self.reason, self.fabric_id = kind, reason, fabric_id
-
-
-def refuse_unstorable(found: tuple[str, str] | None) -> None:
-    if found is not None:  # what fgd_workers.command_guard found
-        raise Refused(command_guard.REASON, command_guard.refusal_text(found))
-
-
-@dataclass
-class Accepted:
-    """A ``sync.trigger`` that passed every check (authenticated, valid, authorized, with a
-    ``message_id``): what starting its sync needs."""
-
-    cmd: Command
-    principal: Principal
-    fabric_id: int
-    trigger: str
-    options: dict[str, Any]
-    cid: str
-    details: dict[str, Any]
 
 
 def _compile(name: str) -> Callable[[Any], Any]:
@@ -525,6 +476,7 @@ class CommandIntake:
         return Result(reply=result.body(), kind=result.status)
 
 
+# The intake's public face: the message types live in command_messages.
 __all__ = [
     "AUDIT_SYNC",
     "REFUSAL_REASONS",

@@ -18,7 +18,7 @@ from fgd_core.domain.correlation import check_same_request
 from fgd_core.errors import FGDError
 
 if TYPE_CHECKING:
-    from fgd_workers.command_intake import Accepted
+    from fgd_workers.command_messages import Accepted
 
 AUDIT_SYNC = "bus_trigger_sync"
 USER_AGENT = "amqp"

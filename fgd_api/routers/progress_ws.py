@@ -44,7 +44,8 @@ from fgd_api.console.session import websocket_session_credential
 from fgd_api.container import Container
 from fgd_api.deps import VIEW_SYNC
 from fgd_core.application.api_paths import spec_path, with_spec_paths
-from fgd_core.application.auth import Principal, authenticate, record_audit
+from fgd_core.application.audit_log import record_audit
+from fgd_core.application.auth import Principal, authenticate
 from fgd_core.domain.sync_operation import FINAL_STATES, SyncOperation
 from fgd_core.errors import NotFoundError
 from fgd_core.events.envelope import decode_envelope

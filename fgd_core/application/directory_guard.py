@@ -29,7 +29,7 @@ from functools import partial
 from typing import Any
 
 from fgd_core.adapters.git_repo import GitRemote, RemoteMovedError, Snapshot
-from fgd_core.application import directory
+from fgd_core.application import directory_repair
 from fgd_core.application.app import FGDApplication
 from fgd_core.application.manifest import (
     get_entry,
@@ -92,7 +92,7 @@ def prepare_directory(
             if not pushes:
                 return snapshot
             compute: Callable[[Snapshot], Changes] = partial(
-                directory.initialize_changes, gitops_dir=gitops, fabric_id=fabric.fabric_id,
+                directory_repair.initialize_changes, gitops_dir=gitops, fabric_id=fabric.fabric_id,
                 fabric_name=fabric.name, create_samples=False,
                 required_subdirs=policy.required_subdirs, rules=rules)
             kind, issues = "initialized", []
@@ -109,7 +109,7 @@ def prepare_directory(
             if not pushes:
                 return snapshot
             compute = partial(
-                directory.repair_changes, gitops_dir=gitops, fabric_id=fabric.fabric_id,
+                directory_repair.repair_changes, gitops_dir=gitops, fabric_id=fabric.fabric_id,
                 fabric_name=fabric.name, issues=tuple(issues), auto_detect=False,
                 validation_mode=policy.validation_mode,
                 required_subdirs=policy.required_subdirs,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fgd_core.adapters.git_repo import GitRemote, PushRejectedError, RemoteMovedError, Snapshot
-from fgd_core.application import directory, directory_files
+from fgd_core.application import directory, directory_files, directory_repair
 from fgd_core.application.app import FGDApplication
 from fgd_core.application.pipeline_common import RemoteFactory, commit_and_push, rules_for
 from fgd_core.application.pipeline_local import LocalSyncDriver
@@ -166,7 +166,7 @@ class GitOpsService:
         response, sha = self._commit(
             fabric,
             remote,
-            lambda snap: directory.initialize_changes(
+            lambda snap: directory_repair.initialize_changes(
                 snap,
                 fabric.gitops_directory,
                 fabric.fabric_id,
@@ -197,7 +197,7 @@ class GitOpsService:
         response, sha = self._commit(
             fabric,
             remote,
-            lambda snap: directory.repair_changes(
+            lambda snap: directory_repair.repair_changes(
                 snap,
                 fabric.gitops_directory,
                 fabric.fabric_id,

@@ -12,7 +12,7 @@ before anything is started: the spec's directory errors where they belong.
 from __future__ import annotations
 
 from fgd_core.adapters.git_repo import Snapshot
-from fgd_core.application.directory import raw_file_role
+from fgd_core.application.directory_scan import raw_file_role
 from fgd_core.errors import DirectoryNotFoundError, NotFoundError, ValidationError
 from fgd_core.ingestion.plan_inputs import IngestionRules
 

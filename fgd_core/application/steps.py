@@ -46,8 +46,8 @@ from fgd_core.adapters.git_repo import GitRemote, Snapshot, SnapshotBlobs
 from fgd_core.adapters.observability import correlated, stage_span
 from fgd_core.application import step_publish
 from fgd_core.application.app import FGDApplication
-from fgd_core.application.directory import raw_file_role
 from fgd_core.application.directory_guard import prepare_directory
+from fgd_core.application.directory_scan import raw_file_role
 from fgd_core.application.pipeline_common import (
     DONE,
     FAILED,

@@ -15,38 +15,17 @@ from eventsourcing.domain import event
 
 from fgd_core.domain.base import FGDAggregate
 from fgd_core.domain.correlation import sync_uuid
+from fgd_core.domain.sync_options import normalize_options
 from fgd_core.errors import IllegalTransitionError, ValidationError
 
 TRIGGERS = ("manual", "webhook", "scheduled", "fabric_created")
 STAGES = ("validation", "discovery", "file_ingestion", "github_sync", "reconciliation")
-OPTION_DEFAULTS: dict[str, bool] = {
-    "force_refresh": False,
-    "validate_only": False,
-    "include_github_sync": True,
-}
 
 PENDING, PROCESSING = "pending", "processing"
 COMPLETED, FAILED, CANCELLED, TIMED_OUT = "completed", "failed", "cancelled", "timed_out"
 ACTIVE_STATES = (PENDING, PROCESSING)
 FINAL_STATES = (COMPLETED, FAILED, CANCELLED, TIMED_OUT)
 FILE_DONE = ("processed", "failed", "skipped")
-
-
-def normalize_options(options: dict[str, Any] | None) -> dict[str, bool]:
-    """The spec's three options with defaults; anything else is a clear FGD_1003."""
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(OPTION_DEFAULTS))
-    if unknown:
-        raise ValidationError(
-            f"unknown sync option(s): {', '.join(unknown)}",
-            details={"unknown_options": unknown, "allowed": sorted(OPTION_DEFAULTS)},
-        )
-    for key, value in options.items():
-        if not isinstance(value, bool):
-            raise ValidationError(
-                f"sync option {key!r} must be a boolean", details={"option": key}
-            )
-    return {**OPTION_DEFAULTS, **options}
 
 
 def _iso(dt: datetime) -> str:

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from fgd_core.application import auth
 from fgd_core.application.app import FGDApplication
+from fgd_core.application.audit_log import record_audit
 from fgd_core.application.auth import (
     AuthenticationError,
     FGDPermissions,
@@ -22,7 +23,6 @@ from fgd_core.application.auth import (
     authorize,
     create_token,
     list_tokens,
-    record_audit,
     require_principal,
     revoke_token,
 )

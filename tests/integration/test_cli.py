@@ -93,7 +93,7 @@ def test_errors_readable_on_a_terminal_json_for_scripts(synced: CliRunner) -> No
 def test_audit_lists_entries_newest_first_with_filters(
     synced: CliRunner, tmp_path: Path
 ) -> None:
-    from fgd_core.application.auth import audit_entry
+    from fgd_core.application.audit_log import audit_entry
     from fgd_core.bootstrap import build_app
 
     app = build_app()

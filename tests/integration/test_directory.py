@@ -11,15 +11,9 @@ from typing import Any
 import pytest
 
 from fgd_core.adapters.git_repo import GitRemote, Snapshot
-from fgd_core.application.directory import (
-    ISSUES,
-    REPAIRABLE,
-    SAMPLE_TEXT,
-    initialize_changes,
-    repair_changes,
-    validate_directory,
-)
+from fgd_core.application.directory import ISSUES, REPAIRABLE, validate_directory
 from fgd_core.application.directory_files import list_files
+from fgd_core.application.directory_repair import SAMPLE_TEXT, initialize_changes, repair_changes
 from fgd_core.application.manifest import (
     LastSync,
     Manifest,

@@ -25,7 +25,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from fgd_api.app import create_app
 from fgd_api.container import Container
-from fgd_core.application.auth import audit_entry, create_token, record_audit
+from fgd_core.application.audit_log import audit_entry, record_audit
+from fgd_core.application.auth import create_token
 from fgd_core.application.webhook_intake import MAX_BODY_BYTES, sign
 from fgd_core.config import load_settings
 from fgd_core.domain.auth import AuditEntry

@@ -29,7 +29,8 @@ from fgd_api.projections import handlers as handlers_module
 from fgd_api.projections.faults import POISON_AFTER, ProjectionStuckError, is_transient
 from fgd_core.application.app import FGDApplication
 from fgd_core.cli.projections import projections as projections_cli
-from fgd_core.domain.sync_operation import SyncOperation, normalize_options
+from fgd_core.domain.sync_operation import SyncOperation
+from fgd_core.domain.sync_options import normalize_options
 from fgd_core.errors import DatabaseError
 from tests.integration.test_api import (  # noqa: F401 — fixtures
     API,

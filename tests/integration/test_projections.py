@@ -554,11 +554,11 @@ def test_postgres_rows_are_readable_with_psql(
 
 
 def test_audit_log_through_the_event_store(app: FGDApplication, projections: Projections) -> None:
-    from fgd_core.application import auth
+    from fgd_core.application import audit_log
 
     fabric_id = app.register_fabric("lab", "/srv/git/lab.git").fabric_id
     sid = app.start_sync(fabric_id).sync_id
-    position = auth.record_audit(
+    position = audit_log.record_audit(
         app,
         user="alice",
         action="sync.trigger",
