@@ -153,7 +153,8 @@ def test_a_client_cannot_take_the_correlation_id_of_a_scheduled_start(
     client = app.register_fabric("client", "/srv/git/client.git")
     sched = scheduler(app)
     t0 = now()
-    predictable = f"{sched.name}-scheduled-{lab.fabric_id}-{t0:%Y%m%dT%H%M%S}"
+    # lab never synced: the scheduler's start is its fabric_created sync
+    predictable = f"{sched.name}-fabric_created-{lab.fabric_id}-{t0:%Y%m%dT%H%M%S}"
     taken = app.start_sync(client.fabric_id, "manual", correlation_id=predictable)
 
     report = sched.tick(t0)
