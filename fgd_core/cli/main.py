@@ -258,6 +258,8 @@ def config_check(output: str | None) -> None:
     for key in ("database_url", "broker_url"):
         if shown.get(key):
             shown[key] = redact_url(shown[key])
+    if shown["runtime"].get("broker_url"):
+        shown["runtime"]["broker_url"] = redact_url(shown["runtime"]["broker_url"])
     emit(shown, output)
 
 
