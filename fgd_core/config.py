@@ -47,6 +47,7 @@ from fgd_core.config_env import (
 from fgd_core.config_model import (
     AlertThresholds,
     ApiConfig,
+    CachesConfig,
     CliConfig,
     ConfigFile,
     DirectoryConfig,
@@ -61,7 +62,7 @@ from fgd_core.config_model import (
 )
 
 __all__ = [
-    "ENV_OVERRIDES", "REDIS_URL_ENV", "AlertThresholds", "ApiConfig", "CliConfig",
+    "ENV_OVERRIDES", "REDIS_URL_ENV", "AlertThresholds", "ApiConfig", "CachesConfig", "CliConfig",
     "ConfigFile", "DirectoryConfig", "FGDConfig", "GitHubConfig", "IngestionConfig",
     "MonitoringConfig", "RepositoriesConfig", "RetryPolicy", "RuntimeSettings", "Settings",
     "SyncConfig", "ValidationRules", "config_json_schema", "load_settings", "parse_config",

@@ -237,11 +237,14 @@ class RuntimeSettings(BaseModel):
     """HEDGEHOG_FGD_QUEUE_PREFIX: work queues are <prefix>.discovery, .ingestion, .github."""
     tracing: str = ""
     """HEDGEHOG_FGD_TRACING: the API's OpenTelemetry exporter ("" off)."""
-    api_pool_size: int = DEFAULT_POOL_SIZE
-    """HEDGEHOG_FGD_API_POOL_SIZE: connections the API's / CLI's pool opens at start."""
-    api_pool_max_overflow: int = DEFAULT_MAX_OVERFLOW
-    """HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW: more connections it may open on demand."""
-    test_handler_delay: float = 0.0
+    # The next three are kept as given and checked where they are used (the API's store
+    # refuses a bad pool size, FGD_1003 naming the variable), so that a process that does
+    # not use them is not stopped by them.
+    api_pool_size: str | None = None
+    """HEDGEHOG_FGD_API_POOL_SIZE: connections the API's / CLI's pool opens at start (5)."""
+    api_pool_max_overflow: str | None = None
+    """HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW: more connections it may open on demand (10)."""
+    test_handler_delay: str | None = None
     """HEDGEHOG_FGD_TEST_HANDLER_DELAY: test hook, seconds a worker's handler waits first."""
     metrics_host: str | None = None
     """HEDGEHOG_FGD_METRICS_HOST: default of the workers' --metrics-host."""
@@ -273,22 +276,6 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-def _pool_number(environ: Mapping[str, str], key: str, default: int, least: int) -> int:
-    text = environ.get(key)
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = least - 1
-    if value < least:
-        raise ConfigurationError(
-            f"{key} must be an integer of at least {least}",
-            details={"key": key, "problem": "invalid"},
-        )
-    return value
-
-
 def runtime_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
     """The runtime variables of ``environ`` (default: the process's environment). Reads no
     file: the CLI's remote mode and the bus helpers use it without a configuration file."""
@@ -302,28 +289,18 @@ def runtime_settings(environ: Mapping[str, str] | None = None) -> RuntimeSetting
         value = value.strip() if strip else value  # the git token is taken verbatim
         return SecretStr(value) if value else None
 
-    delay = text(HANDLER_DELAY_ENV) or "0"
-    try:
-        handler_delay = float(delay)
-    except ValueError:
-        raise config_problem([(HANDLER_DELAY_ENV, "expected a number of seconds")],
-                             "environment") from None
-    try:
-        return RuntimeSettings(
-            github_token=secret(GITHUB_TOKEN_ENV, strip=False),
-            api_token=secret(API_TOKEN_ENV),
-            api_url=text(API_URL_ENV),
-            broker_url=text(BROKER_URL_ENV),
-            commands_queue=environ.get(COMMANDS_QUEUE_ENV) or None,
-            queue_prefix=text(QUEUE_PREFIX_ENV) or DEFAULT_QUEUE_PREFIX,
-            tracing=environ.get(TRACING_ENV, ""),
-            api_pool_size=_pool_number(environ, POOL_SIZE_ENV, DEFAULT_POOL_SIZE, 1),
-            api_pool_max_overflow=_pool_number(environ, MAX_OVERFLOW_ENV,
-                                               DEFAULT_MAX_OVERFLOW, 0),
-            test_handler_delay=handler_delay,
-            metrics_host=text(METRICS_HOST_ENV),
-            git_cache=text(GIT_CACHE_ENV),
-            scheduler_tick=text(SCHEDULER_TICK_ENV),
-        )
-    except ValidationError as exc:  # pragma: no cover - every field is typed above
-        raise config_problem([("environment", str(exc.error_count()))], "environment") from None
+    return RuntimeSettings(
+        github_token=secret(GITHUB_TOKEN_ENV, strip=False),
+        api_token=secret(API_TOKEN_ENV),
+        api_url=text(API_URL_ENV),
+        broker_url=text(BROKER_URL_ENV),
+        commands_queue=environ.get(COMMANDS_QUEUE_ENV) or None,
+        queue_prefix=text(QUEUE_PREFIX_ENV) or DEFAULT_QUEUE_PREFIX,
+        tracing=environ.get(TRACING_ENV, ""),
+        api_pool_size=environ.get(POOL_SIZE_ENV),
+        api_pool_max_overflow=environ.get(MAX_OVERFLOW_ENV),
+        test_handler_delay=environ.get(HANDLER_DELAY_ENV),
+        metrics_host=text(METRICS_HOST_ENV),
+        git_cache=text(GIT_CACHE_ENV),
+        scheduler_tick=text(SCHEDULER_TICK_ENV),
+    )

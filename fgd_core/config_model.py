@@ -141,6 +141,17 @@ class ApiConfig(_Section):
     """gitops-files?include_content: contents stop after this many bytes in one answer."""
 
 
+class CachesConfig(_Section):
+    """Aggregates a process keeps in memory, read again by fast-forward (not in the spec: an
+    extension). Every message re-reads its sync: a worker that keeps recent aggregates reads
+    only the events recorded since, instead of replaying a 200-file sync each time."""
+
+    worker_aggregates: PositiveInt = 64
+    """Aggregates each sync worker process (discovery, ingestion, github) keeps."""
+    scheduler_aggregates: PositiveInt = 256
+    """Aggregates the scheduler process keeps (every fabric, every pass)."""
+
+
 class CliConfig(_Section):
     """The ``fgd`` command line (not in the spec: an extension)."""
 
@@ -194,6 +205,7 @@ class FGDConfig(_Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     repositories: RepositoriesConfig = Field(default_factory=RepositoriesConfig)
     cli: CliConfig = Field(default_factory=CliConfig)
+    caches: CachesConfig = Field(default_factory=CachesConfig)
 
 
 class ConfigFile(_Section):

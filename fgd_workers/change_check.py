@@ -37,7 +37,6 @@ Manual triggers (REST, bus, CLI) never pass through here: they always sync, with
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -50,6 +49,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from fgd_core.adapters.git_repo import GitRemote
 from fgd_core.application.app import FGDApplication
+from fgd_core.config import runtime_settings
 from fgd_core.domain.fabric import Fabric
 from fgd_core.domain.sync_operation import COMPLETED
 from fgd_core.errors import FGDError, InternalError
@@ -97,9 +97,10 @@ class _Baseline:
 
 
 def default_remote_factory(fabric: Fabric) -> GitRemote:
-    """An in-memory cache per fabric and the default timeouts (library and embedded use)."""
-    return GitRemote(fabric.repository,
-                     token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None)
+    """An in-memory cache per fabric and the default timeouts (library and embedded use);
+    the token is HEDGEHOG_FGD_GITHUB_TOKEN (Settings.runtime.github_token)."""
+    token = runtime_settings().github_token
+    return GitRemote(fabric.repository, token=token.get_secret_value() if token else None)
 
 
 class ChangeCheck:

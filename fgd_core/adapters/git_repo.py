@@ -1123,3 +1123,6 @@ def _descends_from(store: BaseObjectStore, sha: ObjectID, ancestor: ObjectID | N
         if isinstance(commit, Commit):
             todo.extend(commit.parents)
     return False
+
+
+descends_from = _descends_from  # public: fgd_core.adapters.testing's fake remote uses it

@@ -20,7 +20,7 @@ from dulwich.objects import Commit, ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import MemoryRepo
 
-from fgd_core.adapters.git_repo import GitRemote, Snapshot, _descends_from
+from fgd_core.adapters.git_repo import GitRemote, Snapshot, descends_from
 from fgd_core.errors import (
     FGDError,
     GitHubAuthenticationError,
@@ -274,7 +274,7 @@ class FakeGitRemote(GitRemote):
                 return
             self._maybe_fail("push")
             store = self._repo.object_store
-            if not _descends_from(store, _oid(sha), _oid(expected_old_sha)):
+            if not descends_from(store, _oid(sha), _oid(expected_old_sha)):
                 raise ValueError(f"{sha} does not descend from {expected_old_sha}; "
                                  "refusing to force")
             current = self.head(branch)

@@ -725,3 +725,8 @@ def _repair_one(
         if backup:
             done["kept_as"] = api_path(backup)
     return done
+
+
+# Public names for directory_files (the same objects).
+check_choice, scan = _check_choice, _scan
+Scan = _Scan

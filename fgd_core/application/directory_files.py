@@ -9,12 +9,14 @@ from typing import Any
 from fgd_core.adapters.git_repo import FileEntry, Snapshot
 from fgd_core.application.directory import (
     GITKEEP,
-    _check_choice,
-    _Scan,
-    _scan,
+    Scan,
     api_path,
+    check_choice,
     raw_file_role,
     snapshot_time,
+)
+from fgd_core.application.directory import (
+    scan as scan_directory,
 )
 from fgd_core.errors import FGDError, FGDErrorCodes
 from fgd_core.ingestion.plan import IngestionRules, RawFile, plan_sync
@@ -41,9 +43,9 @@ def list_files(
     ``vpc.json``) are invalid. ``modified`` is the snapshot's commit time: git keeps no
     per-file time. ``.gitkeep`` files are not listed.
     """
-    _check_choice("directory", directory, ("raw", "managed", "all"))
-    _check_choice("file_type", file_type, ("yaml", "yml", "all"))
-    scan = _scan(snapshot, gitops_dir)
+    check_choice("directory", directory, ("raw", "managed", "all"))
+    check_choice("file_type", file_type, ("yaml", "yml", "all"))
+    scan = scan_directory(snapshot, gitops_dir)
     rules = dataclasses.replace(rules or IngestionRules(), gitops_dir=scan.base)
     modified = snapshot_time(snapshot)
     dirs = ("raw", "managed") if directory == "all" else (directory,)
@@ -82,7 +84,7 @@ def _error(message: str, code: str = FGDErrorCodes.VALIDATION_FAILED) -> dict[st
 
 
 def _file_check(
-    entry: FileEntry, content: bytes, dname: str, scan: _Scan, rules: IngestionRules
+    entry: FileEntry, content: bytes, dname: str, scan: Scan, rules: IngestionRules
 ) -> dict[str, Any]:
     def result(errors: list[dict[str, Any]], resources: list[dict[str, str]]) -> dict[str, Any]:
         return {
