@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from fgd_core.application.app import FGDApplication
     from fgd_core.application.steps import SyncSteps
     from fgd_core.config import RuntimeSettings, Settings
+    from fgd_workers.bus import ConnectionFactory
     from fgd_workers.change_check import ChangeCheck
 
 log = logging.getLogger("fgd_workers")
@@ -83,8 +84,9 @@ _metrics_host_option = click.option(
     help="Address the metrics endpoint listens on.")
 
 
-def _serve_metrics(port: int, host: str, app: object | None, factory: object,
-                   queues: list[str], *, enabled: bool = True) -> None:
+def _serve_metrics(port: int, host: str, app: FGDApplication | None,
+                   factory: ConnectionFactory, queues: list[str], *,
+                   enabled: bool = True) -> None:
     """The metrics endpoint of this process (a daemon thread, gone with the process): the
     spec's metrics from the events ``app`` records, and broker-side queue counts. Not served
     when ``fgd.monitoring.metrics_enabled`` is false (``enabled``), said in one log line."""
@@ -103,10 +105,11 @@ def _serve_metrics(port: int, host: str, app: object | None, factory: object,
     start_metrics_server(port, host)
     if app is not None:
         subscribe_event_metrics(app)
-    BrokerGauges(factory, queues).start()  # type: ignore[arg-type]
+    BrokerGauges(factory, queues).start()
 
 
-def _self_check(app: object, settings: Settings, name: str, stop: threading.Event) -> None:
+def _self_check(app: FGDApplication, settings: Settings, name: str,
+                stop: threading.Event) -> None:
     """This process's self-check every ``monitoring.health_check_interval`` seconds."""
     from fgd_workers.self_check import SelfCheck
 
