@@ -144,7 +144,11 @@ def start_embedded_scheduler(c: Container) -> threading.Event | None:
     from fgd_workers.scheduler import Scheduler
 
     stop = threading.Event()
-    scheduler = Scheduler(c.app, c.settings.fgd.sync, on_started=c.executor.submit)
+
+    def on_started(sync_id: str) -> None:
+        c.executor.submit(sync_id)  # the future is the executor's to keep
+
+    scheduler = Scheduler(c.app, c.settings.fgd.sync, on_started=on_started)
     threading.Thread(target=scheduler.run, args=(stop,), name="fgd-scheduler",
                      daemon=True).start()
     return stop

@@ -1,4 +1,7 @@
-"""The composition root of the API process: one object holding everything a request needs.
+"""What a request of the API process needs, in one object: built from the composition root
+(``fgd_core.bootstrap``: Application, in-process driver, executor) plus the read model,
+which is fgd_api's own (the projections; fgd_core may not import fgd_api, so this thin
+factory builds it from the Application bootstrap made).
 
 Built once per process (``create_app`` builds one when none is given); tests build their
 own around a test database.
@@ -12,9 +15,9 @@ from typing import Any
 from fgd_core.application.app import FGDApplication
 from fgd_core.application.gitops_ops import GitOpsService
 from fgd_core.application.pipeline_local import LocalSyncDriver
-from fgd_core.bootstrap import build_runner
+from fgd_core.application.ports import SyncExecutor
+from fgd_core.bootstrap import build_executor, build_runner
 from fgd_core.config import Settings, load_settings
-from fgd_workers.embedded import BusExecutor, EmbeddedExecutor
 
 
 @dataclass
@@ -23,8 +26,8 @@ class Container:
     app: FGDApplication
     runner: LocalSyncDriver
     ops: GitOpsService
-    executor: Any  # EmbeddedExecutor, or BusExecutor when workers run the syncs
-    read_model: Any
+    executor: SyncExecutor  # in-process threads, or none when the bus workers run syncs
+    read_model: Any  # fgd_api.projections.Projections, or what a test passes
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -32,11 +35,7 @@ class Container:
         settings = settings or load_settings()
         # API callers are other people: their repositories are held to the policy.
         app, runner = build_runner(settings, source="fgd_api", for_others=True)
-        executor: Any = (
-            BusExecutor()
-            if settings.broker_url
-            else EmbeddedExecutor(runner, settings.fgd.ingestion.worker_pool_size)
-        )
+        executor = build_executor(settings, runner)
         if read_model is None:
             from fgd_api.read_model import build_read_model
 

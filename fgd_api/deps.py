@@ -209,7 +209,7 @@ async def get_caller(
     its
     TTL), else loaded in a worker thread."""
     header = request.headers.get("authorization")
-    principal = await _principal(container.app, header) if header else None
+    principal = await principal_for_key(container.app, header) if header else None
     return Caller(request, container, principal)
 
 
@@ -218,7 +218,7 @@ async def get_caller(
 _LOADING: dict[tuple[int, int, str], asyncio.Future[Principal | None]] = {}
 
 
-async def _principal(app: Any, header: str) -> Principal | None:
+async def principal_for_key(app: Any, header: str) -> Principal | None:
     principal = cached_principal(app, header)
     if principal is not None:
         return principal

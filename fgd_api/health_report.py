@@ -23,7 +23,6 @@ listed in the answer's ``problems`` naming its check and what is wrong:
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -173,8 +172,9 @@ class HealthMonitor:
     # -- queues --------------------------------------------------------------------------------
 
     def _queue_names(self) -> tuple[list[str], str]:
-        prefix = os.environ.get("HEDGEHOG_FGD_QUEUE_PREFIX", "").strip() or "fgd"
-        commands = os.environ.get("HEDGEHOG_FGD_COMMANDS_QUEUE") or COMMANDS_QUEUE
+        runtime = self.container.settings.runtime
+        prefix = runtime.queue_prefix  # HEDGEHOG_FGD_QUEUE_PREFIX
+        commands = runtime.commands_queue or COMMANDS_QUEUE  # HEDGEHOG_FGD_COMMANDS_QUEUE
         return [f"{prefix}.{kind}" for kind in WORK_QUEUES], commands
 
     def _queues(self, active: int, problems: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,18 +1,43 @@
-"""The composition root of a process: settings → event store → Application.
+"""The composition root: settings → event store → Application, git remotes, the sync
+pipeline's drivers and the executor. Every entry point builds its objects here — the ``fgd``
+CLI, the API (``fgd_api.container``) and each worker (``fgd_core.cli.worker``) — so they all
+read the same configuration the same way (cosmicpython's bootstrap).
 
-One call per process (cosmicpython's bootstrap): ``fgd`` CLI commands, the API server and
-each worker build their Application here, so they all read the same configuration.
+The read model (the API's projections) is fgd_api's and fgd_core must not import fgd_api:
+``fgd_api.container`` builds it from the Application made here (docs/decisions.md).
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fgd_core.adapters.persistence import persistence_env
+from fgd_core.adapters.git_repo import GitRemote
+from fgd_core.adapters.persistence import persistence_env, worker_env
 from fgd_core.application.app import FGDApplication
+from fgd_core.application.executors import BusExecutor, EmbeddedExecutor
+from fgd_core.application.ports import SyncExecutor
+from fgd_core.application.remotes import make_remote
 from fgd_core.application.repository_policy import RepositoryPolicy
 from fgd_core.config import Settings, load_settings
+from fgd_core.domain.fabric import Fabric
+
+if TYPE_CHECKING:
+    from fgd_core.application.pipeline_local import LocalSyncDriver
+    from fgd_core.application.steps import SyncSteps
+
+# A fabric → its git remote, the token and timeouts decided (the concrete adapter type: the
+# pipeline's signatures name it; ``ports.GitRemoteFactory`` is what it satisfies).
+RemoteFactory = Callable[[Fabric], GitRemote]
+
+
+def github_token(settings: Settings) -> str | None:
+    """HEDGEHOG_FGD_GITHUB_TOKEN (``settings.runtime``). Never written to config, events or
+    logs; ``make_remote`` sends it only over https to ``github.token_hosts``."""
+    token = settings.runtime.github_token
+    return token.get_secret_value() if token is not None else None
 
 
 def build_app(
@@ -21,13 +46,18 @@ def build_app(
     *,
     for_others: bool = False,
     env: dict[str, str] | None = None,
+    aggregate_cache: int | None = None,
 ) -> FGDApplication:
     """``for_others``: the process takes fabric settings from other people (the API, the bus
     workers), so repositories are held to ``fgd.repositories.allowed``; the CLI and library
-    act with the operator's own rights and are not. ``env``: extra eventsourcing settings."""
+    act with the operator's own rights and are not. ``env``: extra eventsourcing settings.
+    ``aggregate_cache``: aggregates kept in memory (fast-forwarded on read; None: none)."""
     settings = settings or load_settings()
+    store = persistence_env(settings.database_url, settings.sqlite_path, settings.runtime)
+    if aggregate_cache is not None:
+        store["AGGREGATE_CACHE_MAXSIZE"] = str(aggregate_cache)
     return FGDApplication(
-        env={**persistence_env(settings.database_url, settings.sqlite_path), **(env or {})},
+        env={**store, **(env or {})},
         source=source,
         max_concurrent_syncs=settings.fgd.sync.max_concurrent_syncs,
         repository_policy=RepositoryPolicy.from_config(settings.fgd) if for_others else None,
@@ -36,20 +66,71 @@ def build_app(
     )
 
 
+def build_worker_app(
+    settings: Settings,
+    *,
+    dedicated: int = 0,
+    source: str = "fgd_core",
+    aggregate_cache: int | None = None,
+) -> FGDApplication:
+    """The Application of a worker process, its pool inside the connection budget
+    (``fgd_core.adapters.persistence.WORKER_CONNECTIONS``; ``dedicated``: the connections the
+    process opens outside the pool). Bus commands come from other people: repositories are
+    held to the policy (``for_others``)."""
+    store = persistence_env(settings.database_url, settings.sqlite_path, settings.runtime)
+    return build_app(settings, source, env=worker_env(store, dedicated), for_others=True,
+                     aggregate_cache=aggregate_cache)
+
+
+def git_cache_root(cache_dir: str | Path | None, prefix: str = "fgd-git-") -> Path:
+    """The git object cache of this process: ``cache_dir`` (``--cache-dir`` /
+    HEDGEHOG_FGD_GIT_CACHE), else a temporary directory of its own."""
+    return Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def build_remote_factory(settings: Settings, cache_root: Path | None) -> RemoteFactory:
+    """Each fabric's git remote with the configured timeouts and token and a per-fabric
+    object cache under ``cache_root`` (None: in memory)."""
+    token, config = github_token(settings), settings.fgd
+    return lambda fabric: make_remote(fabric, config, token, cache_root)
+
+
 def build_runner(
     settings: Settings | None = None, source: str = "fgd_core", *, for_others: bool = False
-) -> tuple[Any, Any]:
-    """An Application and the sync pipeline's in-process driver on it. The git token comes
-    from ``HEDGEHOG_FGD_GITHUB_TOKEN`` only: it is never written to config, events or logs, and
-    the runner sends it only over https to ``github.token_hosts``."""
+) -> tuple[FGDApplication, LocalSyncDriver]:
+    """An Application and the sync pipeline's in-process driver on it; git objects are
+    cached next to the embedded database."""
     from fgd_core.application.pipeline_local import LocalSyncDriver
 
     settings = settings or load_settings()
     app = build_app(settings, source, for_others=for_others)
+    cache_root = settings.sqlite_path.parent / "git-cache"
     runner = LocalSyncDriver(
         app,
         settings.fgd,
-        token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None,
-        cache_root=settings.sqlite_path.parent / "git-cache",
+        remote_factory=build_remote_factory(settings, cache_root),
+        token=github_token(settings),
+        cache_root=cache_root,
     )
     return app, runner
+
+
+def build_steps(app: FGDApplication, settings: Settings, cache_root: Path) -> SyncSteps:
+    """The pipeline's steps as the bus workers run them (one message at a time)."""
+    from fgd_core.application.steps import SyncSteps
+
+    return SyncSteps(app, settings.fgd, remote_factory=build_remote_factory(settings, cache_root),
+                     token=github_token(settings), cache_root=cache_root)
+
+
+def build_executor(settings: Settings, runner: LocalSyncDriver) -> SyncExecutor:
+    """With a broker the workers run the syncs (``BusExecutor`` hands nothing over);
+    without one they run here on ``ingestion.worker_pool_size`` threads."""
+    if settings.broker_url:
+        return BusExecutor()
+    return build_embedded_executor(settings, runner)
+
+
+def build_embedded_executor(settings: Settings, runner: LocalSyncDriver) -> EmbeddedExecutor:
+    """Syncs run in this process whatever the broker (``fgd worker commands --embedded``)."""
+    return EmbeddedExecutor(runner, settings.fgd.ingestion.worker_pool_size)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,12 +20,12 @@ from typing import Any, TypeVar
 
 from kombu import Connection, Exchange, Queue, binding
 
+from fgd_core.config import runtime_settings
 from fgd_core.errors import is_store_outage
 
 log = logging.getLogger("fgd_workers")
 T = TypeVar("T")
 
-BROKER_URL_ENV = "HEDGEHOG_FGD_BROKER_URL"
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 EVENTS_EXCHANGE = Exchange("fgd.events", type="topic", durable=True)
@@ -48,8 +47,8 @@ ConnectionFactory = Callable[[], Connection]
 
 
 def broker_url(environ: Mapping[str, str] | None = None) -> str:
-    environ = os.environ if environ is None else environ
-    return environ.get(BROKER_URL_ENV, "").strip() or DEFAULT_BROKER_URL
+    """HEDGEHOG_FGD_BROKER_URL (Settings.runtime.broker_url), else the local default."""
+    return runtime_settings(environ).broker_url or DEFAULT_BROKER_URL
 
 
 def connect(

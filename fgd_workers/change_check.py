@@ -37,11 +37,10 @@ Manual triggers (REST, bus, CLI) never pass through here: they always sync, with
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -50,13 +49,15 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from fgd_core.adapters.git_repo import GitRemote
 from fgd_core.application.app import FGDApplication
+from fgd_core.application.ports import GitRemoteFactory, GitRemotePort
+from fgd_core.config import runtime_settings
 from fgd_core.domain.fabric import Fabric
 from fgd_core.domain.sync_operation import COMPLETED
 from fgd_core.errors import FGDError, InternalError
 
 log = logging.getLogger("fgd_workers.change_check")
 
-RemoteFactory = Callable[[Fabric], GitRemote]
+RemoteFactory = GitRemoteFactory  # the port: a fabric → its remote (remote_head, fetch)
 # Remotes kept open at once: a local remote holds its pack files open, and a fleet of
 # thousands of fabrics must not run the scheduler out of file descriptors.
 OPEN_REMOTES = 128
@@ -97,9 +98,10 @@ class _Baseline:
 
 
 def default_remote_factory(fabric: Fabric) -> GitRemote:
-    """An in-memory cache per fabric and the default timeouts (library and embedded use)."""
-    return GitRemote(fabric.repository,
-                     token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None)
+    """An in-memory cache per fabric and the default timeouts (library and embedded use);
+    the token is HEDGEHOG_FGD_GITHUB_TOKEN (Settings.runtime.github_token)."""
+    token = runtime_settings().github_token
+    return GitRemote(fabric.repository, token=token.get_secret_value() if token else None)
 
 
 class ChangeCheck:
@@ -110,7 +112,7 @@ class ChangeCheck:
                  remote_factory: RemoteFactory = default_remote_factory) -> None:
         self.app = app
         self.remote_factory = remote_factory
-        self._remotes: OrderedDict[int, tuple[str, GitRemote]] = OrderedDict()
+        self._remotes: OrderedDict[int, tuple[str, GitRemotePort]] = OrderedDict()
         # A completed sync never changes: its baseline is read once.
         self._baselines: dict[str, _Baseline] = {}
         # fabric id → (last sync id, head) whose raw/ tree was found unchanged.
@@ -217,7 +219,7 @@ class ChangeCheck:
         self._baselines[sync_id] = baseline
         return baseline
 
-    def _remote(self, fabric: Fabric) -> GitRemote:
+    def _remote(self, fabric: Fabric) -> GitRemotePort:
         with self._lock:
             entry = self._remotes.get(fabric.fabric_id)
             if entry is not None and entry[0] == fabric.repository:

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from kombu import Consumer, Producer
 from prometheus_client import Counter
 
+from fgd_core.config import runtime_settings
 from fgd_core.events.envelope import decode_envelope
 from fgd_workers.bus import (
     DEAD_LETTER_EXCHANGE,
@@ -42,10 +42,8 @@ from fgd_workers.bus import (
 log = logging.getLogger("fgd_workers.consumer")
 T = TypeVar("T")
 
-QUEUE_PREFIX_ENV = "HEDGEHOG_FGD_QUEUE_PREFIX"
-DEFAULT_QUEUE_PREFIX = "fgd"
-# Test hook: seconds a handler sleeps before it starts (to kill a worker mid-message).
-DELAY_ENV = "HEDGEHOG_FGD_TEST_HANDLER_DELAY"
+# Test hook: seconds a handler sleeps before it starts (to kill a worker mid-message):
+# HEDGEHOG_FGD_TEST_HANDLER_DELAY, read into Settings.runtime.test_handler_delay.
 
 HANDLED = Counter("fgd_worker_messages_total", "Messages handled", ["worker", "outcome"])
 DEAD = Counter("fgd_worker_dead_lettered_total", "Messages a worker dead-lettered", ["worker"])
@@ -56,9 +54,9 @@ BatchHandler = Callable[[list[dict[str, Any]]], list[str]]
 Poison = Callable[[dict[str, Any], str], None]
 
 
-def queue_prefix(environ: Any = None) -> str:
-    environ = os.environ if environ is None else environ
-    return environ.get(QUEUE_PREFIX_ENV, "").strip() or DEFAULT_QUEUE_PREFIX
+def queue_prefix(environ: Mapping[str, str] | None = None) -> str:
+    """HEDGEHOG_FGD_QUEUE_PREFIX (Settings.runtime.queue_prefix), else ``fgd``."""
+    return runtime_settings(environ).queue_prefix
 
 
 class QueueWorker:
@@ -82,7 +80,7 @@ class QueueWorker:
         self.connection_factory = connection_factory
         self.prefetch, self.delivery_limit = prefetch, delivery_limit
         self.max_backoff = max_backoff
-        self.delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+        self.delay = float(runtime_settings().test_handler_delay or 0)
         self.ready = threading.Event()  # set once the queue is declared and consumed
         # With a batch handler and prefetch > 1, the messages that arrived together are
         # handled together (e.g. recorded in one save) and acked after that one commit.

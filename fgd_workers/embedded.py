@@ -1,63 +1,6 @@
-"""Embedded mode: syncs run in this process on a small thread pool, no broker needed.
+"""Embedded mode's executors now live in ``fgd_core.application.executors`` (the composition
+root, ``fgd_core.bootstrap``, picks one); re-exported here for existing imports."""
 
-The API (``fgd serve``) records ``sync.started`` and hands the sync id here; a thread carries
-the sync to its end with the pipeline's in-process driver (``pipeline_local``), which runs
-the same steps the bus workers run. At most ``ingestion.worker_pool_size``
-(``HEDGEHOG_FGD_WORKER_CONCURRENCY``) run at once; more wait in the pool's queue
-(``max_concurrent_syncs`` bounds how many may be started at all).
-"""
+from fgd_core.application.executors import BusExecutor, EmbeddedExecutor
 
-from __future__ import annotations
-
-import logging
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
-
-log = logging.getLogger("fgd_workers.embedded")
-
-
-class EmbeddedExecutor:
-    def __init__(self, runner: Any, max_workers: int = 4) -> None:
-        self.runner = runner
-        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fgd-sync")
-        self.futures: dict[str, Future[Any]] = {}
-
-    def submit(self, sync_id: str, only_paths: list[str] | None = None) -> Future[Any]:
-        future = self.pool.submit(self._run, sync_id, only_paths)
-        self.futures[sync_id] = future
-        future.add_done_callback(lambda _: self.futures.pop(sync_id, None))
-        return future
-
-    def _run(self, sync_id: str, only_paths: list[str] | None) -> Any:
-        try:
-            return self.runner.execute(sync_id, only_paths=only_paths)
-        except Exception:  # the runner has already recorded the failure on the sync
-            log.exception("sync %s crashed", sync_id)
-            return None
-
-    @property
-    def active(self) -> int:
-        return len(self.futures)
-
-    def wait(self, sync_id: str, timeout: float | None = None) -> Any:
-        future = self.futures.get(sync_id)
-        return future.result(timeout) if future else None
-
-    def shutdown(self, wait: bool = True) -> None:
-        self.pool.shutdown(wait=wait, cancel_futures=not wait)
-
-
-class BusExecutor:
-    """With a broker the workers run syncs (they receive ``sync.started`` through the
-    relay): the API hands nothing over in-process."""
-
-    active = 0
-
-    def submit(self, sync_id: str, only_paths: list[str] | None = None) -> None:
-        return None
-
-    def wait(self, sync_id: str, timeout: float | None = None) -> None:
-        return None
-
-    def shutdown(self, wait: bool = True) -> None:
-        return None
+__all__ = ["BusExecutor", "EmbeddedExecutor"]

@@ -39,7 +39,6 @@ from fgd_workers.bus import DEAD_QUEUE, ConnectionFactory
 log = logging.getLogger("fgd_workers.metrics")
 
 DEFAULT_METRICS_HOST = "127.0.0.1"
-METRICS_HOST_ENV = "HEDGEHOG_FGD_METRICS_HOST"
 
 DEAD_LETTERS = Gauge(
     "fgd_dead_letter_messages", "Messages waiting in the dead-letter queue fgd.dead"

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from fgd_api.container import Container
-from fgd_api.deps import Caller, _principal
+from fgd_api.deps import Caller, principal_for_key
 from fgd_core.application.auth import Principal, key_digest
 
 SESSION_COOKIE = "fgd_session"
@@ -132,7 +132,7 @@ async def console_caller(request: Request) -> Caller:
     container: Container = request.app.state.container
     key = session_key(request)
     principal: Principal | None = (
-        await _principal(container.app, key) if key is not None else None
+        await principal_for_key(container.app, key) if key is not None else None
     )
     if principal is None:
         raise NotSignedIn()

@@ -23,7 +23,7 @@ from fgd_api.console.session import (
     set_login_csrf,
     set_session,
 )
-from fgd_api.deps import Caller, _principal
+from fgd_api.deps import Caller, principal_for_key
 
 router = APIRouter(prefix="/ui", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -73,7 +73,7 @@ async def login(request: Request) -> Response:
         raise CSRFRefused("missing or wrong CSRF token: reload the sign-in page")
     key = form.get("token", "").strip()
     container = request.app.state.container
-    principal = await _principal(container.app, key) if key else None
+    principal = await principal_for_key(container.app, key) if key else None
     caller = Caller(request, container, principal)
     if principal is None:
         await run_in_threadpool(

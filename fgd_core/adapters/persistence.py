@@ -3,7 +3,6 @@ SQLite file (the embedded default). Returns eventsourcing environment variables.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,18 +13,23 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
+from fgd_core.config_env import (
+    DEFAULT_MAX_OVERFLOW,
+    DEFAULT_POOL_SIZE,
+    MAX_OVERFLOW_ENV,
+    POOL_SIZE_ENV,
+    RuntimeSettings,
+    runtime_settings,
+)
 from fgd_core.errors import ConfigurationError
 
 # --- connection budget (issue 15) -----------------------------------------------------------
 # A worker process holds at most WORKER_CONNECTIONS PostgreSQL connections: its pool (which
 # opens one at start and grows on demand) plus the dedicated connections it keeps itself
 # (the relay's LISTEN/lock connection, the scheduler's lock connection). The API's and the
-# CLI's pool is configurable with these environment variables (eventsourcing's defaults);
-# worker processes do not read them (their budget is fixed).
+# CLI's pool is configurable with HEDGEHOG_FGD_API_POOL_SIZE / _MAX_OVERFLOW (read into
+# Settings.runtime; eventsourcing's defaults); worker processes ignore them (fixed budget).
 WORKER_CONNECTIONS = 4
-POOL_SIZE_ENV = "HEDGEHOG_FGD_API_POOL_SIZE"
-MAX_OVERFLOW_ENV = "HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW"
-DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 5, 10
 
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fgd_schema'))"
 SCHEMA_SESSION_LOCK = "SELECT pg_advisory_lock(hashtext('fgd_schema'))"
@@ -83,8 +87,7 @@ class FGDPostgresRecorder(PostgresApplicationRecorder):
         )
 
 
-def _pool_number(environ: Mapping[str, str], key: str, default: int, least: int) -> str:
-    text = environ.get(key)
+def _pool_number(text: str | None, key: str, default: int, least: int) -> str:
     if text is None or text == "":
         return str(default)
     try:
@@ -99,13 +102,17 @@ def _pool_number(environ: Mapping[str, str], key: str, default: int, least: int)
     return str(value)
 
 
-def pool_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def pool_env(runtime: RuntimeSettings | Mapping[str, str] | None = None) -> dict[str, str]:
     """The API's / CLI's pool: ``HEDGEHOG_FGD_API_POOL_SIZE`` connections opened at start
-    (default 5), up to ``HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW`` more on demand (default 10)."""
-    environ = os.environ if environ is None else environ
+    (default 5), up to ``HEDGEHOG_FGD_API_POOL_MAX_OVERFLOW`` more on demand (default 10).
+    ``runtime``: the process's runtime settings, or a mapping of variables to read them from
+    (None: the process's environment)."""
+    if not isinstance(runtime, RuntimeSettings):
+        runtime = runtime_settings(runtime)
     return {
-        "POSTGRES_POOL_SIZE": _pool_number(environ, POOL_SIZE_ENV, DEFAULT_POOL_SIZE, 1),
-        "POSTGRES_MAX_OVERFLOW": _pool_number(environ, MAX_OVERFLOW_ENV,
+        "POSTGRES_POOL_SIZE": _pool_number(runtime.api_pool_size, POOL_SIZE_ENV,
+                                           DEFAULT_POOL_SIZE, 1),
+        "POSTGRES_MAX_OVERFLOW": _pool_number(runtime.api_pool_max_overflow, MAX_OVERFLOW_ENV,
                                               DEFAULT_MAX_OVERFLOW, 0),
     }
 
@@ -122,7 +129,7 @@ def worker_env(env: dict[str, str], dedicated: int = 0) -> dict[str, str]:
     return {**env, "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": str(pooled - 1)}
 
 
-def postgres_env(database_url: str) -> dict[str, str]:
+def postgres_env(database_url: str, runtime: RuntimeSettings | None = None) -> dict[str, str]:
     """``postgresql://user:pass@host:port/db?schema=s`` → eventsourcing's POSTGRES_* vars.
 
     ``schema`` is ours (a PostgreSQL schema for the tables, default ``public``); every other
@@ -151,7 +158,7 @@ def postgres_env(database_url: str) -> dict[str, str]:
         "POSTGRES_USER": str(info.get("user") or "postgres"),
         "POSTGRES_PASSWORD": str(info.get("password") or ""),
         "POSTGRES_SCHEMA": schema,
-        **pool_env(),
+        **pool_env(runtime),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_PRE_PING": "y",
         "APPLICATION_RECORDER_TOPIC": "fgd_core.adapters.persistence:FGDPostgresRecorder",
@@ -169,5 +176,7 @@ def sqlite_env(path: Path) -> dict[str, str]:
     }
 
 
-def persistence_env(database_url: str | None, sqlite_path: Path) -> dict[str, str]:
-    return postgres_env(database_url) if database_url else sqlite_env(sqlite_path)
+def persistence_env(database_url: str | None, sqlite_path: Path,
+                    runtime: RuntimeSettings | None = None) -> dict[str, str]:
+    """``runtime``: where the pool sizes come from (None: the process's environment)."""
+    return postgres_env(database_url, runtime) if database_url else sqlite_env(sqlite_path)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from fgd_core.adapters.batch_load import events_after_many, get_many, project
 from fgd_core.domain.capacity import SHARDS, SyncCapacity, shard_count, shard_id
 from fgd_core.errors import WorkerPoolExhaustedError
+
+if TYPE_CHECKING:
+    from fgd_core.application.app import FGDApplication
 
 _random = random.Random()  # the process's draw of a first shard (no security role)
 
@@ -31,7 +34,8 @@ class SlotPool:
     ``shards``: shard index → its aggregate (stored state, or new and unsaved), for the
     shards loaded so far."""
 
-    def __init__(self, app: Any, limit: int, shards: dict[int, SyncCapacity] | None = None,
+    def __init__(self, app: FGDApplication, limit: int,
+                 shards: dict[int, SyncCapacity] | None = None,
                  preferred: int | None = None) -> None:
         self.app, self.limit = app, limit
         self.count = shard_count(limit)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fgd_core.domain.repository import (
     Location,
@@ -27,6 +27,7 @@ from fgd_core.domain.repository import (
 from fgd_core.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
+    from fgd_core.application.app import FGDApplication
     from fgd_core.config import FGDConfig
     from fgd_core.domain.fabric import Fabric, FabricRegistry
 
@@ -95,7 +96,7 @@ def token_allowed(repository: str, hosts: Iterable[str]) -> bool:
     return location.scheme == "https" and location.host in allowed
 
 
-def claim_place(app: Any, registry: FabricRegistry, fabric: Fabric) -> None:
+def claim_place(app: FGDApplication, registry: FabricRegistry, fabric: Fabric) -> None:
     """Make ``fabric`` own its place in ``registry`` (not saved: the caller saves both in one
     transaction, so concurrent claims conflict on the registry's version). FGD_1003 (409)
     naming the repository if another fabric owns it.

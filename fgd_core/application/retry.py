@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fgd_core.adapters.git_repo import RemoteMovedError
+from fgd_core.application.ports import GitRemotePort
 from fgd_core.config import RetryPolicy
 from fgd_core.errors import FGDError, FGDErrorCodes
 
@@ -135,7 +136,7 @@ __all__ = [
 
 
 def idempotent_push(
-    remote: Any, sha: str, branch: str, base_head: str | None
+    remote: GitRemotePort, sha: str, branch: str, base_head: str | None
 ) -> Callable[[], None]:
     """A push to hand to ``call_with_retry``: a retried push whose earlier attempt did land
     (its answer was lost) finds the branch at ``sha`` — that is success, not a moved remote."""

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
+from pydantic import SecretStr
 
 from fgd_core.application.app import FGDApplication
 from fgd_core.domain.webhook import (
@@ -91,10 +92,10 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def check_signature(secret: Any, body: bytes, header: str | None) -> None:
+def check_signature(secret: str | SecretStr | None, body: bytes, header: str | None) -> None:
     """``sha256=<hex HMAC-SHA256(secret, body)>`` (constant time). ``secret`` is a str,
     a pydantic SecretStr or None (no secret configured: every delivery is refused)."""
-    if secret is not None and hasattr(secret, "get_secret_value"):
+    if isinstance(secret, SecretStr):
         secret = secret.get_secret_value()
     if not secret:
         raise WebhookRejected(401, "webhook secret not configured: deliveries cannot be verified")
@@ -147,7 +148,7 @@ def check_kept_fields(payload: dict[str, Any]) -> None:
 
 
 def verify_delivery(
-    secret: Any, body: bytes, signature: str | None, delivery_id: str
+    secret: str | SecretStr | None, body: bytes, signature: str | None, delivery_id: str
 ) -> dict[str, Any]:
     """Everything checked before a delivery is looked at, in the HTTP endpoint's order:
     size, signature, delivery id, JSON object. Returns the payload."""

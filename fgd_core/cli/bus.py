@@ -8,14 +8,13 @@ The broker is ``HEDGEHOG_FGD_BROKER_URL`` (or ``--broker``); the API token is re
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
 
 from fgd_core.cli.common import fgd_errors, print_json
+from fgd_core.config_env import API_TOKEN_ENV as TOKEN_ENV
 
-TOKEN_ENV = "HEDGEHOG_FGD_TOKEN"
 EXIT_NO_REPLY = 2
 
 
@@ -68,8 +67,10 @@ def trigger(fabric_id: int, trigger_type: str, force_refresh: bool, validate_onl
     missing permission, an invalid token … (details.reason; it is also in fgd.dead); 2 when
     no reply came in time (is `fgd worker commands` running?)."""
     from fgd_core.adapters.bus_client import CommandError, CommandTimeout, FGDClient
+    from fgd_core.config import runtime_settings
 
-    token = os.environ.get(TOKEN_ENV) or None
+    secret = runtime_settings().api_token
+    token = secret.get_secret_value() if secret else None
     if token is None:
         raise click.UsageError(f"no API token: set {TOKEN_ENV}")
     options = {"force_refresh": force_refresh, "validate_only": validate_only,

@@ -46,13 +46,13 @@ def fgd_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 def remote_client() -> Any | None:
     """The HTTP API client when the command runs in remote mode (``fgd --api URL`` or
     ``HEDGEHOG_FGD_API_URL``; token from ``HEDGEHOG_FGD_TOKEN``), else None: local mode."""
-    import os
-
     ctx = click.get_current_context(silent=True)
     obj = ctx.find_root().obj if ctx is not None else None
     url = obj.get("api") if isinstance(obj, dict) else None
     if not url:
         return None
     from fgd_core.cli.remote import ApiClient
+    from fgd_core.config import runtime_settings
 
-    return ApiClient(url, os.environ.get("HEDGEHOG_FGD_TOKEN", "").strip())
+    token = runtime_settings().api_token
+    return ApiClient(url, token.get_secret_value() if token else "")

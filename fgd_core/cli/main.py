@@ -25,7 +25,7 @@ def _app() -> Any:
 
 @click.group(context_settings={"max_content_width": 110})
 @click.version_option(package_name="fgd-sync")
-@click.option("--api", metavar="URL", envvar="HEDGEHOG_FGD_API_URL",
+@click.option("--api", metavar="URL",
               help="Remote mode: run the command through the FGD Sync API at URL, such as "
               "http://fgd:8000, with the token in HEDGEHOG_FGD_TOKEN, instead of the database "
               "[env HEDGEHOG_FGD_API_URL]. For fabric, status, history, sync, cancel, files, "
@@ -42,7 +42,9 @@ def main(ctx: click.Context, api: str | None) -> None:
     raw files failed or are still failing, 4 no worker picked the sync up in time (with a
     broker: HEDGEHOG_FGD_CLI_PICKUP_TIMEOUT)."""
     from fgd_core.cli.remote import OFFLINE_COMMANDS, REMOTE_COMMANDS
+    from fgd_core.config import runtime_settings
 
+    api = api or runtime_settings().api_url  # HEDGEHOG_FGD_API_URL, read by the settings
     ctx.obj = {"api": api or None}
     command = ctx.invoked_subcommand
     if api and command not in REMOTE_COMMANDS | OFFLINE_COMMANDS:
@@ -258,6 +260,8 @@ def config_check(output: str | None) -> None:
     for key in ("database_url", "broker_url"):
         if shown.get(key):
             shown[key] = redact_url(shown[key])
+    if shown["runtime"].get("broker_url"):
+        shown["runtime"]["broker_url"] = redact_url(shown["runtime"]["broker_url"])
     emit(shown, output)
 
 

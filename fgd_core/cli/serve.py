@@ -15,7 +15,6 @@ def serve(host: str, port: int, log_level: str) -> None:
     """Serve the REST API, the web console (/ui/), the WebSocket progress stream, webhooks
     and /metrics."""
     import logging
-    import os
 
     import uvicorn
 
@@ -23,12 +22,13 @@ def serve(host: str, port: int, log_level: str) -> None:
     from fgd_core.adapters.observability import configure_logging, configure_tracing
     from fgd_core.config import load_settings
 
-    debug = load_settings().fgd.debug_mode
+    settings = load_settings()
+    debug = settings.fgd.debug_mode
     configure_logging("debug" if debug else log_level)
     if debug:
         logging.getLogger("fgd_api").debug("logging at DEBUG: fgd.debug_mode (HEDGEHOG_FGD_DEBUG)")
         log_level = "debug"
-    configure_tracing(os.environ.get("HEDGEHOG_FGD_TRACING", ""))
+    configure_tracing(settings.runtime.tracing)  # HEDGEHOG_FGD_TRACING
     uvicorn.run(
         create_app(embedded_scheduler=True),
         host=host,

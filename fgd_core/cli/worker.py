@@ -7,7 +7,6 @@ One of ``fgd``'s command groups (``fgd_core.cli.main``); also runnable as
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -18,7 +17,8 @@ import click
 if TYPE_CHECKING:
     from fgd_core.application.app import FGDApplication
     from fgd_core.application.steps import SyncSteps
-    from fgd_core.config import Settings
+    from fgd_core.config import RuntimeSettings, Settings
+    from fgd_workers.bus import ConnectionFactory
     from fgd_workers.change_check import ChangeCheck
 
 log = logging.getLogger("fgd_workers")
@@ -68,16 +68,25 @@ def worker() -> None:
         logging.getLogger().setLevel(logging.DEBUG)
 
 
+def _runtime() -> RuntimeSettings:
+    """The process's runtime variables (HEDGEHOG_FGD_*): option defaults come from them."""
+    from fgd_core.config import runtime_settings
+
+    return runtime_settings()
+
+
 _metrics_port_option = click.option(
     "--metrics-port", default=0, show_default=True, type=click.IntRange(0, 65535),
     help="Serve Prometheus metrics on this port (0: off; one port per process).")
 _metrics_host_option = click.option(
-    "--metrics-host", envvar="HEDGEHOG_FGD_METRICS_HOST", default="127.0.0.1",
-    show_default=True, help="Address the metrics endpoint listens on.")
+    "--metrics-host", default=lambda: _runtime().metrics_host or "127.0.0.1",
+    show_default="HEDGEHOG_FGD_METRICS_HOST, else 127.0.0.1",
+    help="Address the metrics endpoint listens on.")
 
 
-def _serve_metrics(port: int, host: str, app: object | None, factory: object,
-                   queues: list[str], *, enabled: bool = True) -> None:
+def _serve_metrics(port: int, host: str, app: FGDApplication | None,
+                   factory: ConnectionFactory, queues: list[str], *,
+                   enabled: bool = True) -> None:
     """The metrics endpoint of this process (a daemon thread, gone with the process): the
     spec's metrics from the events ``app`` records, and broker-side queue counts. Not served
     when ``fgd.monitoring.metrics_enabled`` is false (``enabled``), said in one log line."""
@@ -96,10 +105,11 @@ def _serve_metrics(port: int, host: str, app: object | None, factory: object,
     start_metrics_server(port, host)
     if app is not None:
         subscribe_event_metrics(app)
-    BrokerGauges(factory, queues).start()  # type: ignore[arg-type]
+    BrokerGauges(factory, queues).start()
 
 
-def _self_check(app: object, settings: Settings, name: str, stop: threading.Event) -> None:
+def _self_check(app: FGDApplication, settings: Settings, name: str,
+                stop: threading.Event) -> None:
     """This process's self-check every ``monitoring.health_check_interval`` seconds."""
     from fgd_workers.self_check import SelfCheck
 
@@ -144,46 +154,34 @@ def relay(name: str, batch_size: int, poll_interval: float | None, metrics_port:
 # --- sync workers ----------------------------------------------------------------------------
 
 _prefix_option = click.option(
-    "--queue-prefix", envvar="HEDGEHOG_FGD_QUEUE_PREFIX", default="fgd", show_default=True,
+    "--queue-prefix", default=lambda: _runtime().queue_prefix,
+    show_default="HEDGEHOG_FGD_QUEUE_PREFIX, else fgd",
     help="Work queues are <prefix>.discovery, <prefix>.ingestion, <prefix>.github.")
 _cache_option = click.option(
-    "--cache-dir", envvar="HEDGEHOG_FGD_GIT_CACHE", default=None,
+    "--cache-dir", default=lambda: _runtime().git_cache,
     type=click.Path(file_okay=False), help="Git object cache of this process (one directory "
-    "per fabric) [default: a temporary directory of this process].")
+    "per fabric) [default: HEDGEHOG_FGD_GIT_CACHE, else a temporary directory of this "
+    "process].")
 
 
-def worker_app(settings: Settings, *, dedicated: int = 0, source: str = "fgd_core",
-               extra_env: dict[str, str] | None = None) -> FGDApplication:
-    """The Application of a worker process, its pool inside the connection budget
-    (``fgd_core.adapters.persistence.WORKER_CONNECTIONS``; ``dedicated``: the connections the
-    process
-    opens outside the pool). Bus commands come from other people: repositories are held to
-    the policy (``for_others``)."""
-    from fgd_core.adapters.persistence import persistence_env, worker_env
-    from fgd_core.bootstrap import build_app
+def worker_app(settings: Settings, *, dedicated: int = 0,
+               source: str = "fgd_core") -> FGDApplication:
+    """The Application of a worker process (``fgd_core.bootstrap.build_worker_app``)."""
+    from fgd_core.bootstrap import build_worker_app
 
-    budget = worker_env(persistence_env(settings.database_url, settings.sqlite_path), dedicated)
-    return build_app(settings, source, env={**budget, **(extra_env or {})}, for_others=True)
+    return build_worker_app(settings, dedicated=dedicated, source=source)
 
 
 def _steps(settings: Settings, cache_dir: str | None, stop: threading.Event,
            dedicated: int = 0) -> tuple[FGDApplication, SyncSteps]:
-    import os
-    import tempfile
-    from pathlib import Path
+    from fgd_core.bootstrap import build_steps, build_worker_app, git_cache_root
 
-    from fgd_core.application.steps import SyncSteps
-
-    # Every message re-reads its sync: keep recent aggregates in memory and only read the
-    # events recorded since (fast-forward), instead of replaying a 200-file sync each time.
+    # Every message re-reads its sync: fgd.caches.worker_aggregates kept in memory.
     app = open_when_store_answers(
-        lambda: worker_app(settings, dedicated=dedicated,
-                           extra_env={"AGGREGATE_CACHE_MAXSIZE": "64"}), stop, "worker")
-    root = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="fgd-git-"))
-    steps = SyncSteps(app, settings.fgd,
-                      token=os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None,
-                      cache_root=root)
-    return app, steps
+        lambda: build_worker_app(settings, dedicated=dedicated,
+                                 aggregate_cache=settings.fgd.caches.worker_aggregates),
+        stop, "worker")
+    return app, build_steps(app, settings, git_cache_root(cache_dir))
 
 
 def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: str | None,
@@ -227,7 +225,7 @@ def _run_workers(kinds: list[str], queue_prefix: str, prefetch: int, cache_dir: 
         from fgd_workers.commands import INTAKE_QUEUE, CommandConsumer, CommandIntake
 
         intake = CommandIntake(app, settings.fgd.github.webhook_secret)
-        queue = os.environ.get("HEDGEHOG_FGD_COMMANDS_QUEUE") or INTAKE_QUEUE
+        queue = settings.runtime.commands_queue or INTAKE_QUEUE  # HEDGEHOG_FGD_COMMANDS_QUEUE
         targets.append(CommandConsumer(intake, factory, queue_name=queue).run)
     _serve_metrics(metrics_port, metrics_host, app, factory,
                    [f"{queue_prefix}.{k}" for k in kinds],
@@ -287,20 +285,17 @@ def github(queue_prefix: str, cache_dir: str | None, metrics_port: int,
 def _change_check(app: FGDApplication, settings: Settings, cache_dir: object) -> ChangeCheck:
     """The scheduler's change check, with the configured git timeouts and token and a git
     object cache per fabric (``--cache-dir``, else a temporary directory)."""
-    import tempfile
-    from pathlib import Path
-
-    from fgd_core.application.remotes import make_remote
+    from fgd_core.bootstrap import build_remote_factory, git_cache_root
     from fgd_workers.change_check import ChangeCheck
 
-    root = Path(str(cache_dir)) if cache_dir else Path(tempfile.mkdtemp(prefix="fgd-check-"))
-    token = os.environ.get("HEDGEHOG_FGD_GITHUB_TOKEN") or None
-    return ChangeCheck(app, lambda fabric: make_remote(fabric, settings.fgd, token, root))
+    root = git_cache_root(str(cache_dir) if cache_dir else None, prefix="fgd-check-")
+    return ChangeCheck(app, build_remote_factory(settings, root))
 
 
 _tick_option = click.option(
-    "--tick", envvar="HEDGEHOG_FGD_SCHEDULER_TICK", default=5.0, show_default=True,
-    type=click.FloatRange(0.1, 3600), help="Seconds between scheduler passes.")
+    "--tick", default=lambda: _runtime().scheduler_tick or 5.0,
+    show_default="HEDGEHOG_FGD_SCHEDULER_TICK, else 5.0", type=click.FloatRange(0.1, 3600),
+    help="Seconds between scheduler passes.")
 
 
 @worker.command("scheduler")
@@ -323,9 +318,11 @@ def scheduler(name: str, tick: float, queue_prefix: str, cache_dir: str | None,
     settings = load_settings()
     stop = stop_on_signals()
     # Its pool plus the lock's dedicated connection.
+    from fgd_core.bootstrap import build_worker_app
+
     app = open_when_store_answers(
-        lambda: worker_app(settings, dedicated=1,
-                           extra_env={"AGGREGATE_CACHE_MAXSIZE": "256"}),
+        lambda: build_worker_app(settings, dedicated=1,
+                                 aggregate_cache=settings.fgd.caches.scheduler_aggregates),
         stop, f"scheduler {name}")
     factory = connection_factory(settings.broker_url)
     _serve_metrics(metrics_port, metrics_host, app, factory, [f"{queue_prefix}.discovery"],

@@ -8,15 +8,27 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from fgd_core.application.ports import SyncExecutor
+    from fgd_core.config import RuntimeSettings
 
 log = logging.getLogger("fgd_workers")
 
 
+def _runtime() -> RuntimeSettings:
+    from fgd_core.config import runtime_settings
+
+    return runtime_settings()
+
+
 @click.command("commands")
-@click.option("--queue", "queue_name", envvar="HEDGEHOG_FGD_COMMANDS_QUEUE",
-              default="fgd.commands.intake", show_default=True,
+@click.option("--queue", "queue_name",
+              default=lambda: _runtime().commands_queue or "fgd.commands.intake",
+              show_default="HEDGEHOG_FGD_COMMANDS_QUEUE, else fgd.commands.intake",
               help="The intake queue (durable quorum queue bound to fgd.commands).")
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Consumers (threads, one connection each) on the queue. More threads in "
@@ -58,14 +70,14 @@ def commands(queue_name: str, concurrency: int, prefetch: int, delivery_limit: i
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port)
-    executor = None
+    executor: SyncExecutor | None = None
     if embedded:
-        from fgd_workers.embedded import EmbeddedExecutor
+        from fgd_core.bootstrap import build_embedded_executor
 
         app, runner = open_when_store_answers(
             lambda: build_runner(settings, source="fgd_workers", for_others=True), stop,
             "commands")
-        executor = EmbeddedExecutor(runner, settings.fgd.ingestion.worker_pool_size)
+        executor = build_embedded_executor(settings, runner)
     else:
         # A worker process: its pool within the connection budget. (Embedded, above, runs
         # syncs in this process, like `fgd serve`: it keeps the API's configurable pool.)

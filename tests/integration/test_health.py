@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -44,6 +45,10 @@ def build(tmp_path: Path, database_url: str | None, config: str = "",
           broker: bool = True) -> Container:
     environ = {"HEDGEHOG_FGD_SQLITE_PATH": str(tmp_path / "fgd.sqlite3"),
                "HEDGEHOG_FGD_ALLOWED_REPOSITORIES": str(tmp_path)}
+    # The queue names the test set (monkeypatch): the settings carry them to the health check.
+    for var in ("HEDGEHOG_FGD_QUEUE_PREFIX", "HEDGEHOG_FGD_COMMANDS_QUEUE"):
+        if os.environ.get(var):
+            environ[var] = os.environ[var]
     if database_url:
         environ["HEDGEHOG_FGD_DATABASE_URL"] = database_url
     if broker:

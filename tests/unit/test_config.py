@@ -133,6 +133,8 @@ def test_defaults_are_the_spec_values() -> None:
     assert dump.pop("repositories") == {"allowed": ["https://"]}
     # the command line's wait for a worker to pick a sync up;
     assert dump.pop("cli") == {"pickup_timeout_seconds": 30}
+    # the aggregates a worker / the scheduler keep in memory;
+    assert dump.pop("caches") == {"worker_aggregates": 64, "scheduler_aggregates": 256}
     assert dump["github"].pop("token_hosts") == ["github.com"]
     # and the relay's lag threshold (health).
     assert dump["monitoring"]["alert_thresholds"].pop("relay_lag_seconds") == 60
@@ -505,8 +507,8 @@ def test_int_fields_were_found() -> None:
     assert "fgd.monitoring.alert_thresholds.queue_depth" in INT_FIELDS
     assert "fgd.hedgehog.fabric_mtu" in INT_FIELDS
     # the spec's 13, fgd.hedgehog's 5, fgd.api's 3 bounds, fgd.cli's pickup timeout and
-    # alert_thresholds.relay_lag_seconds
-    assert len(INT_FIELDS) == 23
+    # alert_thresholds.relay_lag_seconds, fgd.caches' 2
+    assert len(INT_FIELDS) == 25
 
 
 @settings(max_examples=300)

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("fgd_core", "fgd_workers", "fgd_api")
 TRUTH = "tests/integration/test_config_truth.py"
 THIS = "tests/unit/test_config_keys.py"
+# Where the configuration is defined and read (the file model, the environment, Settings).
+CONFIG_MODULES = ("config.py", "config_env.py", "config_model.py")
 
 # key → the test that shows it acts ("path::name"). One test may prove several keys.
 ACTS: dict[str, str] = {
@@ -80,6 +82,10 @@ ACTS: dict[str, str] = {
     "test_a_configure_token_cannot_point_its_fabric_outside_the_policy",
     "fgd.cli.pickup_timeout_seconds": "tests/integration/test_cli_workers.py::"
     "test_with_no_worker_fgd_sync_says_so_and_exits_4_within_the_pickup_timeout",
+    "fgd.caches.worker_aggregates": "tests/unit/test_bootstrap.py::"
+    "test_worker_caches_come_from_the_settings",
+    "fgd.caches.scheduler_aggregates": "tests/unit/test_bootstrap.py::"
+    "test_worker_caches_come_from_the_settings",
 }
 # Every fgd.hedgehog key reaches the fabric rules (the rules' own tests prove each rule).
 ACTS |= {f"fgd.hedgehog.{name}": f"{THIS}::test_hedgehog_keys_reach_the_fabric_rules"
@@ -146,7 +152,8 @@ def test_each_named_proof_exists(proof: str) -> None:
 
 def _product_source() -> str:
     return "\n".join(p.read_text(encoding="utf-8") for package in PRODUCT
-                     for p in sorted((ROOT / package).rglob("*.py")) if p.name != "config.py")
+                     for p in sorted((ROOT / package).rglob("*.py"))
+                     if p.name not in CONFIG_MODULES)
 
 
 @pytest.mark.parametrize("key", sorted(ACTS))
@@ -164,8 +171,9 @@ def test_every_override_variable_sets_a_key_that_acts() -> None:
 
 def test_every_variable_the_product_reads_is_accounted_for() -> None:
     read = set(re.findall(r"HEDGEHOG_FGD_[A-Z_]+[A-Z]", _product_source()))
-    read |= set(re.findall(r"HEDGEHOG_FGD_[A-Z_]+[A-Z]",
-                           (ROOT / "fgd_core" / "config.py").read_text(encoding="utf-8")))
+    for name in CONFIG_MODULES:
+        read |= set(re.findall(r"HEDGEHOG_FGD_[A-Z_]+[A-Z]",
+                               (ROOT / "fgd_core" / name).read_text(encoding="utf-8")))
     # Read by the processes themselves (CLI options, pools, test hooks): each is an option
     # of its command with its own help, documented where it is used.
     process_options = {
