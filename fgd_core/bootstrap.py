@@ -37,15 +37,16 @@ def build_app(
 
 
 def build_runner(
-    settings: Settings | None = None, source: str = "fgd_core", *, for_others: bool = False
+    settings: Settings | None = None, source: str = "fgd_core", *, for_others: bool = False,
+    env: dict[str, str] | None = None,
 ) -> tuple[Any, Any]:
     """An Application and the sync pipeline's in-process driver on it. The git token comes
     from ``HEDGEHOG_FGD_GITHUB_TOKEN`` only: it is never written to config, events or logs, and
     the runner sends it only over https to ``github.token_hosts``."""
-    from fgd_core.application.pipeline_local import LocalSyncDriver
+    from fgd_core.application.pipeline_local import DRIVER_ENV, LocalSyncDriver
 
     settings = settings or load_settings()
-    app = build_app(settings, source, for_others=for_others)
+    app = build_app(settings, source, for_others=for_others, env={**DRIVER_ENV, **(env or {})})
     runner = LocalSyncDriver(
         app,
         settings.fgd,
