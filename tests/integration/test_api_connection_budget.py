@@ -33,9 +33,11 @@ from tests.pg_connections import connections_by_pid
 ROOT = Path(__file__).resolve().parents[2]
 API = "/api/plugins/hedgehog"
 # fgd serve's connections outside its budget (docker-compose.yml, docs/scaling.md): the live
-# read-model runner's two pools (POSTGRES_POOL_SIZE 1 + _MAX_OVERFLOW 2, its LISTEN
-# included), the embedded scheduler's advisory-lock connection, the database gate's probe.
-RUNNER_EXTRAS, SCHEDULER_LOCK, GATE_PROBE = 3, 1, 1
+# read-model runner's two pools (its event feed's and its view's, POSTGRES_POOL_SIZE 1 +
+# _MAX_OVERFLOW 2 each, the feed's LISTEN included; 4 seen: LISTEN + a reader, and two on the
+# view's while it creates its tables), the embedded scheduler's advisory-lock connection,
+# the database gate's short-lived probe.
+RUNNER_EXTRAS, SCHEDULER_LOCK, GATE_PROBE = 6, 1, 1
 FIXED_EXTRAS = RUNNER_EXTRAS + SCHEDULER_LOCK + GATE_PROBE
 CLIENTS = 20
 
