@@ -33,6 +33,7 @@ from kombu import Connection  # noqa: E402
 
 from fgd_core.adapters.persistence import postgres_env  # noqa: E402
 from fgd_core.application.app import FGDApplication  # noqa: E402
+from fgd_core.application.pipeline_local import DRIVER_ENV  # noqa: E402
 from fgd_core.application.sync_runner import SyncRunner  # noqa: E402
 from fgd_core.config import load_settings  # noqa: E402
 from fgd_workers.bus import declare_work_queue  # noqa: E402
@@ -142,7 +143,9 @@ def main() -> None:
             conn.execute(f'CREATE SCHEMA "{schema}"')
     database_url = f"{PG_URL}?schema={schemas[0]}"
     app = FGDApplication(env=postgres_env(database_url))
-    embedded_app = FGDApplication(env=postgres_env(f"{PG_URL}?schema={schemas[1]}"))
+    # As bootstrap.build_runner builds the in-process driver's app (its aggregate cache).
+    embedded_app = FGDApplication(
+        env={**postgres_env(f"{PG_URL}?schema={schemas[1]}"), **DRIVER_ENV})
     runner = SyncRunner(embedded_app, load_settings(environ={}).fgd)
     cluster = None
     try:

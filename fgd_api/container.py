@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fgd_core.adapters.persistence import api_store_env
 from fgd_core.application.app import FGDApplication
 from fgd_core.application.gitops_ops import GitOpsService
 from fgd_core.application.pipeline_local import LocalSyncDriver
@@ -34,7 +35,9 @@ class Container:
     def build(cls, settings: Settings | None = None, read_model: Any = None) -> Container:
         settings = settings or load_settings()
         # API callers are other people: their repositories are held to the policy.
-        app, runner = build_runner(settings, source="fgd_api", for_others=True)
+        # Its store's pool leaves the async reads' share of the budget (persistence.py).
+        app, runner = build_runner(settings, source="fgd_api", for_others=True,
+                                   env=api_store_env(settings.runtime))
         executor = build_executor(settings, runner)
         if read_model is None:
             from fgd_api.read_model import build_read_model

@@ -96,14 +96,16 @@ def build_remote_factory(settings: Settings, cache_root: Path | None) -> RemoteF
 
 
 def build_runner(
-    settings: Settings | None = None, source: str = "fgd_core", *, for_others: bool = False
+    settings: Settings | None = None, source: str = "fgd_core", *, for_others: bool = False,
+    env: dict[str, str] | None = None,
 ) -> tuple[FGDApplication, LocalSyncDriver]:
-    """An Application and the sync pipeline's in-process driver on it; git objects are
-    cached next to the embedded database."""
-    from fgd_core.application.pipeline_local import LocalSyncDriver
+    """An Application and the sync pipeline's in-process driver on it (with the driver's
+    aggregate cache: a sync is reloaded between its steps); git objects are cached next to
+    the embedded database. ``env``: extra eventsourcing settings (the API's pool share)."""
+    from fgd_core.application.pipeline_local import DRIVER_ENV, LocalSyncDriver
 
     settings = settings or load_settings()
-    app = build_app(settings, source, for_others=for_others)
+    app = build_app(settings, source, for_others=for_others, env={**DRIVER_ENV, **(env or {})})
     cache_root = settings.sqlite_path.parent / "git-cache"
     runner = LocalSyncDriver(
         app,

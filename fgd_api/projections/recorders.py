@@ -10,11 +10,12 @@ run at once, in any number of processes, and each event is applied exactly once,
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -27,7 +28,7 @@ from fgd_api.projections.dialects import Dialect, PostgresDialect, SQLiteDialect
 from fgd_api.projections.faults import APPLICATION_NAME, Faults
 from fgd_api.projections.handlers import Batch, Row
 from fgd_api.projections.tables import FABRIC, FILE, SYNC, TABLES, Table
-from fgd_core.adapters.persistence import schema_creation_lock
+from fgd_core.adapters.persistence import api_read_connections, schema_creation_lock
 from fgd_core.events.envelope import decode_envelope
 
 TRACKING_TABLE = "fgd_projections_tracking"
@@ -267,34 +268,95 @@ class _CursorStore:
         self.pending.setdefault(self.dialect.placeholders(sql), (table, []))[1].append(params)
 
 
+ReadItem = tuple[psycopg.AsyncConnection[Any], float]  # a connection and when it was opened
+
+
 class AsyncReads:
     """Single-statement reads of the read model for ``async`` endpoints: psycopg's
     AsyncConnection in autocommit mode, so a request's query runs on the event loop with no
     thread hand-off and no transaction (BEGIN/ROLLBACK) around it — under READ COMMITTED a
     one-statement transaction sees exactly what the statement alone sees.
 
-    A small pool of idle connections, bound to no event loop (each connection is used by
-    one coroutine at a time, whichever loop it runs on). No ping before each use: a pooled
-    connection that turns out to be broken (the server restarted) is discarded and the
-    read — a SELECT, so safe to repeat — is tried once more on a fresh connection; if that
-    fails too, the error is raised (the API answers 503).
+    At most ``size`` connections, open or opening, at any time (the API's connection budget,
+    ``persistence.api_read_connections``); a read finding all of them busy waits for one to
+    be handed over (up to ``wait_timeout`` seconds, then ``OperationalError``: the API
+    answers 503). Bound to no event loop, unlike psycopg_pool's AsyncConnectionPool (each
+    connection serves one coroutine at a time, whichever loop it runs on; a waiter is woken
+    on its own loop), so tests' per-client loops and the server's loop share one budget.
+    No ping before each use: a pooled connection that turns out to be broken (the server
+    restarted) is discarded and the read — a SELECT, so safe to repeat — is tried once more
+    on a fresh connection in the same slot; if that fails too, the error is raised.
     """
 
-    MAX_IDLE = 16
     MAX_AGE = 3600.0  # seconds; like the synchronous pool's conn_max_age
 
-    def __init__(self, kwargs: dict[str, Any], connect_timeout: float) -> None:
+    def __init__(self, kwargs: dict[str, Any], connect_timeout: float, size: int) -> None:
         timeout = max(1, int(connect_timeout))
         self.kwargs = {**kwargs, "autocommit": True, "connect_timeout": timeout}
-        self.idle: deque[tuple[psycopg.AsyncConnection[Any], float]] = deque()
+        self.size, self.wait_timeout = max(1, size), float(timeout)
+        self.opened = 0  # connections open or being opened (idle ones included)
+        self.idle: deque[ReadItem] = deque()
+        # Reads waiting for a connection: each gets one (or None: a free slot, connect).
+        self.waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = deque()
         self.closed = False
         self._lock = threading.Lock()
 
-    async def _connect(self) -> tuple[psycopg.AsyncConnection[Any], float]:
+    async def fetchall(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        item = await self._acquire()
+        try:
+            if item is not None:
+                try:
+                    rows = await self._query(item[0], sql, params)
+                except (psycopg.OperationalError, psycopg.InterfaceError):
+                    _close(item[0])  # stale: once more, fresh, in the same slot
+                    item = None
+                else:
+                    self._release(item)
+                    return rows
+            item = await self._connect()
+            rows = await self._query(item[0], sql, params)
+        except BaseException:
+            if item is not None:
+                _close(item[0])
+            self._free_slot()
+            raise
+        self._release(item)
+        return rows
+
+    async def _acquire(self) -> ReadItem | None:
+        """An idle connection, or None: a slot of the budget is ours, open a connection."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self.closed:
+                raise psycopg.InterfaceError("the read model's async reads are closed")
+            if self.idle:
+                return self.idle.pop()
+            if self.opened < self.size:
+                self.opened += 1
+                return None
+            waiter: asyncio.Future[Any] = loop.create_future()
+            self.waiters.append((loop, waiter))
+        try:
+            return await asyncio.wait_for(waiter, self.wait_timeout)  # type: ignore[no-any-return]
+        except TimeoutError:
+            with self._lock, suppress(ValueError):
+                self.waiters.remove((loop, waiter))
+            raise psycopg.OperationalError(
+                f"no read-model connection free within {self.wait_timeout:g}s"
+            ) from None
+
+    async def _connect(self) -> ReadItem:
         conn = await psycopg.AsyncConnection.connect(**self.kwargs)
         return conn, time.monotonic()
 
-    def _release(self, item: tuple[psycopg.AsyncConnection[Any], float]) -> None:
+    @staticmethod
+    async def _query(conn: psycopg.AsyncConnection[Any], sql: str, params: Sequence[Any]
+                     ) -> list[Any]:
+        cursor = await conn.execute(sql, params, prepare=True)
+        return await cursor.fetchall()
+
+    def _release(self, item: ReadItem) -> None:
+        """A connection back after a read: to the first waiter, else idle (or closed)."""
         conn, born = item
         keep = (
             not self.closed
@@ -302,39 +364,45 @@ class AsyncReads:
             and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             and time.monotonic() - born < self.MAX_AGE
         )
-        with self._lock:
-            if keep and len(self.idle) < self.MAX_IDLE:
-                self.idle.append(item)
-                return
-        _close(conn)
-
-    async def fetchall(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        with self._lock:
-            item = self.idle.pop() if self.idle else None
-        if item is not None:
-            try:
-                return await self._run(item, sql, params)
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                pass  # a stale pooled connection (already discarded): once more, fresh
-        return await self._run(await self._connect(), sql, params)
-
-    async def _run(
-        self, item: tuple[psycopg.AsyncConnection[Any], float], sql: str, params: Sequence[Any]
-    ) -> list[Any]:
-        conn = item[0]
-        try:
-            cursor = await conn.execute(sql, params, prepare=True)
-            rows = await cursor.fetchall()
-        except BaseException:
+        if not keep:
             _close(conn)
-            raise
-        self._release(item)
-        return rows
+            self._free_slot()
+            return
+        with self._lock:
+            if not self._hand_over(item):
+                self.idle.append(item)
+
+    def _free_slot(self) -> None:
+        """A connection closed: its slot goes to the first waiter (who connects), else back."""
+        with self._lock:
+            if not self._hand_over(None):
+                self.opened -= 1
+
+    def _hand_over(self, item: ReadItem | None) -> bool:
+        """Give ``item`` (None: a slot) to the first waiter still waiting; with the lock."""
+        while self.waiters:
+            loop, waiter = self.waiters.popleft()
+            try:
+                loop.call_soon_threadsafe(self._deliver, waiter, item)
+            except RuntimeError:  # its loop is closed: that waiter is gone
+                continue
+            return True
+        return False
+
+    def _deliver(self, waiter: asyncio.Future[Any], item: ReadItem | None) -> None:
+        """On the waiter's loop: a waiter that gave up (timed out, cancelled) passes it on."""
+        if not waiter.done():
+            waiter.set_result(item)
+        elif item is None:
+            self._free_slot()
+        else:
+            self._release(item)
 
     def close(self) -> None:
         with self._lock:
             self.closed = True
             idle, self.idle = list(self.idle), deque()
+            self.opened -= len(idle)
         for conn, _ in idle:
             _close(conn)
 
@@ -367,7 +435,9 @@ class PostgresReadModel(ReadModelRecorder, PostgresTrackingRecorder):
         reads = self._async_reads
         if reads is None or reads.closed:
             pool = self.datastore.pool
-            reads = self._async_reads = AsyncReads(dict(pool.kwargs), pool.timeout)
+            reads = self._async_reads = AsyncReads(
+                dict(pool.kwargs), pool.timeout, api_read_connections()
+            )
         return await reads.fetchall(self.dialect.sql(template), params)
 
     def close_async_reads(self) -> None:

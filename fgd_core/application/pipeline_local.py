@@ -24,6 +24,15 @@ from fgd_core.domain.sync_operation import FILE_DONE, SyncOperation
 from fgd_core.errors import InternalError, SyncTimeoutError
 from fgd_core.ingestion.plan import SyncPlan
 
+# The driver reloads the sync between steps and batches (``_going_on``, each step's load):
+# without a cache each reload replays the whole sync — every file.processed event, writes
+# included — so a 10k-resource sync decoded its events again and again. eventsourcing's
+# aggregate cache keeps the last state and fast-forwards it with the events stored since
+# (from any process, so a sync a worker also touches stays exact), and hands out deep
+# copies, so what the steps do and save is unchanged. The bound is a few running syncs
+# and their fabrics per process.
+DRIVER_ENV = {"AGGREGATE_CACHE_MAXSIZE": "64"}
+
 
 @dataclass
 class SyncResult:
@@ -113,4 +122,4 @@ class LocalSyncDriver:
         )
 
 
-__all__ = ["LocalSyncDriver", "SyncResult"]
+__all__ = ["DRIVER_ENV", "LocalSyncDriver", "SyncResult"]

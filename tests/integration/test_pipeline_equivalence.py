@@ -22,7 +22,7 @@ import yaml
 
 from fgd_core.adapters.persistence import sqlite_env
 from fgd_core.application.app import FGDApplication
-from fgd_core.application.pipeline_local import LocalSyncDriver
+from fgd_core.application.pipeline_local import DRIVER_ENV, LocalSyncDriver
 from fgd_core.application.replay import history
 from fgd_core.config import load_settings
 from tests.gitserver import git, init_bare, seed_repo
@@ -99,7 +99,8 @@ def repos(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
 
 @pytest.fixture
 def local_app(tmp_path: Path) -> Iterator[FGDApplication]:
-    application = FGDApplication(env=sqlite_env(tmp_path / "local.sqlite3"))
+    # With the in-process driver's settings (its aggregate cache): the events must not change.
+    application = FGDApplication(env={**sqlite_env(tmp_path / "local.sqlite3"), **DRIVER_ENV})
     yield application
     application.close()
 
