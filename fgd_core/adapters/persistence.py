@@ -117,23 +117,23 @@ def pool_env(runtime: RuntimeSettings | Mapping[str, str] | None = None) -> dict
     }
 
 
-def api_read_connections(environ: RuntimeSettings | Mapping[str, str] | None = None) -> int:
+def api_read_connections(runtime: RuntimeSettings | Mapping[str, str] | None = None) -> int:
     """The API's async reads' share of its budget (``HEDGEHOG_FGD_API_POOL_SIZE`` +
     ``_MAX_OVERFLOW``): a third, at least 1 (default 15 → 5). Sync-status and history are
     one short statement each on the event loop: a few connections serve many clients."""
-    env = pool_env(environ)
+    env = pool_env(runtime)
     return max(1, (int(env["POSTGRES_POOL_SIZE"]) + int(env["POSTGRES_MAX_OVERFLOW"])) // 3)
 
 
 def api_store_env(
-    environ: RuntimeSettings | Mapping[str, str] | None = None,
+    runtime: RuntimeSettings | Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The API process's event-store pool: its budget less ``api_read_connections`` (at
     least 1), so the store's pool and the async reads together hold at most the budget
     (``max(budget, 2)``: with a budget of 1 each needs its own connection)."""
-    env = pool_env(environ)
+    env = pool_env(runtime)
     size, overflow = int(env["POSTGRES_POOL_SIZE"]), int(env["POSTGRES_MAX_OVERFLOW"])
-    most = max(1, size + overflow - api_read_connections(environ))
+    most = max(1, size + overflow - api_read_connections(runtime))
     opened = min(size, most)
     return {"POSTGRES_POOL_SIZE": str(opened), "POSTGRES_MAX_OVERFLOW": str(most - opened)}
 
