@@ -259,6 +259,16 @@ class Snapshot:
             return None
         return Snapshot(self.branch, commit_id, commit.tree.decode(), self._store)
 
+    def contains(self, commit_id: str) -> bool:
+        """Is ``commit_id`` the head or one of its ancestors (the branch holds that commit)?
+        False without a head, or when the store does not know ``commit_id``."""
+        if self.head is None:
+            return False
+        try:
+            return _descends_from(self._store, _oid(self.head), _oid(commit_id))
+        except (ValueError, UnicodeEncodeError):
+            return False
+
     def subtree_id(self, directory: str) -> str | None:
         """The id of the tree at ``directory``; None when there is no such directory."""
         if self.tree_id is None:

@@ -14,11 +14,11 @@ from typing import Any
 from fgd_core.adapters.git_repo import GitRemote, PushRejectedError, RemoteMovedError, Snapshot
 from fgd_core.application import directory, directory_files
 from fgd_core.application.app import FGDApplication
+from fgd_core.application.directory_observe import observe_directory
 from fgd_core.application.pipeline_common import RemoteFactory, commit_and_push, rules_for
 from fgd_core.application.pipeline_local import LocalSyncDriver
 from fgd_core.application.raw_path import raw_file_to_process
 from fgd_core.config import FGDConfig
-from fgd_core.domain.directory_state import initialized_by
 from fgd_core.domain.fabric import Fabric
 from fgd_core.errors import (
     DirectoryInitializationError,
@@ -137,26 +137,7 @@ class GitOpsService:
         fabric, remote = self._open(fabric_id)
         if snapshot is None:
             snapshot = remote.fetch(fabric.branch)
-        report = directory.validate_directory(
-            snapshot,
-            fabric.gitops_directory,
-            supported_extensions=self.config.ingestion.supported_extensions,
-            fabric_rules=False,
-            **self._directory_options(),
-        )
-        status = "valid" if report["valid"] else "invalid"
-        initialized = initialized_by(report["issues"])
-        if (fabric.gitops_directory_status, fabric.gitops_initialized) == (status, initialized):
-            return False
-        self.app.record_directory(
-            fabric_id,
-            "validated",
-            valid=report["valid"],
-            issues=report["issues"],
-            repairs_needed=report["repairs_needed"],
-            directory_stats=report["directory_stats"],
-        )
-        return True
+        return observe_directory(self.app, self.config, fabric_id, snapshot)
 
     def initialize_directory(
         self, fabric_id: int, force: bool = False, create_samples: bool = True
@@ -258,8 +239,6 @@ class GitOpsService:
         result = self.runner.run(
             fabric_id, "manual", {"validate_only": validate_only}, only_paths=[path]
         )
-        if result.sync.state == "completed" and not validate_only:
-            self.observe_directory(fabric_id)
         record = result.sync.files.get(path)
         if record is None:
             raise NotFoundError(f"{file_path} not found", details={"file_path": file_path})
