@@ -185,10 +185,13 @@ def github_sync(
     sync = reject_fabric_breakers(app, steps.blobs, sync, writes, base, rules,
                                   index_dir(steps.cache_root, fabric.fabric_id))
     if sync.options["validate_only"]:
+        would = plan_from_records(steps, sync, base, rules, writes)
         if steps.keep_plans:
-            steps.plans[sync_id] = plan_from_records(steps, sync, base, rules, writes)
-        return {"skipped": "validate_only", "commit": None, "pushed": False}
+            steps.plans[sync_id] = would
+        return {"skipped": "validate_only", "commit": None, "pushed": False,
+                **managed_counts(would)}
     cancelled = False
+    committed: list[SyncPlan] = []  # the plan of the last commit built
 
     def build(base: Snapshot) -> tuple[Mapping[str, bytes | None], str]:
         if (pushed := pushed_by(base, sync_id)) is not None:
@@ -201,6 +204,7 @@ def github_sync(
         plan = plan_from_records(steps, sync, base, rules, writes)
         if steps.keep_plans:
             steps.plans[sync_id] = plan
+        committed[:] = [plan]
         return commit_changes(plan, base, rules, fabric, sync_id), commit_message(sync_id, plan)
 
     def may_push() -> bool:
@@ -231,11 +235,19 @@ def github_sync(
         return None
     out: dict[str, Any] = {"commit": done.commit, "pushed": done.pushed,
                            "files_changed": done.changed}
+    if committed:
+        out.update(managed_counts(committed[0]))
     if done.commit is not None:
         built = done.base.at(done.commit)
         # The managed/ tree the commit was built with: reconciliation compares the pushed one.
         out["managed_tree"] = built.subtree_id(rules.managed_prefix) if built else None
     return out
+
+
+def managed_counts(plan: SyncPlan) -> dict[str, int]:
+    """Managed files the plan's commit creates and updates."""
+    summary = plan.summary()
+    return {"files_created": summary["files_created"], "files_updated": summary["files_updated"]}
 
 
 def reject_conflicts(

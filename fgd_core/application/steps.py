@@ -54,6 +54,8 @@ from fgd_core.application.pipeline_common import (
     NOOP,
     LazyBlobs,
     RemoteFactory,
+    complete_ingestion,
+    earlier_failures,
     failed_before,
     ingestion_summary,
     record_file,
@@ -439,8 +441,8 @@ class SyncSteps:
             if (mine and s.current_stage == "file_ingestion"
                     and all(f["status"] in FILE_DONE for f in s.files.values())):
                 recorded = self.writes_of(s, mine)
-                s.complete_stage("file_ingestion",
-                                 ingestion_summary(s, planned[0].before, recorded))
+                complete_ingestion(s, planned[0].before, recorded,
+                                   lambda: earlier_failures(self.app, s.fabric_id))
             done.clear()
             done.update(mine)
 
