@@ -244,8 +244,10 @@ class SyncSteps:
     # -- discovery --------------------------------------------------------------------------
 
     def discover(self, sync_id: str, only_paths: list[str] | None = None) -> str:
-        """``only_paths``: discover these raw files only (the spec's "process one file")."""
-        return self._guarded(sync_id, lambda s: self._discover(s, only_paths))
+        """``only_paths``: discover these raw files only (the spec's "process one file");
+        default: the sync's ``only_paths`` option (how the bus driver is told)."""
+        return self._guarded(
+            sync_id, lambda s: self._discover(s, only_paths or s.options.get("only_paths")))
 
     def _discover(self, sync: SyncOperation, only_paths: list[str] | None) -> str:
         if sync.state != PENDING:
