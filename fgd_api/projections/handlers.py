@@ -314,6 +314,7 @@ def ended(batch: Batch, position: int, env: dict[str, Any]) -> None:
         return
     p = env["payload"]
     final = p["final_state"]
+    row["files_created"] = p["files_created"]  # what the commit created (the domain's count)
     context: dict[str, Any] = {"final_state": final}
     if env["event_type"] == "sync.failed":
         row["errors"] = [*row["errors"], p["error"]]

@@ -26,6 +26,7 @@ from fgd_core.adapters.git_objects import (
     MODE_FILE,
     MODE_SUBMODULE,
     decode_path,
+    descends_from,
     encode_path,
     to_object_id,
     tree_entry,
@@ -198,6 +199,16 @@ class Snapshot:
         if not isinstance(commit, Commit):
             return None
         return Snapshot(self.branch, commit_id, commit.tree.decode(), self._store)
+
+    def contains(self, commit_id: str) -> bool:
+        """Is ``commit_id`` the head or one of its ancestors (the branch holds that commit)?
+        False without a head, or when the store does not know ``commit_id``."""
+        if self.head is None:
+            return False
+        try:
+            return descends_from(self._store, to_object_id(self.head), to_object_id(commit_id))
+        except (ValueError, UnicodeEncodeError):
+            return False
 
     def subtree_id(self, directory: str) -> str | None:
         """The id of the tree at ``directory``; None when there is no such directory."""

@@ -14,12 +14,18 @@ from typing import Any
 from fgd_core.adapters.git_repo import GitRemote, PushRejectedError, RemoteMovedError, Snapshot
 from fgd_core.application import directory, directory_files, directory_repair
 from fgd_core.application.app import FGDApplication
-from fgd_core.application.pipeline_common import RemoteFactory, commit_and_push, rules_for
+from fgd_core.application.directory_observe import observe_directory
+from fgd_core.application.pipeline_common import (
+    RemoteFactory,
+    commit_and_push,
+    recorded_writes,
+    rules_for,
+)
 from fgd_core.application.pipeline_local import LocalSyncDriver
 from fgd_core.application.raw_path import raw_file_to_process
 from fgd_core.config import FGDConfig
-from fgd_core.domain.directory_state import initialized_by
 from fgd_core.domain.fabric import Fabric
+from fgd_core.domain.sync_operation import SyncOperation
 from fgd_core.errors import (
     DirectoryInitializationError,
     DirectoryRepairError,
@@ -137,26 +143,7 @@ class GitOpsService:
         fabric, remote = self._open(fabric_id)
         if snapshot is None:
             snapshot = remote.fetch(fabric.branch)
-        report = directory.validate_directory(
-            snapshot,
-            fabric.gitops_directory,
-            supported_extensions=self.config.ingestion.supported_extensions,
-            fabric_rules=False,
-            **self._directory_options(),
-        )
-        status = "valid" if report["valid"] else "invalid"
-        initialized = initialized_by(report["issues"])
-        if (fabric.gitops_directory_status, fabric.gitops_initialized) == (status, initialized):
-            return False
-        self.app.record_directory(
-            fabric_id,
-            "validated",
-            valid=report["valid"],
-            issues=report["issues"],
-            repairs_needed=report["repairs_needed"],
-            directory_stats=report["directory_stats"],
-        )
-        return True
+        return observe_directory(self.app, self.config, fabric_id, snapshot)
 
     def initialize_directory(
         self, fabric_id: int, force: bool = False, create_samples: bool = True
@@ -245,39 +232,54 @@ class GitOpsService:
                          limits.files_content_max_total_bytes)
         return listing
 
+    def process_path(self, fabric_id: int, file_path: str) -> str:
+        """The repository path of FILE_PATH to process, checked at the branch head first
+        (``raw_path``): outside ``raw/``, not a file a sync ingests, or missing — the
+        error, and no sync is started."""
+        fabric, remote = self._open(fabric_id)
+        snapshot = remote.fetch(fabric.branch)
+        return raw_file_to_process(snapshot, rules_for(self.config, fabric), file_path)
+
     def process_file(
         self, fabric_id: int, file_path: str, validate_only: bool = False
     ) -> dict[str, Any]:
-        """The spec's "Process Single File": a sync restricted to one raw file.
-
-        The path is checked at the branch head first (``gitops.raw_path``): outside
-        ``raw/``, not a file a sync ingests, or missing — the error, and no sync started."""
-        fabric, remote = self._open(fabric_id)
-        snapshot = remote.fetch(fabric.branch)
-        path = raw_file_to_process(snapshot, rules_for(self.config, fabric), file_path)
+        """The spec's "Process Single File": a sync restricted to one raw file (its
+        ``only_paths`` option; the workers run it the same way, ``process_answer``)."""
+        path = self.process_path(fabric_id, file_path)
         result = self.runner.run(
-            fabric_id, "manual", {"validate_only": validate_only}, only_paths=[path]
+            fabric_id, "manual", process_options(path, validate_only), only_paths=[path]
         )
-        if result.sync.state == "completed" and not validate_only:
-            self.observe_directory(fabric_id)
-        record = result.sync.files.get(path)
-        if record is None:
-            raise NotFoundError(f"{file_path} not found", details={"file_path": file_path})
-        planned = result.plan.file(path) if result.plan else None
-        writes = [w.path for w in result.plan.changed_writes] if result.plan else []
-        return {
-            "success": record["status"] == "processed" and result.ok,
-            "sync_id": result.sync.sync_id,
-            "file_path": "/" + path,
-            "status": record["status"],
-            "documents_found": planned.documents_found if planned else 0,
-            "documents_processed": record["documents_extracted"],
-            "files_created": [
-                "/" + p for p in (planned.target_files if planned else ()) if p in writes
-            ],
-            "archived_to": "/" + planned.archived_to
-            if planned and planned.archived_to and record["status"] == "processed"
-            else None,
-            "validate_only": validate_only,
-            "errors": record["validation_errors"],
-        }
+        return process_answer(self.app, result.sync, path, validate_only)
+
+
+def process_options(path: str, validate_only: bool) -> dict[str, Any]:
+    """The options of a sync that processes the one raw file at ``path``."""
+    return {"validate_only": validate_only, "only_paths": [path]}
+
+
+def process_answer(app: FGDApplication, sync: SyncOperation, path: str,
+                   validate_only: bool) -> dict[str, Any]:
+    """The spec's process-file answer, from the ended sync that processed ``path`` (either
+    driver). ``files_created``: the managed files the commit writes for the file (created or
+    changed; validate-only: would write), as before."""
+    record = sync.files.get(path)
+    if record is None:
+        raise NotFoundError(f"/{path} not found", details={"file_path": "/" + path})
+    processed = record["status"] == "processed"
+    created: list[str] = []
+    if processed and (validate_only or sync.stage_summaries.get("github_sync", {}).get("commit")):
+        writes = recorded_writes(app, sync.sync_id).get(path, [])
+        created = ["/" + w["path"] for w in writes if w["action"] != "unchanged"]
+    return {
+        "success": processed and sync.state == "completed",
+        "sync_id": sync.sync_id,
+        "file_path": "/" + path,
+        "status": record["status"],
+        "documents_found": record.get("documents_found", 0),
+        "documents_processed": record["documents_extracted"],
+        "files_created": created,
+        "archived_to": "/" + record["archived_to"]
+        if processed and record.get("archived_to") else None,
+        "validate_only": validate_only,
+        "errors": record["validation_errors"],
+    }

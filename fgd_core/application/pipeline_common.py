@@ -117,24 +117,81 @@ def recorded_writes(app: FGDApplication, sync_id: str) -> dict[str, list[dict[st
     return out
 
 
+def earlier_failures(app: FGDApplication, fabric_id: int) -> dict[str, dict[str, Any]]:
+    """The first error of each file the fabric's last sync left failing (path → error): what
+    a file skipped as unchanged since it failed is reported with again."""
+    fabric = app.get_fabric(fabric_id)
+    if fabric.last_sync_id is None:
+        return {}
+    previous = app.get_sync(fabric.last_sync_id)
+    summary = previous.stage_summaries.get("file_ingestion", {})
+    out = dict(summary.get("failed_errors", {}))
+    for path in summary.get("failed_files", {}):
+        rec = previous.files.get(path)
+        if path not in out and rec is not None and rec.get("validation_errors"):
+            out[path] = first_error(rec["validation_errors"])
+    return out
+
+
+def first_error(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    keep = ("code", "message", "line", "field", "index")
+    return {k: errors[0][k] for k in keep if errors[0].get(k) is not None}
+
+
+def still_failing(sync: SyncOperation, before: Mapping[str, str]) -> list[str]:
+    """Files of this sync skipped because unchanged since they failed (sorted)."""
+    return sorted(p for p, rec in sync.files.items()
+                  if rec["status"] == "skipped" and before.get(p) == (rec.get("blob_id") or ""))
+
+
+def complete_ingestion(
+    sync: SyncOperation,
+    before: Mapping[str, str],
+    writes: dict[str, list[dict[str, Any]]],
+    earlier: Callable[[], dict[str, dict[str, Any]]],
+) -> None:
+    """Complete ``file_ingestion``: first a warning naming each file still failing (skipped
+    as unchanged since it failed) with its earlier error — so ``sync.completed`` counts
+    them — then the stage summary. ``earlier``: ``earlier_failures`` of the fabric, asked
+    only when some file is still failing."""
+    carried: dict[str, dict[str, Any]] = {}
+    failing = still_failing(sync, before)
+    if failing:
+        known = earlier()
+        for path in failing:
+            error = known.get(path, {})
+            carried[path] = error
+            said = f"{error['code']}: {error['message']}" if error else "see its earlier sync"
+            sync.warn(FGDErrorCodes.VALIDATION_FAILED,
+                      f"still failing: unchanged since it failed ({said}); edit it to retry",
+                      path)
+    sync.complete_stage("file_ingestion", ingestion_summary(sync, before, writes, carried))
+
+
 def ingestion_summary(
-    sync: SyncOperation, before: Mapping[str, str], writes: dict[str, list[dict[str, Any]]]
+    sync: SyncOperation, before: Mapping[str, str], writes: dict[str, list[dict[str, Any]]],
+    carried: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The ``file_ingestion`` stage summary, from the recorded files. ``failed_files``: the
-    files the next sync skips while unchanged (see ``failed_before``)."""
+    files the next sync skips while unchanged (see ``failed_before``); ``failed_errors``:
+    the first error of each (``carried``: those of files still failing from before)."""
     records = sync.files
     count = {s: sum(f["status"] == s for f in records.values()) for s in FILE_DONE}
     actions = [w["action"] for p, ws in writes.items() for w in ws
                if p in records and records[p]["status"] == "processed"]
     failed: dict[str, str] = {}
+    errors: dict[str, dict[str, Any]] = {}
     for path, rec in records.items():
         blob = rec.get("blob_id") or ""
         if rec["status"] == "failed" and any(
             e.get("code") != InternalError.code for e in rec["validation_errors"]
         ):
             failed[path] = blob
+            errors[path] = first_error(rec["validation_errors"])
         elif rec["status"] == "skipped" and before.get(path) == blob:
             failed[path] = blob  # unchanged since it failed: stays failed for the next sync
+            if carried and carried.get(path):
+                errors[path] = dict(carried[path])
     return {
         "files_processed": count["processed"],
         "files_failed": count["failed"],
@@ -145,6 +202,7 @@ def ingestion_summary(
         "errors": sum(len(f["validation_errors"]) for f in records.values()),
         "warnings": len(sync.warnings),
         "failed_files": failed,
+        "failed_errors": errors,
     }
 
 
@@ -262,7 +320,8 @@ def commit_and_push(
 
 __all__ = [
     "AUTHOR", "DONE", "FAILED", "NOOP", "Build", "LazyBlobs", "Published", "RemoteFactory",
-    "commit_and_push", "commit_changes", "commit_message", "fabric_of", "failed_before",
+    "commit_and_push", "commit_changes", "commit_message", "complete_ingestion",
+    "earlier_failures", "fabric_of", "failed_before", "first_error", "still_failing",
     "index_dir", "ingestion_summary", "pushed_by", "raw_changed", "record_file",
     "recorded_writes", "rules_for", "without_nones",
 ]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fgd_core.adapters.git_repo import GitRemote, RemoteMovedError, Snapshot
+from fgd_core.application.directory_observe import observe_directory
 from fgd_core.application.fabric_publish import reject_fabric_breakers
 from fgd_core.application.pipeline_common import (
     DONE,
@@ -30,8 +31,8 @@ from fgd_core.application.pipeline_common import (
 )
 from fgd_core.application.retry import idempotent_push
 from fgd_core.domain.fabric import Fabric
-from fgd_core.domain.sync_operation import SyncOperation
-from fgd_core.errors import FGDErrorCodes, SyncFailedError
+from fgd_core.domain.sync_operation import COMPLETED, SyncOperation
+from fgd_core.errors import FGDError, FGDErrorCodes, SyncFailedError
 from fgd_core.ingestion.plan import (
     Archive,
     FileResult,
@@ -88,27 +89,88 @@ def reconcile(
     remote: GitRemote,
     summary: dict[str, Any] | None,
 ) -> str:
+    """Check what the push left on the branch, then complete the sync (see ``verify_push``):
+    a branch that lost the sync's commit, or a pushed managed/ tree that is not the planned
+    one, fails the sync (FGD_3004); a managed/ tree changed by someone else since the push
+    completes it with a warning (FGD_3004)."""
     sync_id = sync.sync_id
     verified: dict[str, Any] = {"verified": False, "reason": "nothing pushed"}
-    if summary and summary.get("pushed"):
-        head = steps.fetch(sync, remote, fabric.branch).head
-        verified = {"verified": True, "head": head}
-        if head != summary.get("commit"):
-            # Someone pushed on top already; ours is in the history (a fast-forward).
-            verified["commit"] = summary.get("commit")
+    head: Snapshot | None = None
+    if summary and summary.get("pushed") and summary.get("commit"):
+        head = steps.fetch(sync, remote, fabric.branch)
+        managed_dir = rules_for(steps.config, fabric).managed_prefix
+        verified = verify_push(head, summary["commit"], summary.get("managed_tree"),
+                               managed_dir)
+    problem = verified.get("problem")
 
     def finish(s: SyncOperation) -> None:
         if not s.is_active or "reconciliation" in s.stages_completed:
             return
         if s.current_stage is None:
             s.begin_stage("reconciliation")
-        if s.current_stage == "reconciliation":
-            s.complete_stage("reconciliation", verified)
-            s.complete()
+        if s.current_stage != "reconciliation":
+            return
+        if problem is not None and verified["verified"] is False:
+            s.fail(FGDErrorCodes.SYNC_FAILED, f"reconciliation: {problem}",
+                   {"stage": "reconciliation", **_details(verified)})
+            return
+        if problem is not None:
+            s.warn(FGDErrorCodes.SYNC_FAILED, f"reconciliation: {problem}")
+        s.complete_stage("reconciliation", verified)
+        s.complete()
 
-    steps.app.update_sync(sync_id, finish)
+    ended = steps.app.update_sync(sync_id, finish)
     steps.forget(sync_id)
+    if head is not None and ended.state == COMPLETED:
+        observe_after_push(steps, fabric, head)
     return DONE
+
+
+def observe_after_push(steps: SyncSteps, fabric: Fabric, head: Snapshot) -> None:
+    """The fabric's ``gitops_initialized`` / ``gitops_directory_status`` follow what the
+    push left on the branch (recorded only when they change). The sync has completed: a
+    failure here is logged, never the sync's."""
+    try:
+        observe_directory(steps.app, steps.config, fabric.fabric_id, head)
+    except FGDError as exc:
+        log.warning("fabric %s: directory state not recorded after sync: %s",
+                    fabric.fabric_id, exc)
+
+
+def _details(verified: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in verified.items() if k not in ("problem", "verified")}
+
+
+def verify_push(head: Snapshot, commit: str, planned_tree: str | None,
+                managed_dir: str) -> dict[str, Any]:
+    """What the branch (as fetched now, ``head``) holds of the sync's pushed ``commit``.
+
+    ``verified`` is True when the branch head is the commit or descends from it and the
+    commit's managed/ subtree is ``planned_tree`` (the one the commit was built with; None
+    for a push recovered from an earlier delivery, which had no plan in hand). ``problem``
+    says what is wrong: with ``verified`` False the sync's result is not on the branch; with
+    ``verified`` True someone changed managed/ after the push (a warning)."""
+    out: dict[str, Any] = {"verified": False, "head": head.head, "commit": commit}
+    if not head.contains(commit):
+        out["problem"] = (f"branch {head.branch} at {head.head} does not contain the sync's "
+                          f"commit {commit} (rewritten or force-pushed since the push)")
+        return out
+    pushed = head.at(commit)
+    ours = pushed.subtree_id(managed_dir) if pushed is not None else None
+    out["managed_tree"] = ours
+    if planned_tree is not None and ours != planned_tree:
+        out["problem"] = (f"the pushed /{managed_dir.strip('/')} tree {ours} is not the "
+                          f"planned one {planned_tree}")
+        out["planned_tree"] = planned_tree
+        return out
+    out["verified"] = True
+    if head.head != commit:
+        at_head = head.subtree_id(managed_dir)
+        out["managed_at_head"] = at_head
+        if at_head != ours:
+            out["problem"] = (f"/{managed_dir.strip('/')} was changed on {head.branch} after "
+                              f"the sync pushed {commit} (head {head.head})")
+    return out
 
 
 def github_sync(
@@ -123,10 +185,13 @@ def github_sync(
     sync = reject_fabric_breakers(app, steps.blobs, sync, writes, base, rules,
                                   index_dir(steps.cache_root, fabric.fabric_id))
     if sync.options["validate_only"]:
+        would = plan_from_records(steps, sync, base, rules, writes)
         if steps.keep_plans:
-            steps.plans[sync_id] = plan_from_records(steps, sync, base, rules, writes)
-        return {"skipped": "validate_only", "commit": None, "pushed": False}
+            steps.plans[sync_id] = would
+        return {"skipped": "validate_only", "commit": None, "pushed": False,
+                **managed_counts(would)}
     cancelled = False
+    committed: list[SyncPlan] = []  # the plan of the last commit built
 
     def build(base: Snapshot) -> tuple[Mapping[str, bytes | None], str]:
         if (pushed := pushed_by(base, sync_id)) is not None:
@@ -139,6 +204,7 @@ def github_sync(
         plan = plan_from_records(steps, sync, base, rules, writes)
         if steps.keep_plans:
             steps.plans[sync_id] = plan
+        committed[:] = [plan]
         return commit_changes(plan, base, rules, fabric, sync_id), commit_message(sync_id, plan)
 
     def may_push() -> bool:
@@ -167,7 +233,21 @@ def github_sync(
         return {"commit": recovered.sha, "pushed": True, "recovered": True}
     if cancelled:
         return None
-    return {"commit": done.commit, "pushed": done.pushed, "files_changed": done.changed}
+    out: dict[str, Any] = {"commit": done.commit, "pushed": done.pushed,
+                           "files_changed": done.changed}
+    if committed:
+        out.update(managed_counts(committed[0]))
+    if done.commit is not None:
+        built = done.base.at(done.commit)
+        # The managed/ tree the commit was built with: reconciliation compares the pushed one.
+        out["managed_tree"] = built.subtree_id(rules.managed_prefix) if built else None
+    return out
+
+
+def managed_counts(plan: SyncPlan) -> dict[str, int]:
+    """Managed files the plan's commit creates and updates."""
+    summary = plan.summary()
+    return {"files_created": summary["files_created"], "files_updated": summary["files_updated"]}
 
 
 def reject_conflicts(
@@ -290,4 +370,5 @@ def complete(stage: str, summary: dict[str, Any]) -> Callable[[SyncOperation], N
     return command
 
 
-__all__ = ["github_sync", "plan_from_records", "publish", "reconcile", "reject_conflicts"]
+__all__ = ["github_sync", "plan_from_records", "publish", "reconcile", "reject_conflicts",
+           "verify_push"]

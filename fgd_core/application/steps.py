@@ -54,6 +54,8 @@ from fgd_core.application.pipeline_common import (
     NOOP,
     LazyBlobs,
     RemoteFactory,
+    complete_ingestion,
+    earlier_failures,
     failed_before,
     ingestion_summary,
     record_file,
@@ -242,8 +244,10 @@ class SyncSteps:
     # -- discovery --------------------------------------------------------------------------
 
     def discover(self, sync_id: str, only_paths: list[str] | None = None) -> str:
-        """``only_paths``: discover these raw files only (the spec's "process one file")."""
-        return self._guarded(sync_id, lambda s: self._discover(s, only_paths))
+        """``only_paths``: discover these raw files only (the spec's "process one file");
+        default: the sync's ``only_paths`` option (how the bus driver is told)."""
+        return self._guarded(
+            sync_id, lambda s: self._discover(s, only_paths or s.options.get("only_paths")))
 
     def _discover(self, sync: SyncOperation, only_paths: list[str] | None) -> str:
         if sync.state != PENDING:
@@ -439,8 +443,8 @@ class SyncSteps:
             if (mine and s.current_stage == "file_ingestion"
                     and all(f["status"] in FILE_DONE for f in s.files.values())):
                 recorded = self.writes_of(s, mine)
-                s.complete_stage("file_ingestion",
-                                 ingestion_summary(s, planned[0].before, recorded))
+                complete_ingestion(s, planned[0].before, recorded,
+                                   lambda: earlier_failures(self.app, s.fabric_id))
             done.clear()
             done.update(mine)
 

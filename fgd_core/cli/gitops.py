@@ -110,8 +110,9 @@ def files(fabric_id: int, directory_name: str, file_type: str, include_content: 
 def process(fabric_id: int, file_path: str, validate_only: bool, output: str | None) -> None:
     """Ingest one raw file, FILE_PATH such as /gitops/raw/vpcs.yaml, as a sync of its own.
 
-    Exit status as fgd sync's. With a broker (HEDGEHOG_FGD_BROKER_URL) and no --api it is
-    refused: the workers run whole syncs only, and running it here would race them."""
+    Exit status as fgd sync's. With a broker (HEDGEHOG_FGD_BROKER_URL) and no --api the
+    workers run it: this command checks the path, starts the sync (restricted to the file)
+    and follows its events, as fgd sync does; 4 when no worker picked it up."""
     from fgd_core.cli.sync import exit_code
 
     api = remote_client()
@@ -121,12 +122,30 @@ def process(fabric_id: int, file_path: str, validate_only: bool, output: str | N
     else:
         from fgd_core.config import load_settings
 
-        if load_settings().broker_url:
-            raise click.UsageError(
-                "with a broker (HEDGEHOG_FGD_BROKER_URL) the workers run the syncs, and they "
-                "run whole syncs only: use `fgd sync`, or --api to ask the API server")
-        answer = _ops().process_file(fabric_id, file_path, validate_only)
+        settings = load_settings()
+        if settings.broker_url:
+            answer = _process_on_workers(settings, fabric_id, file_path, validate_only)
+        else:
+            answer = _ops().process_file(fabric_id, file_path, validate_only)
     emit(answer, output)
     # The file failed: 3, as fgd sync's "completed, but raw files failed"; any other miss: 1.
     sys.exit(exit_code(answer["success"] or answer["status"] == "failed",
                        [] if answer["success"] else [answer["file_path"]]))
+
+
+def _process_on_workers(settings: Any, fabric_id: int, file_path: str,
+                        validate_only: bool) -> dict[str, Any]:
+    """``fgd process`` with a broker: the path checked here (no sync for a bad one), then a
+    sync restricted to it (option ``only_paths``) handed to the workers and followed from
+    its events (``cli.follow``); the answer from the ended sync."""
+    from rich.console import Console
+
+    from fgd_core.application.gitops_ops import GitOpsService, process_answer, process_options
+    from fgd_core.bootstrap import build_runner
+    from fgd_core.cli.follow import sync_on_workers
+
+    app, runner = build_runner(settings, source="fgd_cli")
+    path = GitOpsService(runner).process_path(fabric_id, file_path)
+    ended = sync_on_workers(app, fabric_id, process_options(path, validate_only),
+                            Console(stderr=True), settings.fgd.cli.pickup_timeout_seconds)
+    return process_answer(app, ended, path, validate_only)

@@ -110,8 +110,8 @@ def sync(
                                    fabric_name)
         ended = sync_on_workers(app, fabric.fabric_id, options, console,
                                 settings.fgd.cli.pickup_timeout_seconds)
-        counts = ended.stage_summaries.get("file_ingestion", {})
         pushed = ended.stage_summaries.get("github_sync", {})
+        counts = published_counts(ended.stage_summaries.get("file_ingestion", {}), pushed)
         report(console, fabric, ended, counts, pushed.get("commit"), bool(pushed.get("pushed")),
                as_json)
         return
@@ -147,9 +147,19 @@ def report(console: Console, fabric: Any, sync: Any, counts: dict[str, Any],
         click.echo(__import__("json").dumps(status))
     else:
         _summary(console, fabric, status, counts, commit, pushed)
+        earlier = sync.stage_summaries.get("file_ingestion", {}).get("failed_errors", {})
         for path in sorted(failing):
-            console.print(f"[yellow]still failing[/yellow] {path}")
+            error = earlier.get(path)
+            said = f": {error['code']} {error['message']}" if error else ""
+            console.print(f"[yellow]still failing[/yellow] {path}{said}")
     sys.exit(exit_code(sync.state == COMPLETED, failing))
+
+
+def published_counts(ingested: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
+    """The ingestion counts, with created / updated as the sync's commit has them (the
+    ingestion stage saw the branch as it was at discovery)."""
+    return {**ingested, **{k: published[k] for k in ("files_created", "files_updated")
+                           if k in published}}
 
 
 # Exit statuses of ``fgd sync`` (and of the README's table): CI gates on them.

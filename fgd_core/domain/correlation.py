@@ -32,7 +32,7 @@ class CorrelationReusedError(DuplicateError):
 
 
 def check_same_request(
-    earlier: Any, fabric_id: int, trigger: str, options: dict[str, bool]
+    earlier: Any, fabric_id: int, trigger: str, options: dict[str, Any]
 ) -> None:
     """``earlier`` (the sync a repeated correlation id names) was started by the same request:
     same fabric, trigger and (normalized) options — else ``CorrelationReusedError``. Which

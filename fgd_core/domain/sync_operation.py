@@ -45,7 +45,7 @@ class SyncOperation(FGDAggregate):
         fabric_id: int,
         correlation_id: str,
         trigger: str,
-        options: dict[str, bool],
+        options: dict[str, Any],
     ) -> None:
         self.fabric_id = fabric_id
         self.correlation_id = correlation_id
@@ -430,12 +430,14 @@ class SyncOperation(FGDAggregate):
         sync_id: str
         duration_seconds: float
         files_processed: int
-        files_created: int
+        files_created: int  # managed files the sync's commit creates (see _summary)
+        files_updated: int  # ... and updates (absent from events recorded before it was)
         errors: int
         warnings: int
         final_state: str
 
         def apply(self, aggregate: Any) -> None:
+            aggregate.files_created = self.files_created
             aggregate._finish(self.final_state, self.context())
 
         def context(self) -> dict[str, Any]:
@@ -449,6 +451,7 @@ class SyncOperation(FGDAggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.errors.append(self.error)
+            aggregate.files_created = self.files_created
             aggregate._finish(self.final_state, {"error": self.error})
 
     class Cancelled(Ended):
@@ -489,13 +492,17 @@ class SyncOperation(FGDAggregate):
         )
 
     def _summary(self, final_state: str) -> dict[str, Any]:
-        # Computed when the command runs, so the event carries its own numbers.
+        # Computed when the command runs, so the event carries its own numbers. Created vs
+        # updated: what the sync's one commit does (the github_sync summary, from the plan
+        # it committed); before that stage, the managed files the processed files target.
         now = datetime.now(UTC)
+        published = self.stage_summaries.get("github_sync", {})
         return {
             "sync_id": self.sync_id,
             "duration_seconds": round((now - self.started_at).total_seconds(), 3),
             "files_processed": self.files_processed,
-            "files_created": self.files_created,
+            "files_created": int(published.get("files_created", self.files_created)),
+            "files_updated": int(published.get("files_updated", 0)),
             "errors": len(self.errors) + (1 if final_state in (FAILED, TIMED_OUT) else 0),
             "warnings": len(self.warnings),
             "final_state": final_state,

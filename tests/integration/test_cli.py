@@ -146,6 +146,9 @@ def test_sync_exit_status_tells_ci_about_failing_files(
     assert "still failing" in first.stderr and "gitops/raw/bad.yaml" in first.stderr
     again = runner.invoke(main, ["sync", "--repo", str(repo)])
     assert again.exit_code == 3, again.output  # skipped as unchanged: still failing
+    # ... shown again with its earlier error, and counted as a warning of the sync.
+    assert "still failing gitops/raw/bad.yaml: FGD_1003" in " ".join(again.stderr.split())
+    assert "less than or equal to" in " ".join(again.stderr.split())
 
     base = remote.fetch("main")
     sha = remote.commit(base, {"gitops/raw/bad.yaml": None}, "drop it", "t <t@t>")

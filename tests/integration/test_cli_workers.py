@@ -142,13 +142,40 @@ def test_with_no_worker_fgd_sync_says_so_and_exits_4_within_the_pickup_timeout(
     assert pending_raw(repo) == []
 
 
-def test_fgd_process_with_a_broker_is_refused_rather_than_racing_the_workers(
+def test_fgd_process_with_a_broker_hands_the_file_to_the_workers(
     tmp_path: Path, workers: Cluster, pg_app: FGDApplication
 ) -> None:
     repo = init_bare(tmp_path / "fabric.git")
-    seed_repo(repo, {"gitops/raw/vpc-1.yaml": vpc("vpc-1", 1)})
+    seed_repo(repo, {"gitops/raw/vpc-1.yaml": vpc("vpc-1", 1),
+                     "gitops/raw/vpc-2.yaml": vpc("vpc-2", 2),
+                     "gitops/raw/bad.yaml": BAD_VPC})
     pg_app.register_fabric("lab", str(repo))
-    done = fgd(workers, "process", "1", "/gitops/raw/vpc-1.yaml")
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    assert "fgd sync" in done.stderr and "whole syncs only" in done.stderr
-    assert pg_app.get_fabric(1).last_sync_id is None  # nothing was started
+    workers.start_all(ingestion=1)
+
+    done = fgd(workers, "process", "1", "/gitops/raw/vpc-1.yaml", "-o", "json")
+    assert_clean(done, workers)
+    assert done.returncode == 0, (done.stdout, done.stderr, workers.logs())
+    answer = json.loads(done.stdout)
+    assert answer["success"] is True and answer["status"] == "processed"
+    assert answer["file_path"] == "/gitops/raw/vpc-1.yaml"
+    assert answer["files_created"] == ["/gitops/managed/vpcs/vpc-1.yaml"]
+    assert answer["archived_to"] == "/gitops/raw/vpc-1.yaml.archived"
+    # The workers ran it (discovery recorded it), restricted to that one file.
+    sync = pg_app.get_sync(answer["sync_id"])
+    assert sync.state == "completed" and sync.options["only_paths"] == ["gitops/raw/vpc-1.yaml"]
+    assert list(sync.files) == ["gitops/raw/vpc-1.yaml"]
+    assert pending_raw(repo) == ["gitops/raw/bad.yaml", "gitops/raw/vpc-2.yaml"]
+    assert managed(repo) == ["gitops/managed/vpcs/vpc-1.yaml"]
+
+    failed = fgd(workers, "process", "1", "/gitops/raw/bad.yaml", "-o", "json")
+    assert failed.returncode == 3, (failed.stdout, failed.stderr)  # the file failed
+    answer = json.loads(failed.stdout)
+    assert answer["status"] == "failed" and answer["errors"][0]["code"] == "FGD_1003"
+    assert pending_raw(repo) == ["gitops/raw/bad.yaml", "gitops/raw/vpc-2.yaml"]
+
+    # A path that is not there: the error, and no sync started.
+    last = pg_app.get_fabric(1).last_sync_id
+    missing = fgd(workers, "process", "1", "/gitops/raw/nope.yaml")
+    assert missing.returncode == 1, (missing.stdout, missing.stderr)
+    assert "FGD_" in missing.stdout + missing.stderr
+    assert pg_app.get_fabric(1).last_sync_id == last
