@@ -135,7 +135,7 @@ def test_enabled_false_scheduler_starts_nothing(tmp_path: Path) -> None:
         fabric = app.register_fabric("lab", "https://github.com/example/fabric.git")
         report = Scheduler(app, settings.fgd.sync).tick()
         assert report.started == []
-        assert {"fabric_id": fabric.fabric_id, "trigger": "scheduled",
+        assert {"fabric_id": fabric.fabric_id, "trigger": "fabric_created",  # its first
                 "reason": "disabled"} in report.skipped
     finally:
         app.close()
