@@ -193,11 +193,28 @@ def test_sign_in_and_register_a_fabric(console: Console) -> None:
     assert console.find("h1").text.startswith("lab")
     console.shot("fabric")
     assert console.console_errors() == []
+    # Registration started the fabric's first (fabric_created) sync: the tests below start
+    # their own, so they wait for it to end.
+    headers = {"Authorization": f"Token {console.admin}"}
+
+    def first_sync_ended() -> bool:
+        fabric = httpx.get(f"{console.url}/api/plugins/hedgehog/fabrics/1/",
+                           headers=headers).json()
+        return fabric["running_sync_id"] is None and fabric["last_sync_status"] is not None
+
+    deadline = time.monotonic() + 60
+    while not first_sync_ended():
+        assert time.monotonic() < deadline, "the fabric_created sync did not end"
+        time.sleep(0.2)
 
 
 def test_trigger_a_sync_and_watch_it_complete_live(console: Console) -> None:
     console.git.latency = 0.6  # each git request: the sync runs for a few seconds
     console.open("/ui/fabrics/1/")
+    # The first sync ingested every file already: a new one for this sync to push (slowly),
+    # and force refresh so that the failed file is planned (and shown) again.
+    seed_repo(Path(console.git.root / "slow.git"), {"gitops/raw/more.yaml": vpc("vpc-9", 9)})
+    console.find("#force_refresh").click()
     console.find("#trigger-sync").click()
     console.wait(lambda d: "/ui/syncs/" in d.current_url)
     console.state["sync_url"] = console.driver.current_url
@@ -219,15 +236,15 @@ def test_trigger_a_sync_and_watch_it_complete_live(console: Console) -> None:
         if not live_shot and any(t.startswith("Live: processing") for t in seen):
             console.shot("sync-live")
             live_shot = True
-        assert time.monotonic() < deadline, seen
+        assert time.monotonic() < deadline, (seen, console.console_errors())
         time.sleep(0.05)
     console.git.latency = 0.0
     # The WebSocket drove the page: progress messages, then the final one (then a reload).
-    assert any(t.startswith("Live: processing") for t in seen), seen
+    assert any(t.startswith("Live: processing") for t in seen), (seen, console.console_errors())
     console.shot("sync-finished")
     row = console.find("tr[data-path='/gitops/raw/bad.yaml']").text
     assert "line 9" in row and "spec.subnets.default.vlan" in row, row
-    assert "processed" in console.find("tr[data-path='/gitops/raw/vpcs.yaml']").text
+    assert "processed" in console.find("tr[data-path='/gitops/raw/more.yaml']").text
     stages = [li.get_attribute("class") for li in console.all("#timeline li")]
     assert stages and all("stage-done" in s for s in stages), stages
     assert console.console_errors() == []
@@ -346,4 +363,4 @@ def test_a_token_without_permission_sees_no_buttons_and_is_refused(console: Cons
     console.wait(denial_listed, timeout=15)
     console.shot("audit-denied")
     console.open("/ui/fabrics/1/?limit=10")  # neither POST started a sync
-    assert len(console.all("table.history tbody tr")) == 3
+    assert len(console.all("table.history tbody tr")) == 4  # fabric_created + the tests' 3
