@@ -34,12 +34,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.fabric_gen import FabricGen  # noqa: E402
+from fgd_core.adapters import fabric_tree  # noqa: E402
 from fgd_core.adapters.git_repo import GitRemote, Snapshot  # noqa: E402
 from fgd_core.application.pipeline_common import fabric_of  # noqa: E402
 from fgd_core.ingestion import (  # noqa: E402
     IngestionRules,
     RawFile,
-    fabric_tree,  # noqa: E402
     plan_sync,
 )
 from fgd_core.ingestion.hedgehog import fabric_check  # noqa: E402
