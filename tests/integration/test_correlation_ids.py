@@ -18,7 +18,6 @@ from fgd_core.events.envelope import decode_envelope
 from tests.integration.test_api import (  # noqa: F401 — fixtures
     API,
     assert_error,
-    container,
     make_fabric,
     repo,
     wait_final,

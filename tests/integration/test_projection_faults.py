@@ -35,7 +35,6 @@ from fgd_core.errors import DatabaseError
 from tests.integration.test_api import (  # noqa: F401 — fixtures
     API,
     assert_error,
-    container,
     make_fabric,
     repo,
 )
