@@ -9,6 +9,8 @@ and by ``GitOpsService.observe_directory``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fgd_core.adapters.git_repo import Snapshot
 from fgd_core.application import directory
 from fgd_core.application.app import FGDApplication
@@ -35,6 +37,12 @@ def observe_directory(app: FGDApplication, config: FGDConfig, fabric_id: int,
     initialized = initialized_by(report["issues"])
     if (fabric.gitops_directory_status, fabric.gitops_initialized) == (status, initialized):
         return False
+    record_validation(app, fabric_id, report)
+    return True
+
+
+def record_validation(app: FGDApplication, fabric_id: int, report: dict[str, Any]) -> None:
+    """A directory validation report on the fabric, as ``directory.validated``."""
     app.record_directory(
         fabric_id,
         "validated",
@@ -43,7 +51,6 @@ def observe_directory(app: FGDApplication, config: FGDConfig, fabric_id: int,
         repairs_needed=report["repairs_needed"],
         directory_stats=report["directory_stats"],
     )
-    return True
 
 
-__all__ = ["observe_directory"]
+__all__ = ["observe_directory", "record_validation"]

@@ -14,7 +14,7 @@ from typing import Any
 from fgd_core.adapters.git_repo import GitRemote, PushRejectedError, RemoteMovedError, Snapshot
 from fgd_core.application import directory, directory_files, directory_repair
 from fgd_core.application.app import FGDApplication
-from fgd_core.application.directory_observe import observe_directory
+from fgd_core.application.directory_observe import observe_directory, record_validation
 from fgd_core.application.pipeline_common import (
     RemoteFactory,
     commit_and_push,
@@ -124,14 +124,7 @@ class GitOpsService:
             fabric=self.config.hedgehog.fabric_config(),
             **self._directory_options(),
         )
-        self.app.record_directory(
-            fabric_id,
-            "validated",
-            valid=report["valid"],
-            issues=report["issues"],
-            repairs_needed=report["repairs_needed"],
-            directory_stats=report["directory_stats"],
-        )
+        record_validation(self.app, fabric_id, report)
         return report
 
     def observe_directory(self, fabric_id: int, snapshot: Snapshot | None = None) -> bool:
