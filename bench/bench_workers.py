@@ -97,10 +97,17 @@ class Cluster:
                "HEDGEHOG_FGD_BROKER_URL": BROKER, "HEDGEHOG_FGD_QUEUE_PREFIX": self.prefix}
         kinds = ["relay", "discovery", "github"] + ["ingestion"] * ingestion
         self.logs = [(tmp / f"{k}-{i}.log") for i, k in enumerate(kinds)]
+        # BENCH_PROFILE_DIR=dir: each worker runs under cProfile, written to dir on exit.
+        profile = os.environ.get("BENCH_PROFILE_DIR")
+
+        def command(kind: str, i: int) -> list[str]:
+            wrap = ["-m", "cProfile", "-o", f"{profile}/{kind}-{i}.prof"] if profile else []
+            return [sys.executable, *wrap, "-m", "fgd_core.cli.worker", kind]
+
         self.procs = [
-            subprocess.Popen([sys.executable, "-m", "fgd_core.cli.worker", k], env=env, cwd=tmp,
+            subprocess.Popen(command(k, i), env=env, cwd=tmp,
                              stdout=log.open("wb"), stderr=subprocess.STDOUT)
-            for k, log in zip(kinds, self.logs, strict=True)
+            for i, (k, log) in enumerate(zip(kinds, self.logs, strict=True))
         ]
         deadline = time.monotonic() + 30
         while not all("started" in log.read_text() for log in self.logs):

@@ -48,6 +48,7 @@ from fgd_core.application import step_publish
 from fgd_core.application.app import FGDApplication
 from fgd_core.application.directory_guard import prepare_directory
 from fgd_core.application.directory_scan import raw_file_role
+from fgd_core.application.group_save import GroupSave
 from fgd_core.application.pipeline_common import (
     DONE,
     FAILED,
@@ -110,6 +111,8 @@ class SyncSteps:
         self._lock = threading.Lock()
         # sync id → file path → the writes this process recorded for it (see writes_of).
         self._written: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        # This process's threads record the files they planned for one sync together.
+        self._group_save: GroupSave[_Planned] = GroupSave()
         # The in-process driver: publish builds on the snapshot discovery fetched (the push
         # is compare-and-swap either way), and the plan it commits is kept for the caller.
         self.reuse_snapshots = reuse_snapshots
@@ -426,6 +429,9 @@ class SyncSteps:
         return _Planned(path, result, elapsed, writes, before, contents)
 
     def _record_files(self, sync_id: str, planned: list[_Planned]) -> None:
+        self._group_save.save(sync_id, planned, lambda group: self._record_now(sync_id, group))
+
+    def _record_now(self, sync_id: str, planned: list[_Planned]) -> None:
         # The managed contents first (one insert for all the files), then the events that
         # name them: an event never points at a blob that is not stored.
         contents = {k: v for p in planned for k, v in p.contents.items()}

@@ -7,6 +7,7 @@ FGDFileRecord rows are views derived from these events (see ``transitions`` and 
 
 from __future__ import annotations
 
+from copy import deepcopy
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -28,6 +29,17 @@ FINAL_STATES = (COMPLETED, FAILED, CANCELLED, TIMED_OUT)
 FILE_DONE = ("processed", "failed", "skipped")
 
 
+def _copy_record(record: dict[str, Any]) -> dict[str, Any]:
+    copied = dict(record)  # scalars and strings are immutable: shared, not copied
+    for key, value in record.items():
+        if isinstance(value, list):
+            strings = all(type(v) is str for v in value)  # target_files, claimed
+            copied[key] = list(value) if strings else deepcopy(value)
+        elif isinstance(value, dict):
+            copied[key] = deepcopy(value)
+    return copied
+
+
 def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -38,6 +50,19 @@ class SyncOperation(FGDAggregate):
         # Derived, not random: a second sync.started with the same correlation id is the
         # same aggregate's version 1, so the event store itself refuses it (no read needed).
         return sync_uuid(correlation_id)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SyncOperation:
+        """The copy the repository's cache hands out on every load. A file record is a flat
+        dict whose nested values are mostly lists of strings (``target_files``): copied
+        with ``list()`` instead of the generic ``deepcopy``, which visits every string and
+        took most of an ingestion worker's CPU on a 10,000-resource sync. Everything else
+        is copied generically."""
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        state = {k: deepcopy(v, memo) for k, v in self.__dict__.items() if k != "files"}
+        state["files"] = {path: _copy_record(record) for path, record in self.files.items()}
+        clone.__dict__.update(state)
+        return clone
 
     @event("Started")
     def __init__(
