@@ -72,6 +72,22 @@ def wait_completed(app: FGDApplication, sync_id: str, timeout: float = 150.0) ->
     raise TimeoutError(f"sync {sync_id} did not finish")
 
 
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has been busy (all processes: PostgreSQL, RabbitMQ…)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def stage_times(app: FGDApplication, sync_id: str) -> str:
+    """When each stage ended, in seconds after sync.started (from the recorded events)."""
+    events = list(app.repository.event_store.get(uuid.UUID(sync_id)))
+    start = events[0].timestamp
+    marks = [f"{e.stage}@{(e.timestamp - start).total_seconds():.2f}s" for e in events
+             if type(e).__name__ == "StageCompleted"]
+    return ", ".join(marks) + f", {len(events)} events"
+
+
 class Cluster:
     def __init__(self, tmp: Path, database_url: str, ingestion: int = 2) -> None:
         self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
@@ -100,6 +116,15 @@ class Cluster:
             time.sleep(0.05)
         time.sleep(0.5)
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds (user + system) each worker process has used so far."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[str, float] = {}
+        for proc, log in zip(self.procs, self.logs, strict=True):
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[log.stem] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
     def close(self) -> None:
         for p in self.procs:
             p.terminate()
@@ -110,16 +135,22 @@ class Cluster:
                 conn.default_channel.queue_delete(f"{self.prefix}.{kind}")
 
 
-def one_sync(app: FGDApplication, repo: Path, runner: SyncRunner | None) -> float:
+def one_sync(app: FGDApplication, repo: Path, runner: SyncRunner | None,
+             stages: bool = False) -> float:
     app = runner.app if runner is not None else app
     fabric = app.register_fabric(f"f-{uuid.uuid4().hex[:8]}", str(repo))
     started = time.perf_counter()
     if runner is not None:
         result = runner.run(fabric.fabric_id)
         assert result.ok, result.sync.errors[-3:]
+        sync_id = result.sync.sync_id
     else:
-        wait_completed(app, app.start_sync(fabric.fabric_id).sync_id)
-    return time.perf_counter() - started
+        sync_id = app.start_sync(fabric.fabric_id).sync_id
+        wait_completed(app, sync_id)
+    elapsed = time.perf_counter() - started
+    if stages:
+        print(f"    stages: {stage_times(app, sync_id)}")
+    return elapsed
 
 
 def main() -> None:
@@ -134,7 +165,9 @@ def main() -> None:
         for schema in schemas:
             conn.execute(f'CREATE SCHEMA "{schema}"')
     database_url = f"{PG_URL}?schema={schemas[0]}"
-    app = FGDApplication(env=postgres_env(database_url))
+    # The bench polls the sync every 5 ms: with the aggregate cache a poll reads only the
+    # events since the last one, not the whole sync (which would take a core from the workers).
+    app = FGDApplication(env={**postgres_env(database_url), **DRIVER_ENV})
     # As bootstrap.build_runner builds the in-process driver's app (its aggregate cache).
     embedded_app = FGDApplication(
         env={**postgres_env(f"{PG_URL}?schema={schemas[1]}"), **DRIVER_ENV})
@@ -154,8 +187,14 @@ def main() -> None:
             one_sync(app, repo("warm-e", 45, 23), runner)
             one_sync(app, repo("warm-d", 45, 23), None)
 
-            embedded = one_sync(app, repo("large-e", args.resources, args.files), runner)
-            distributed = one_sync(app, repo("large-d", args.resources, args.files), None)
+            embedded = one_sync(app, repo("large-e", args.resources, args.files), runner, True)
+            large = repo("large-d", args.resources, args.files)
+            cpu_before, machine_before = cluster.cpu(), machine_cpu()
+            distributed = one_sync(app, large, None, True)
+            cpu_after, machine = cluster.cpu(), machine_cpu() - machine_before
+            used = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
+            print("    CPU s: " + ", ".join(f"{k} {v:.2f}" for k, v in used.items())
+                  + f"; whole machine {machine:.2f} of {distributed * os.cpu_count():.2f}")
             print(f"large sync ({args.resources:,} resources, {args.files} raw files)")
             print(f"  embedded    (SyncRunner, 1 process)        {embedded:8.2f} s")
             print(f"  distributed (relay+discovery+2 ingestion+github) {distributed:8.2f} s")
@@ -164,8 +203,9 @@ def main() -> None:
 
             emb, dist = [], []
             for i in range(args.typical_runs):
-                emb.append(one_sync(app, repo(f"typ-e{i}", 45, 23), runner))
-                dist.append(one_sync(app, repo(f"typ-d{i}", 45, 23), None))
+                last = i == args.typical_runs - 1  # its stage times printed
+                emb.append(one_sync(app, repo(f"typ-e{i}", 45, 23), runner, last))
+                dist.append(one_sync(app, repo(f"typ-d{i}", 45, 23), None, last))
             e, d = statistics.median(emb), statistics.median(dist)
             print(f"typical fabric (23 raw files, 45 resources), trigger -> completed, "
                   f"median of {args.typical_runs}")
