@@ -48,19 +48,23 @@ def payload_schemas() -> dict[str, dict[str, Any]]:
 
 
 @cache
-def envelope_validators() -> dict[str, Validator]:
-    """Event type → one compiled validator for the base envelope with that payload schema
-    (one call per event on the hot path instead of two)."""
-    base = load_schema("event.schema.json")
-    validators = {}
-    for event_type, payload in payload_schemas().items():
-        payload = {k: v for k, v in payload.items() if k not in ("$schema", "$id")}
-        combined = {
-            "$schema": base["$schema"],
-            "allOf": [base, {"properties": {"payload": payload}}],
-        }
-        validators[event_type] = fastjsonschema.compile(combined, formats=FORMATS)
-    return validators
+def _base_schema() -> dict[str, Any]:
+    return load_schema("event.schema.json")
+
+
+@cache
+def envelope_validator(event_type: str) -> Validator | None:
+    """One compiled validator for the base envelope with ``event_type``'s payload schema
+    (one call per event on the hot path instead of two); None for an unknown type.
+    Compiled on first use, per type: a process compiles only the types it meets (compiling
+    all ~50 costs about a second of CPU, which a CLI call or a worker's first batch paid)."""
+    payload = payload_schemas().get(event_type)
+    if payload is None:
+        return None
+    base = _base_schema()
+    payload = {k: v for k, v in payload.items() if k not in ("$schema", "$id")}
+    combined = {"$schema": base["$schema"], "allOf": [base, {"properties": {"payload": payload}}]}
+    return fastjsonschema.compile(combined, formats=FORMATS)  # type: ignore[no-any-return]
 
 
 def known_event_types() -> list[str]:
@@ -70,7 +74,7 @@ def known_event_types() -> list[str]:
 def validate_envelope(envelope: dict[str, Any]) -> None:
     """Raise FGD_1004 unless the envelope and its payload match their schemas."""
     event_type = envelope.get("event_type") if isinstance(envelope, dict) else None
-    validator = envelope_validators().get(event_type)  # type: ignore[arg-type]
+    validator = envelope_validator(event_type) if isinstance(event_type, str) else None
     if validator is None:
         raise SchemaMismatchError(
             f"no schema for event type {event_type!r}", details={"event_type": event_type}
