@@ -20,6 +20,7 @@ from psycopg.sql import SQL, Identifier
 
 from fgd_core.adapters.persistence import SCHEMA_LOCK
 from fgd_workers.liveness import relay_lock_key
+from fgd_workers.lock_connection import lock_connector
 
 log = logging.getLogger("fgd_workers.relay")  # one logger name for the whole relay
 
@@ -33,8 +34,7 @@ class PostgresCoordinator:
         datastore = recorder.datastore
         self.name = name
         self.schema = datastore.schema
-        pool_kwargs: Any = datastore.pool.kwargs  # a dict (psycopg_pool allows a callable)
-        self.kwargs = {k: v for k, v in pool_kwargs.items() if k != "row_factory"}
+        self.connect = lock_connector(recorder, f"fgd-relay:{name}")
         self.channel = recorder.channel_name
         self.key = relay_lock_key(recorder, name)  # the health endpoint looks for it too
         self.table = SQL("{}.{}").format(Identifier(self.schema), Identifier(POSITION_TABLE))
@@ -45,17 +45,7 @@ class PostgresCoordinator:
         if self.position is not None:
             return True
         if self.conn is None or self.conn.closed:
-            self.conn = psycopg.connect(
-                **self.kwargs,
-                autocommit=True,
-                connect_timeout=5,
-                application_name=f"fgd-relay:{self.name}"[:63],
-                # A silently dead server is noticed within seconds, and so is the lock's loss.
-                keepalives=1,
-                keepalives_idle=5,
-                keepalives_interval=2,
-                keepalives_count=3,
-            )
+            self.conn = self.connect()
         conn = self.conn
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
         if not row or not row[0]:

@@ -18,6 +18,8 @@ from typing import Any
 import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder
 
+from fgd_workers.lock_connection import lock_connector
+
 log = logging.getLogger("fgd_workers.scheduler")  # one logger name for the scheduler
 
 
@@ -33,7 +35,7 @@ class PostgresSchedulerLock:
     def __init__(self, recorder: PostgresApplicationRecorder, name: str) -> None:
         datastore: Any = recorder.datastore
         self.name = name
-        self.kwargs = {k: v for k, v in datastore.pool.kwargs.items() if k != "row_factory"}
+        self.connect = lock_connector(recorder, f"fgd-scheduler:{name}")
         self.key = _lock_key(
             f"fgd_scheduler:{datastore.schema}.{recorder.events_table_name}:{name}"
         )
@@ -47,16 +49,7 @@ class PostgresSchedulerLock:
                 self.conn.execute("SELECT 1")  # still our session, still our lock
                 return True
             self.release()
-            self.conn = psycopg.connect(
-                **self.kwargs,
-                autocommit=True,
-                connect_timeout=5,
-                application_name=f"fgd-scheduler:{self.name}"[:63],
-                keepalives=1,
-                keepalives_idle=5,
-                keepalives_interval=2,
-                keepalives_count=3,
-            )
+            self.conn = self.connect()
             row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
             self.held = bool(row and row[0])
             self.failed = False
