@@ -7,7 +7,6 @@ FGDFileRecord rows are views derived from these events (see ``transitions`` and 
 
 from __future__ import annotations
 
-from copy import deepcopy
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -17,52 +16,33 @@ from eventsourcing.domain import event
 from fgd_core.domain.base import FGDAggregate
 from fgd_core.domain.correlation import sync_uuid
 from fgd_core.domain.sync_options import normalize_options
+from fgd_core.domain.sync_states import (
+    ACTIVE_STATES,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    FILE_DONE,
+    FINAL_STATES,
+    PENDING,
+    PROCESSING,
+    STAGES,
+    TIMED_OUT,
+    TRIGGERS,
+    SyncViews,
+)
 from fgd_core.errors import IllegalTransitionError, ValidationError
-
-TRIGGERS = ("manual", "webhook", "scheduled", "fabric_created")
-STAGES = ("validation", "discovery", "file_ingestion", "github_sync", "reconciliation")
-
-PENDING, PROCESSING = "pending", "processing"
-COMPLETED, FAILED, CANCELLED, TIMED_OUT = "completed", "failed", "cancelled", "timed_out"
-ACTIVE_STATES = (PENDING, PROCESSING)
-FINAL_STATES = (COMPLETED, FAILED, CANCELLED, TIMED_OUT)
-FILE_DONE = ("processed", "failed", "skipped")
-
-
-def _copy_record(record: dict[str, Any]) -> dict[str, Any]:
-    copied = dict(record)  # scalars and strings are immutable: shared, not copied
-    for key, value in record.items():
-        if isinstance(value, list):
-            strings = all(type(v) is str for v in value)  # target_files, claimed
-            copied[key] = list(value) if strings else deepcopy(value)
-        elif isinstance(value, dict):
-            copied[key] = deepcopy(value)
-    return copied
 
 
 def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class SyncOperation(FGDAggregate):
+class SyncOperation(SyncViews, FGDAggregate):
     @staticmethod
     def create_id(correlation_id: str, **_: Any) -> UUID:
         # Derived, not random: a second sync.started with the same correlation id is the
         # same aggregate's version 1, so the event store itself refuses it (no read needed).
         return sync_uuid(correlation_id)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> SyncOperation:
-        """The copy the repository's cache hands out on every load. A file record is a flat
-        dict whose nested values are mostly lists of strings (``target_files``): copied
-        with ``list()`` instead of the generic ``deepcopy``, which visits every string and
-        took most of an ingestion worker's CPU on a 10,000-resource sync. Everything else
-        is copied generically."""
-        clone = object.__new__(type(self))
-        memo[id(self)] = clone
-        state = {k: deepcopy(v, memo) for k, v in self.__dict__.items() if k != "files"}
-        state["files"] = {path: _copy_record(record) for path, record in self.files.items()}
-        clone.__dict__.update(state)
-        return clone
 
     @event("Started")
     def __init__(
@@ -107,51 +87,6 @@ class SyncOperation(FGDAggregate):
             trigger=trigger,
             options=normalize_options(options),
         )
-
-    # -- views ------------------------------------------------------------------------------
-
-    @property
-    def sync_id(self) -> str:
-        return str(self.id)
-
-    @property
-    def started_at(self) -> datetime:
-        return self.created_on
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-    @property
-    def stages_pending(self) -> list[str]:
-        done = set(self.stages_completed)
-        return [s for s in STAGES if s not in done and s != self.current_stage]
-
-    @property
-    def total_files(self) -> int:
-        return len(self.files)
-
-    @property
-    def files_processed(self) -> int:
-        return sum(1 for f in self.files.values() if f["status"] in FILE_DONE)
-
-    @property
-    def files_failed(self) -> int:
-        return sum(1 for f in self.files.values() if f["status"] == "failed")
-
-    @property
-    def percent_complete(self) -> int:
-        if self.state == COMPLETED:
-            return 100
-        if self.total_files:
-            return int(100 * self.files_processed / self.total_files)
-        return int(100 * len(self.stages_completed) / len(STAGES))
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.completed_at is None:
-            return None
-        return round((self.completed_at - self.started_at).total_seconds(), 3)
 
     # -- guards -----------------------------------------------------------------------------
 
@@ -537,3 +472,8 @@ class SyncOperation(FGDAggregate):
         self.current_stage = None
         self.completed_at = self.event_time
         self._transition_to(final_state, context)
+
+
+# The lifecycle constants live in sync_states; importing them from here keeps working.
+__all__ = ["ACTIVE_STATES", "CANCELLED", "COMPLETED", "FAILED", "FILE_DONE", "FINAL_STATES",
+           "PENDING", "PROCESSING", "STAGES", "TIMED_OUT", "TRIGGERS", "SyncOperation"]
