@@ -8,10 +8,8 @@ Used by ``relay.Relay``.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,7 +18,7 @@ from psycopg.sql import SQL, Identifier
 
 from fgd_core.adapters.persistence import SCHEMA_LOCK
 from fgd_workers.liveness import relay_lock_key
-from fgd_workers.lock_connection import lock_connector
+from fgd_workers.locks import FileLock, lock_connector
 
 log = logging.getLogger("fgd_workers.relay")  # one logger name for the whole relay
 
@@ -98,7 +96,6 @@ class PostgresCoordinator:
             self.conn = None
 
 
-_MEMORY_LOCKS: dict[str, threading.Lock] = {}
 
 
 class SQLiteCoordinator:
@@ -107,29 +104,14 @@ class SQLiteCoordinator:
     def __init__(self, recorder: Any, name: str) -> None:
         self.recorder = recorder
         self.name = name
-        pool = recorder.datastore.pool
-        self.memory = pool.is_sqlite_memory_mode
-        self.lock_path = Path(f"{pool.db_name}.{name}.relay.lock")
-        self.lock_file: Any = None
-        self.memory_lock: threading.Lock | None = None
+        self.lock = FileLock(recorder, f"{name}.relay.lock")
         self.position: int | None = None
 
     def acquire(self) -> bool:
         if self.position is not None:
             return True
-        if self.memory:
-            lock = _MEMORY_LOCKS.setdefault(f"{id(self.recorder)}:{self.name}", threading.Lock())
-            if not lock.acquire(blocking=False):
-                return False
-            self.memory_lock = lock
-        else:
-            handle = open(self.lock_path, "a+b")  # noqa: SIM115 — held for the relay's life
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                return False
-            self.lock_file = handle
+        if not self.lock.acquire():
+            return False
         try:
             with self.recorder.datastore.transaction(commit=True) as cursor:
                 cursor.execute(
@@ -164,12 +146,4 @@ class SQLiteCoordinator:
 
     def release(self) -> None:
         self.position = None
-        if self.lock_file is not None:
-            try:
-                fcntl.flock(self.lock_file, fcntl.LOCK_UN)
-            finally:
-                self.lock_file.close()
-                self.lock_file = None
-        if self.memory_lock is not None:
-            self.memory_lock.release()
-            self.memory_lock = None
+        self.lock.release()

@@ -68,8 +68,9 @@ from fgd_workers.bus import DEAD_QUEUE
 from fgd_workers.change_check import ChangeCheck, Verdict
 from fgd_workers.fabric_watch import FabricWatch
 from fgd_workers.liveness import record_scheduler_run
+from fgd_workers.locks import FileLock
 from fgd_workers.metrics_server import QueueProbe, probe_queues
-from fgd_workers.scheduler_lock import FileSchedulerLock, PostgresSchedulerLock
+from fgd_workers.scheduler_lock import PostgresSchedulerLock, file_scheduler_lock
 
 log = logging.getLogger("fgd_workers.scheduler")
 
@@ -138,10 +139,10 @@ class Scheduler:
         self._checked: dict[int, datetime] = {}
         self.lock_poll_interval = lock_poll_interval or interval
         recorder: Any = app.recorder
-        self.lock: PostgresSchedulerLock | FileSchedulerLock = (
+        self.lock: PostgresSchedulerLock | FileLock = (
             PostgresSchedulerLock(recorder, name)
             if isinstance(recorder, PostgresApplicationRecorder)
-            else FileSchedulerLock(recorder, name)
+            else file_scheduler_lock(recorder, name)
         )
         self.probe = QueueProbe(connection_factory) if connection_factory else None
         self.discovery_queue = f"{queue_prefix}.discovery"

@@ -8,17 +8,14 @@ database). A standby polls the lock. Used by ``scheduler.Scheduler``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
-import threading
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from fgd_workers.lock_connection import lock_connector
+from fgd_workers.locks import FileLock, lock_connector
 
 log = logging.getLogger("fgd_workers.scheduler")  # one logger name for the scheduler
 
@@ -74,46 +71,7 @@ class PostgresSchedulerLock:
             self.conn = None
 
 
-_MEMORY_LOCKS: dict[str, threading.Lock] = {}
-
-
-class FileSchedulerLock:
+def file_scheduler_lock(recorder: Any, name: str) -> FileLock:
     """``flock`` on ``<database>.<name>.scheduler.lock`` (a process-wide lock for an
     in-memory database)."""
-
-    def __init__(self, recorder: Any, name: str) -> None:
-        pool = recorder.datastore.pool
-        self.memory = pool.is_sqlite_memory_mode
-        self.memory_key = f"{id(recorder)}:{name}"
-        self.path = Path(f"{pool.db_name}.{name}.scheduler.lock")
-        self.handle: Any = None
-        self.memory_lock: threading.Lock | None = None
-
-    def acquire(self) -> bool:
-        if self.handle is not None or self.memory_lock is not None:
-            return True
-        if self.memory:
-            lock = _MEMORY_LOCKS.setdefault(self.memory_key, threading.Lock())
-            if not lock.acquire(blocking=False):
-                return False
-            self.memory_lock = lock
-            return True
-        handle = open(self.path, "a+b")  # noqa: SIM115 — held while this scheduler is active
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        self.handle = handle
-        return True
-
-    def release(self) -> None:
-        if self.handle is not None:
-            try:
-                fcntl.flock(self.handle, fcntl.LOCK_UN)
-            finally:
-                self.handle.close()
-                self.handle = None
-        if self.memory_lock is not None:
-            self.memory_lock.release()
-            self.memory_lock = None
+    return FileLock(recorder, f"{name}.scheduler.lock")
