@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
+from bench.cpu import machine_busy, proc_cpu  # noqa: E402
 from fgd_core.adapters.persistence import postgres_env  # noqa: E402
 from fgd_core.application.app import FGDApplication  # noqa: E402
 from fgd_core.application.auth import create_token  # noqa: E402
@@ -87,15 +88,6 @@ class Meter:
         proc, busy = time.process_time() - self.p0, machine_busy() - self.m0
         return (f"this process {proc / n * 1e6:4.0f} us CPU/msg, machine {busy / n * 1e6:4.0f} "
                 f"us CPU/msg ({busy / wall / (os.cpu_count() or 1) * 100:3.0f}% busy)")
-
-
-def machine_busy() -> float:
-    """Seconds of CPU the machine spent not idle (user, nice, system, irq, softirq)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return 0.0
-    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6)) / os.sysconf("SC_CLK_TCK")
 
 
 def bodies(n: int, fabric_id: int) -> list[bytes]:
@@ -153,15 +145,6 @@ def wait_depth(channel: object, name: str, n: int) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"{name}: {n} messages never arrived")
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) process ``pid`` has used so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def intake_rate(broker: str, database_url: str, token: str, payloads: list[bytes],

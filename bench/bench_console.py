@@ -41,23 +41,16 @@ for folder in (ROOT, ROOT / "bench"):
 import bench_api  # noqa: E402 — the loader, the server and the wrk driver are shared
 from bench_api import API, PG_URL, Server, environ_for, fmt, line, load  # noqa: E402
 
+from bench.cpu import proc_cpu  # noqa: E402
+
 TARGET_MS = 50.0
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def measured(server: Server, header: str, value: str, paths: list[str], clients: int,
              seconds: float, tmp: str) -> dict[str, Any]:
     """``wrk_with`` plus the server's CPU per request: a figure that other load on a shared
     machine moves far less than a latency percentile (warm-up requests included)."""
-    before = cpu_seconds(server.proc.pid)
+    before = proc_cpu(server.proc.pid)
     result = wrk_with(header, value, server.url, paths, clients, seconds, tmp)
-    spent = cpu_seconds(server.proc.pid) - before
+    spent = proc_cpu(server.proc.pid) - before
     result["cpu_ms"] = 1000 * spent / max(1, result["n"] * (1 + 1 / seconds))
     return result
 

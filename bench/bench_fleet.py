@@ -54,7 +54,8 @@ from dulwich.objects import Blob, Commit  # noqa: E402
 from dulwich.repo import Repo  # noqa: E402
 from kombu import Connection  # noqa: E402
 
-from bench.bench_commands import make_vhost, proc_cpu  # noqa: E402
+from bench.bench_commands import make_vhost  # noqa: E402
+from bench.cpu import proc_cpu  # noqa: E402
 from fgd_core.adapters.persistence import postgres_env  # noqa: E402
 from fgd_core.application.app import FGDApplication  # noqa: E402
 from fgd_workers.bus import declare_work_queue  # noqa: E402

@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
 
 from kombu import Connection  # noqa: E402
 
+from bench.cpu import machine_busy, proc_cpu  # noqa: E402
 from bench.fabric_gen import FabricGen  # noqa: E402
 from fgd_core.adapters.persistence import postgres_env  # noqa: E402
 from fgd_core.application.app import FGDApplication  # noqa: E402
@@ -72,13 +73,6 @@ def wait_completed(app: FGDApplication, sync_id: str, timeout: float = 150.0) ->
     raise TimeoutError(f"sync {sync_id} did not finish")
 
 
-def machine_cpu() -> float:
-    """CPU seconds the whole machine has been busy (all processes: PostgreSQL, RabbitMQ…)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def stage_times(app: FGDApplication, sync_id: str) -> str:
     """When each stage ended, in seconds after sync.started (from the recorded events)."""
     events = list(app.repository.event_store.get(uuid.UUID(sync_id)))
@@ -118,12 +112,8 @@ class Cluster:
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds (user + system) each worker process has used so far."""
-        tick = os.sysconf("SC_CLK_TCK")
-        out: dict[str, float] = {}
-        for proc, log in zip(self.procs, self.logs, strict=True):
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            out[log.stem] = (int(fields[11]) + int(fields[12])) / tick
-        return out
+        return {log.stem: proc_cpu(proc.pid)
+                for proc, log in zip(self.procs, self.logs, strict=True)}
 
     def close(self) -> None:
         for p in self.procs:
@@ -189,9 +179,9 @@ def main() -> None:
 
             embedded = one_sync(app, repo("large-e", args.resources, args.files), runner, True)
             large = repo("large-d", args.resources, args.files)
-            cpu_before, machine_before = cluster.cpu(), machine_cpu()
+            cpu_before, machine_before = cluster.cpu(), machine_busy()
             distributed = one_sync(app, large, None, True)
-            cpu_after, machine = cluster.cpu(), machine_cpu() - machine_before
+            cpu_after, machine = cluster.cpu(), machine_busy() - machine_before
             used = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
             print("    CPU s: " + ", ".join(f"{k} {v:.2f}" for k, v in used.items())
                   + f"; whole machine {machine:.2f} of {distributed * os.cpu_count():.2f}")
