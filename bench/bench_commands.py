@@ -29,7 +29,8 @@ Then the same again for commands that each START a sync (``--starts`` of them, 0
   ratio    starts / bare                                                   target >= 0.3
 
 Each phase also prints the CPU it cost per message: this process, the machine as a whole
-(/proc/stat: broker, database and workers included) and, for the intake, the workers.
+(/proc/stat: broker, database and workers included), PostgreSQL's and RabbitMQ's processes
+and, for the intake, the workers.
 
 Usage: python bench/bench_commands.py [--commands 10000] [--starts 2000] [--processes 2]
            [--concurrency 1] [--prefetch 128] [--database-url postgresql://…]
@@ -57,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
-from bench.cpu import machine_busy, proc_cpu  # noqa: E402
+from bench.cpu import machine_busy, proc_cpu, services_cpu  # noqa: E402
 from fgd_core.adapters.persistence import postgres_env  # noqa: E402
 from fgd_core.application.app import FGDApplication  # noqa: E402
 from fgd_core.application.auth import create_token  # noqa: E402
@@ -78,16 +79,21 @@ def make_vhost(base: str) -> tuple[str, str | None]:
 
 
 class Meter:
-    """Wall time, this process's CPU and the machine's busy CPU between start() and stop()."""
+    """Wall time, this process's CPU, the services' (PostgreSQL, RabbitMQ) and the machine's
+    busy CPU between start() and stop()."""
 
     def start(self) -> None:
         self.t0, self.p0, self.m0 = time.perf_counter(), time.process_time(), machine_busy()
+        self.s0 = services_cpu()
 
     def stop(self, n: int) -> str:
         wall = time.perf_counter() - self.t0
         proc, busy = time.process_time() - self.p0, machine_busy() - self.m0
+        services = ", ".join(f"{name} {(used - self.s0[name]) / n * 1e6:.0f}"
+                             for name, used in services_cpu().items())
         return (f"this process {proc / n * 1e6:4.0f} us CPU/msg, machine {busy / n * 1e6:4.0f} "
-                f"us CPU/msg ({busy / wall / (os.cpu_count() or 1) * 100:3.0f}% busy)")
+                f"us CPU/msg ({busy / wall / (os.cpu_count() or 1) * 100:3.0f}% busy; "
+                f"{services})")
 
 
 def bodies(n: int, fabric_id: int) -> list[bytes]:
@@ -189,10 +195,17 @@ def intake_rate(broker: str, database_url: str, token: str, payloads: list[bytes
                "HEDGEHOG_FGD_BROKER_URL": broker, "HEDGEHOG_FGD_COMMANDS_QUEUE": queue_name,
                **(extra_env or {})}
         logs = [tempfile.TemporaryFile() for _ in range(processes)]  # noqa: SIM115 — read at the end
-        workers = [subprocess.Popen(
-            [sys.executable, "-m", "fgd_core.cli.worker_commands", "--concurrency",
-             str(concurrency), "--prefetch", str(prefetch)],
-            env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
+        # BENCH_PROFILE_DIR=dir: each worker runs under cProfile, written to dir on exit.
+        profile = os.environ.get("BENCH_PROFILE_DIR")
+
+        def command(i: int) -> list[str]:
+            wrap = (["-m", "cProfile", "-o", f"{profile}/commands-{queue_name}-{i}.prof"]
+                    if profile else [])
+            return [sys.executable, *wrap, "-m", "fgd_core.cli.worker_commands",
+                    "--concurrency", str(concurrency), "--prefetch", str(prefetch)]
+
+        workers = [subprocess.Popen(command(i), env=env, stdout=log, stderr=subprocess.STDOUT)
+                   for i, log in enumerate(logs)]
         try:
             with Consumer(channel, queues=[replies], on_message=on_reply, no_ack=True):
                 deadline = time.monotonic() + 180

@@ -222,6 +222,31 @@ class BusyHeartbeat:
         self._thread.join(timeout=5)
 
 
+@contextlib.contextmanager
+def one_write(conn: Connection) -> Iterator[None]:
+    """The frames written on ``conn`` inside the block leave in ONE socket write at its end.
+
+    A batch of commands answers each with a reply and then acks them: a hundred small
+    frames, each its own ``sendall`` (a system call here, a TCP segment for the broker to
+    read). Collected, they are one. py-amqp hands its writer a view of a buffer it reuses,
+    so each frame is copied; its frame writer is locked, so a heartbeat sent meanwhile from
+    another thread joins the collection in order. Whatever was collected is written even if
+    the block raises (what was published before the error leaves, as it would have)."""
+    transport = getattr(getattr(conn, "connection", None), "transport", None)
+    send = getattr(transport, "_write", None)  # py-amqp's socket writer (sock.sendall)
+    if send is None:
+        yield
+        return
+    chunks: list[bytes] = []
+    transport._write = lambda data: chunks.append(bytes(data))  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        transport._write = send  # type: ignore[union-attr]
+        if chunks:
+            transport.write(b"".join(chunks))  # type: ignore[union-attr]
+
+
 def until_store_answers(call: Callable[[], T], stop: threading.Event, name: str,
                         max_backoff: float = 5.0) -> T:
     """``call()``, again and again while the event store is unreachable (``is_store_outage``),

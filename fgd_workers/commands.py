@@ -51,6 +51,7 @@ from fgd_workers.bus import (
     consume_forever,
     dead_lettering_queue,
     declare_topology,
+    one_write,
     until_store_answers,
 )
 from fgd_workers.command_intake import (
@@ -170,6 +171,7 @@ class CommandConsumer:
         self.batch_wait = batch_wait
         self.ready = threading.Event()
         self._channel: Any = None
+        self._conn: Connection | None = None
         self._dead_conn: Connection | None = None
         self._pending: list[Any] = []
         self._stop = threading.Event()
@@ -199,7 +201,7 @@ class CommandConsumer:
     def _consume_on(self, conn: Connection, beat: BusyHeartbeat, stop: threading.Event) -> None:
         channel = conn.channel()
         queue = declare_intake(channel, self.queue_name, self.delivery_limit)
-        self._channel = channel
+        self._channel, self._conn = channel, conn
         # Dead letters are published with confirms, on a connection of their own (a
         # confirm wait on the consuming connection would dispatch deliveries re-entrantly).
         self._dead_conn = conn.clone(transport_options={"confirm_publish": True})
@@ -283,11 +285,14 @@ class CommandConsumer:
                 COMMANDS_HANDLED.labels(cmd.routing_key[:50], "retry").inc()
                 message.requeue()
             return
-        for (message, cmd, attempts), result in zip(run, results, strict=True):
-            self._finish(message, cmd, result, attempts, ack=False)
-        # One ack for the run: every delivery up to its last is answered (anything delivered
-        # meanwhile has a higher tag; the deliveries before it were settled in order).
-        run[-1][0].ack(multiple=True)
+        # The run's replies and its ack leave in one socket write.
+        with one_write(self._conn) if self._conn is not None else contextlib.nullcontext():
+            for (message, cmd, attempts), result in zip(run, results, strict=True):
+                self._finish(message, cmd, result, attempts, ack=False)
+            # One ack for the run: every delivery up to its last is answered (anything
+            # delivered meanwhile has a higher tag; the deliveries before it were settled in
+            # order).
+            run[-1][0].ack(multiple=True)
 
     def _handle_one(self, message: Any, cmd: Command, attempts: int) -> None:
         try:

@@ -5,6 +5,11 @@ the shards it needs — a start looks at ONE shard while that one has room, and 
 them (one read) only when it is full — takes slots, frees them, and is saved like an
 aggregate (``FGDApplication.save`` saves the shards it changed).
 
+The slots a pool takes are recorded when it is saved, one event per shard: several syncs
+started in one save (a batch of bus commands) take theirs in ONE ``capacity.granted``
+rather than a ``capacity.acquired`` each — the capacity is then a fixed cost of the save,
+not of every start. A single start still records its ``capacity.acquired``.
+
 Which shard a start takes: the one this pool took its last slot from (a process keeps
 working one shard, so two intake processes each mostly write their own aggregate), at
 first one drawn at random; when that one is full, a random one of those with room. With
@@ -19,7 +24,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from fgd_core.adapters.batch_load import events_after_many, get_many, project
-from fgd_core.domain.capacity import SHARDS, SyncCapacity, shard_count, shard_id
+from fgd_core.domain.capacity import SHARDS, Slot, SyncCapacity, shard_count, shard_id
 from fgd_core.errors import WorkerPoolExhaustedError
 
 if TYPE_CHECKING:
@@ -41,6 +46,8 @@ class SlotPool:
         self.count = shard_count(limit)
         self.shards: dict[int, SyncCapacity] = shards if shards is not None else {}
         self.absent: set[int] = set()  # looked for, not stored (nor created here) yet
+        # Slots taken, not yet recorded in their shard (``record``): shard index → slots.
+        self.taken: dict[int, list[Slot]] = {}
         self.all_loaded = False
         self.preferred = (preferred if preferred is not None
                           else _random.randrange(self.count)) % self.count
@@ -78,7 +85,8 @@ class SlotPool:
         shards not stored when last looked for are looked for again when needed."""
         self.absent.clear()
         self.all_loaded = False
-        stored = [s for s in self.shards.values() if not s.pending_events]
+        stored = [s for s in self.shards.values()
+                  if not s.pending_events and s.shard not in self.taken]
         if stored:
             events = events_after_many(self.app, {s.id: s.version for s in stored})
             for shard in stored:
@@ -89,7 +97,10 @@ class SlotPool:
     def running(self) -> dict[str, int]:
         """Every running sync holding a slot (sync id → fabric id), across the shards."""
         self.load_all()
-        return {k: v for s in self.shards.values() for k, v in s.running.items()}
+        running = {k: v for s in self.shards.values() for k, v in s.running.items()}
+        running.update((sync_id, fabric_id) for slots in self.taken.values()
+                       for sync_id, fabric_id, _ in slots)
+        return running
 
     @property
     def active(self) -> int:
@@ -99,7 +110,15 @@ class SlotPool:
         return sync_id in self.running
 
     def changed(self) -> list[SyncCapacity]:
+        """The shards to save: every slot taken recorded first (``record``)."""
+        self.record()
         return [s for s in self.shards.values() if s.pending_events]
+
+    def record(self) -> None:
+        """The slots taken so far, as events of their shards: one per shard."""
+        taken, self.taken = self.taken, {}
+        for index, slots in taken.items():
+            self.shards[index].grant(slots, self.limit)
 
     def versions_read(self) -> dict[UUID, int]:
         """Each loaded shard's id → the stored version it was read at."""
@@ -107,15 +126,18 @@ class SlotPool:
 
     # -- slots ----------------------------------------------------------------------------
 
+    def _room(self, shard: SyncCapacity) -> int:
+        return shard.room(self.limit) - len(self.taken.get(shard.shard, ()))
+
     def _with_room(self) -> SyncCapacity:
         shard = self._shard(self.preferred)
-        if shard.room(self.limit):
+        if self._room(shard):
             return shard
         self.load_all()
         free = [i for i in range(self.count)
-                if i in self.absent or self.shards[i].room(self.limit)]
+                if i in self.absent or self._room(self.shards[i])]
         if not free:
-            active = sum(s.active for s in self.shards.values())
+            active = len(self.running)
             raise WorkerPoolExhaustedError(
                 f"max_concurrent_syncs reached: {active} of {self.limit} syncs running",
                 details={"active": active, "limit": self.limit},
@@ -129,14 +151,16 @@ class SlotPool:
 
     def acquire(self, sync_id: str, fabric_id: int, correlation_id: str,
                 limit: int | None = None) -> SyncCapacity:
-        """Take a slot (FGD_5004 if none is free); returns the shard that holds it."""
+        """Take a slot (FGD_5004 if none is free), recorded when the pool is saved; returns
+        the shard that holds it."""
         shard = self._with_room()
-        shard.acquire(sync_id, fabric_id, correlation_id, self.limit)
+        self.taken.setdefault(shard.shard, []).append((sync_id, fabric_id, correlation_id))
         return shard
 
     def release(self, sync_id: str, fabric_id: int, correlation_id: str) -> bool:
         """Free the sync's slot in whichever shard holds it (any shard: one a former limit
         used too); False (and no event) if none does."""
+        self.record()  # (a slot taken by this pool is freed after its taking is recorded)
         for shard in self._holders(sync_id):
             return shard.release(sync_id, fabric_id, correlation_id)
         return False

@@ -36,6 +36,8 @@ def shard_id(index: int) -> UUID:
     return CAPACITY_ID if index == 0 else uuid5(ID_NAMESPACE, f"sync-capacity:{index}")
 
 
+Slot = tuple[str, int, str]  # (sync id, fabric id, correlation id) of a sync taking a slot
+
 SHARD_IDS = tuple(shard_id(i) for i in range(SHARDS))
 SHARD_INDEX = {uuid: i for i, uuid in enumerate(SHARD_IDS)}
 
@@ -100,6 +102,32 @@ class SyncCapacity(FGDAggregate):
     @event("Acquired")
     def _acquired(self, sync_id: str, fabric_id: int, correlation_id: str) -> None:
         self.running[sync_id] = fabric_id
+
+    def grant(self, slots: list[Slot], limit: int) -> None:
+        """Take a slot of this shard for each of ``slots`` (sync id, fabric id, correlation
+        id) at once; FGD_5004 (and nothing taken) if the shard has fewer free. One slot is
+        one ``capacity.acquired`` as from ``acquire``; several are ONE ``capacity.granted``
+        listing them — a batch of starts costs one capacity event per shard, not one per
+        sync (its envelope names no single sync: fabric 0, correlation id "capacity")."""
+        if len(slots) == 1:
+            self.acquire(*slots[0], limit)
+            return
+        if self.room(limit) < len(slots):
+            raise WorkerPoolExhaustedError(
+                f"max_concurrent_syncs reached: capacity shard {self.shard} has "
+                f"{self.room(limit)} free slots, not {len(slots)}",
+                details={"active": len(self.running), "limit": limit},
+            )
+        if slots:
+            self._granted(slots=[{"sync_id": s, "fabric_id": f, "correlation_id": c}
+                                 for s, f, c in slots],
+                          fabric_id=0, correlation_id="capacity")
+
+    @event("Granted")
+    def _granted(self, slots: list[dict[str, Any]], fabric_id: int,
+                 correlation_id: str) -> None:
+        for slot in slots:
+            self.running[slot["sync_id"]] = slot["fabric_id"]
 
     def holds(self, sync_id: str) -> bool:
         return sync_id in self.running

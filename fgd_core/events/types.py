@@ -59,6 +59,7 @@ EVENT_TYPES: dict[type, str] = {
     CommandReceipt.Received: "command.received",  # legacy: read, no longer written
     SyncCapacity.Opened: "capacity.opened",
     SyncCapacity.Acquired: "capacity.acquired",
+    SyncCapacity.Granted: "capacity.granted",  # several slots in one event (a batch)
     SyncCapacity.Released: "capacity.released",
 }
 

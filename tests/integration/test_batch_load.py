@@ -12,6 +12,7 @@ import pytest
 from fgd_core.adapters.batch_load import fast_forward, get_fabrics, get_many, stored_after
 from fgd_core.application.app import FGDApplication
 from fgd_core.domain.base import fabric_uuid
+from fgd_core.domain.capacity import CAPACITY_ID, SyncCapacity
 from fgd_core.errors import NotFoundError
 
 
@@ -94,11 +95,34 @@ def test_the_cache_is_used_and_fast_forwarded(
         cache.get(fabric_uuid(other))
 
 
-def test_a_full_replay_agrees_with_the_snapshots_a_batch_of_starts_took(
+def test_a_full_replay_agrees_with_the_snapshots_a_save_took_across_boundaries(
         app_env: dict[str, str]) -> None:
-    """Snapshots are taken of the saved objects (fgd_core.adapters.snapshotting): after saves that
-    cross several snapshot boundaries at once, loading (from the newest snapshot) gives
-    what replaying every event gives."""
+    """Snapshots are taken of the saved objects (fgd_core.adapters.snapshotting): after a
+    save that crosses several snapshot boundaries at once, loading (from the newest
+    snapshot) gives what replaying every event gives."""
+    app = FGDApplication(env=app_env, max_concurrent_syncs=200)  # one capacity shard
+    try:
+        capacity = SyncCapacity.open_shard(0)
+        for i in range(1, 131):  # 130 capacity.acquired (one slot each) in ONE save
+            capacity.acquire(f"00000000-0000-4000-8000-{i:012d}", i, f"cid-{i}", 200)
+        app.save(capacity)
+        snapshots = list(app.snapshots.get(capacity.id))  # type: ignore[union-attr]
+        assert [s.originator_version for s in snapshots] == [capacity.version] == [131]
+        replayed: Any = None
+        for event in app.events.get(capacity.id):
+            replayed = event.mutate(replayed)
+        assert state(app.repository.get(capacity.id)) == state(replayed)
+        loaded = get_many(app, [capacity.id])[capacity.id]
+        assert state(loaded) == state(replayed)
+    finally:
+        app.close()
+
+
+def test_a_batch_of_starts_takes_its_slots_in_one_event_per_shard(
+        app_env: dict[str, str]) -> None:
+    """Syncs started in one save take their slots in ONE ``capacity.granted`` per shard
+    (not a ``capacity.acquired`` each); loading and replaying it agree, and every sync
+    holds its slot."""
     app = FGDApplication(env=app_env, max_concurrent_syncs=200)  # one capacity shard
     try:
         fabric_ids = [app.register_fabric(f"f{i}", f"https://github.com/o/f{i}.git").fabric_id
@@ -106,20 +130,30 @@ def test_a_full_replay_agrees_with_the_snapshots_a_batch_of_starts_took(
         slots = app.sync_capacity()
         assert slots is not None
         objs: list[Any] = []
-        for fabric_id in fabric_ids:  # 130 capacity.acquired in ONE save: 2 boundaries
+        for fabric_id in fabric_ids:
             prepared = app.prepare_sync(fabric_id, "manual", None, f"cid-{fabric_id}",
                                         capacity=slots)
             objs.extend([prepared.sync, prepared.fabric])
-        [capacity] = slots.changed()
-        app.save(*objs, capacity)
-        snapshots = list(app.snapshots.get(capacity.id))  # type: ignore[union-attr]
-        assert [s.originator_version for s in snapshots] == [capacity.version]
+        assert slots.active == 130  # taken, recorded when saved
+        app.save(*objs, slots)
+        events = list(app.events.get(CAPACITY_ID))
+        assert [type(e).__name__ for e in events] == ["Opened", "Granted"]
+        granted: Any = events[1]
+        assert (granted.fabric_id, granted.correlation_id) == (0, "capacity")
+        assert [s["fabric_id"] for s in granted.slots] == fabric_ids
+        loaded = get_many(app, [CAPACITY_ID])[CAPACITY_ID]
         replayed: Any = None
-        for event in app.events.get(capacity.id):
+        for event in events:
             replayed = event.mutate(replayed)
-        assert state(app.repository.get(capacity.id)) == state(replayed)
-        loaded = get_many(app, [capacity.id])[capacity.id]
         assert state(loaded) == state(replayed)
+        assert loaded.active == 130
+        assert set(loaded.running.values()) == set(fabric_ids)
+        again = app.sync_capacity()
+        assert again is not None and again.active == 130
+        sync_id = app.get_fabric(fabric_ids[0]).running_sync_id
+        assert again.release(sync_id, fabric_ids[0], f"cid-{fabric_ids[0]}")
+        app.save(again)
+        assert app.sync_capacity().active == 129  # type: ignore[union-attr]
     finally:
         app.close()
 
