@@ -36,7 +36,7 @@ from fgd_core.adapters.bus_client import (
     WEBHOOK_GITHUB,
 )
 from fgd_core.application import webhook_intake as intake
-from fgd_core.application.app import FGDApplication
+from fgd_core.application.app import Collected, FGDApplication
 from fgd_core.application.audit_log import record_audit
 from fgd_core.application.auth import (
     FGDPermissions,
@@ -44,12 +44,13 @@ from fgd_core.application.auth import (
     authenticate_cached,
     authorize,
 )
+from fgd_core.application.capacity_slots import shard_indexes
 from fgd_core.domain.actor import acting_as
 from fgd_core.domain.command import receipt_uuid, recorded_outcome
 from fgd_core.domain.correlation import served_by
 from fgd_core.domain.sync_operation import SyncOperation
-from fgd_core.errors import DatabaseError, FGDError, error_body
-from fgd_core.events.schemas import load_schema
+from fgd_core.errors import DatabaseError, FGDError, WorkerPoolExhaustedError, error_body
+from fgd_core.events.schemas import envelope_validator, load_schema
 from fgd_workers import command_guard
 from fgd_workers.command_messages import (
     REFUSAL_REASONS,
@@ -81,6 +82,9 @@ CAPACITY_MOVED, OTHER_CONFLICT = "capacity moved", "other conflict"
 AUDIT_WEBHOOK = "github_webhook"  # the HTTP endpoint's action: one audit trail per delivery
 AUDIT_UNKNOWN = "bus_command"
 DEFAULT_OPTIONS = {"force_refresh": False, "validate_only": False, "include_github_sync": True}
+# What a trigger records: its receipt, and for a start the sync, its fabric's lock, its slot.
+STARTED_EVENTS = ("audit.recorded", "sync.started", "fabric.syncing", "capacity.acquired",
+                  "capacity.granted")
 
 Submit = Callable[[str], Any]
 
@@ -109,10 +113,14 @@ class CommandIntake:
         self.submit = submit
         self.fabrics = fabrics or (lambda: intake.fabric_settings_from_app(app))
         self.validators = {name: _compile(name) for name in COMMANDS}
+        for event_type in STARTED_EVENTS:  # compiled now, not inside the first commands
+            envelope_validator(event_type)
         # The SlotPool (capacity shards) as the last batch saved it (None: load it): brought
         # up to date with one query of the events after it instead of a load from the cache
         # (a copy of aggregates holding every active sync's slot) or the store.
         self._held_capacity: Any = None
+        # Shards a conflicting save found another process writing: a new pool avoids them.
+        self._avoid: set[int] = set()
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -219,6 +227,7 @@ class CommandIntake:
         capacity: list[Any] = []
         objs: list[Any] = []
         outcomes: list[dict[str, Any]] = []
+        started: list[SyncOperation] = []
         for _, accepted in run:
             with acting_as(accepted.principal.user_id):  # metadata.user_id of its events
                 outcome, sync = self._prepare(accepted, fabrics, capacity)
@@ -226,28 +235,57 @@ class CommandIntake:
             outcomes.append(outcome)
             if sync is not None:
                 objs.append(sync)
+                started.append(sync)
         objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
-        if capacity and capacity[0] is not None and any(
-                o["status"] == "started" for o in outcomes):
-            objs.append(capacity[0])
-        held = capacity[0] if capacity else None
-        read = {} if held is None else held.versions_read()  # of the shards it loaded
+        held = capacity[0] if capacity and started else None
+        outcome_of_save = self._record_run(self.app.collect(*objs), held, started)
+        return outcomes if outcome_of_save is None else outcome_of_save
+
+    def _record_run(self, batch: Collected, held: Any, started: list[SyncOperation]
+                    ) -> str | None:
+        """Record ``batch`` (the run's receipts, syncs and fabric locks) with the slots
+        ``held`` (a SlotPool, None: no limit) gave ``started``, in one commit: None, or why
+        nothing was recorded. When only capacity shards moved meanwhile (another process
+        started syncs on them), the same starts take slots in other shards and the same
+        events are recorded again — nothing is prepared twice."""
+        for _ in range(RETRIES):
+            read = {} if held is None else held.versions_read()  # of the shards it loaded
+            slots = self.app.collect(held) if held is not None else Collected()
+            try:
+                self.app.record(batch.merged(slots))
+            except IntegrityError:
+                moved = shard_indexes(events_after_many(self.app, read)) if read else set()
+                if not moved:
+                    return OTHER_CONFLICT
+                # Another process is filling these shards: the slots go to others.
+                self._avoid = moved
+                held = self._retake(started, moved)
+                if held is None:  # no room left elsewhere: prepare the run again
+                    return CAPACITY_MOVED
+                continue
+            if held is not None and not held.changed():
+                self._held_capacity = held  # saved: the stored state
+            return None
+        return CAPACITY_MOVED
+
+    def _retake(self, started: list[SyncOperation], avoid: set[int]) -> Any:
+        """A fresh SlotPool (one that avoids ``avoid``) holding a slot for each of
+        ``started``, or None if it has too few free."""
+        pool = self.app.sync_capacity(avoid)
         try:
-            self.app.save(*objs)  # (collects the pending events, saved or not)
-        except IntegrityError:
-            if read and events_after_many(self.app, read):
-                return CAPACITY_MOVED
-            return OTHER_CONFLICT
-        if held is not None and not held.changed():
-            self._held_capacity = held  # saved, or untouched: the stored state
-        return outcomes
+            for sync in started:
+                pool.acquire(sync.sync_id, sync.fabric_id, sync.correlation_id)  # type: ignore[union-attr]
+        except WorkerPoolExhaustedError:
+            return None
+        return pool
 
     def _capacity(self) -> Any:
         """The SlotPool to start the batch's syncs on (None: no limit)."""
         # Taken, not shared: a consumer thread running a batch at the same time loads its own.
         held, self._held_capacity = self._held_capacity, None
         if held is None or held.limit != self.app.max_concurrent_syncs:
-            return self.app.sync_capacity()
+            avoid, self._avoid = self._avoid, set()
+            return self.app.sync_capacity(avoid)
         return held.refresh()
 
     def _fabric(self, fabric_id: int, fabrics: dict[int, Any]) -> Any:

@@ -8,7 +8,7 @@ events are stored, never before.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import UUID
@@ -68,8 +68,9 @@ class PreparedSync:
         return [self.sync, self.fabric] + (self.capacity.changed() if self.capacity else [])
 
 
-class _ProcessingEvent(ProcessingEvent[UUID]):
-    """eventsourcing's, collecting from aggregates without its two runtime-Protocol
+class Collected(ProcessingEvent[UUID]):
+    """The events of one save, taken from its aggregates (``FGDApplication.collect``):
+    eventsourcing's ProcessingEvent, collecting without its two runtime-Protocol
     ``isinstance`` checks per object (tens of µs each: most of a small save's CPU)."""
 
     def collect_events(self, *objs: Any, **kwargs: Any) -> None:
@@ -80,6 +81,14 @@ class _ProcessingEvent(ProcessingEvent[UUID]):
             elif obj is not None:
                 super().collect_events(obj)
         self.saved_kwargs.update(kwargs)
+
+    def merged(self, other: Collected) -> Collected:
+        """These events and ``other``'s, for one save (neither is changed)."""
+        both = Collected()
+        both.events = [*self.events, *other.events]
+        both.aggregates = {**self.aggregates, **other.aggregates}
+        both.saved_kwargs = {**self.saved_kwargs, **other.saved_kwargs}
+        return both
 
 
 class FGDApplication(SyncCommands, Application[UUID]):
@@ -153,15 +162,6 @@ class FGDApplication(SyncCommands, Application[UUID]):
 
     # -- saving -----------------------------------------------------------------------------
 
-    def _save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
-        """``Application.save``, collecting with ``_ProcessingEvent``."""
-        processing_event = _ProcessingEvent()
-        processing_event.collect_events(*objs, **kwargs)
-        recordings = self._record(processing_event)
-        take_snapshots(self, processing_event)  # of the saved objects, not reloaded
-        self._notify(recordings)
-        return recordings
-
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener([(position, envelope), …])`` after each save; returns unsubscribe."""
         self._listeners.append(listener)
@@ -169,19 +169,32 @@ class FGDApplication(SyncCommands, Application[UUID]):
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Save aggregates (and the capacity shards a SlotPool changed) in one transaction."""
-        if any(isinstance(o, SlotPool) for o in objs):
-            objs = tuple(a for o in objs
-                         for a in (o.changed() if isinstance(o, SlotPool) else (o,)))
+        return self.record(self.collect(*objs, **kwargs))
+
+    def collect(self, *objs: Any, **kwargs: Any) -> Collected:
+        """The pending events of ``objs`` (of a SlotPool: its changed shards'), taken from
+        them, for ``record``. A record that conflicts stores none of them and can be tried
+        again with the same events — with others added (``merged``), e.g. a batch's slots
+        taken in other capacity shards — without preparing them again."""
+        collected = Collected()
+        collected.collect_events(*(a for o in objs for a in (
+            o.changed() if isinstance(o, SlotPool) else (o,))), **kwargs)
+        return collected
+
+    def record(self, collected: Collected) -> list[Recording[UUID]]:
+        """Store ``collected`` in one transaction (IntegrityError: nothing stored), then
+        snapshot, notify, signal and tell the listeners."""
         try:
-            recordings = self._save(*objs, **kwargs)
+            recordings = self._record(collected)
+            take_snapshots(self, collected)  # of the saved objects, not reloaded
+            self._notify(recordings)
         except IntegrityError:
             raise
         except PersistenceError as exc:
             raise DatabaseError(f"event store unavailable: {type(exc).__name__}") from exc
         if recordings:
             self._local.position = recordings[-1].notification.id
-        aggregates = {getattr(o, "id", None): o for o in objs}
-        send_signals(recordings, aggregates)
+        send_signals(recordings, collected.aggregates)
         if self._listeners:
             stored = [(r.notification.id, orjson.loads(r.notification.state)) for r in recordings]
             for listener in list(self._listeners):
@@ -467,12 +480,13 @@ class FGDApplication(SyncCommands, Application[UUID]):
         would_push = asked["include_github_sync"] and not asked["validate_only"]
         return {**(options or {}), "include_github_sync": False}, would_push
 
-    def sync_capacity(self) -> SlotPool | None:
+    def sync_capacity(self, avoid: Iterable[int] = ()) -> SlotPool | None:
         """The slots of ``max_concurrent_syncs`` over the capacity shards (None when
-        unlimited); shards are read as the pool needs them."""
+        unlimited); shards are read as the pool needs them. ``avoid``: shards another
+        writer is using (taken only when no other has room)."""
         if self.max_concurrent_syncs is None:
             return None
-        return SlotPool(self, self.max_concurrent_syncs)
+        return SlotPool(self, self.max_concurrent_syncs, avoid=avoid)
 
     # -- queries for the scheduler ----------------------------------------------------------
 

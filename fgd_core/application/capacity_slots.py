@@ -12,25 +12,42 @@ not of every start. A single start still records its ``capacity.acquired``.
 
 Which shard a start takes: the one this pool took its last slot from (a process keeps
 working one shard, so two intake processes each mostly write their own aggregate), at
-first one drawn at random; when that one is full, a random one of those with room. With
-one shard (a limit below ``2 × SLOTS_PER_SHARD``) this is the single aggregate of before.
+first one drawn at random; when that one is full, the next one with room round the ring
+of shards (two processes that began on different shards walk apart, where random picks
+would meet on the same shard and conflict). A shard another writer was seen using — it
+moved since this pool last read it, or a save conflicted on it — is left to that writer
+while others have room, and the pool moves to the far side of the ring from it.
+With one shard (a limit below ``2 × SLOTS_PER_SHARD``) this is the single aggregate of
+before.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from fgd_core.adapters.batch_load import events_after_many, get_many, project
-from fgd_core.domain.capacity import SHARDS, Slot, SyncCapacity, shard_count, shard_id
+from fgd_core.domain.capacity import (
+    SHARD_INDEX,
+    SHARDS,
+    Slot,
+    SyncCapacity,
+    shard_count,
+    shard_id,
+)
 from fgd_core.errors import WorkerPoolExhaustedError
 
 if TYPE_CHECKING:
     from fgd_core.application.app import FGDApplication
 
 _random = random.Random()  # the process's draw of a first shard (no security role)
+
+
+def shard_indexes(aggregate_ids: Iterable[UUID]) -> set[int]:
+    """The indexes of the capacity shards among ``aggregate_ids`` (other ids ignored)."""
+    return {SHARD_INDEX[i] for i in aggregate_ids if i in SHARD_INDEX}
 
 
 class SlotPool:
@@ -41,7 +58,7 @@ class SlotPool:
 
     def __init__(self, app: FGDApplication, limit: int,
                  shards: dict[int, SyncCapacity] | None = None,
-                 preferred: int | None = None) -> None:
+                 preferred: int | None = None, avoid: Iterable[int] = ()) -> None:
         self.app, self.limit = app, limit
         self.count = shard_count(limit)
         self.shards: dict[int, SyncCapacity] = shards if shards is not None else {}
@@ -49,8 +66,12 @@ class SlotPool:
         # Slots taken, not yet recorded in their shard (``record``): shard index → slots.
         self.taken: dict[int, list[Slot]] = {}
         self.all_loaded = False
-        self.preferred = (preferred if preferred is not None
-                          else _random.randrange(self.count)) % self.count
+        # Shards another writer was seen using (``avoid``; those ``refresh`` saw move).
+        self.elsewhere = {i for i in avoid if i < self.count}
+        if preferred is None:
+            preferred = _random.choice([i for i in range(self.count)
+                                        if i not in self.elsewhere] or range(self.count))
+        self.preferred = preferred % self.count
 
     # -- reading --------------------------------------------------------------------------
 
@@ -87,9 +108,12 @@ class SlotPool:
         self.all_loaded = False
         stored = [s for s in self.shards.values()
                   if not s.pending_events and s.shard not in self.taken]
+        self.elsewhere = set()
         if stored:
             events = events_after_many(self.app, {s.id: s.version for s in stored})
             for shard in stored:
+                if shard.id in events:
+                    self.elsewhere.add(shard.shard)
                 self.shards[shard.shard] = project(shard, events.get(shard.id, ()))
         return self
 
@@ -130,9 +154,10 @@ class SlotPool:
         return shard.room(self.limit) - len(self.taken.get(shard.shard, ()))
 
     def _with_room(self) -> SyncCapacity:
-        shard = self._shard(self.preferred)
-        if self._room(shard):
-            return shard
+        if self.preferred not in self.elsewhere:
+            shard = self._shard(self.preferred)
+            if self._room(shard):
+                return shard
         self.load_all()
         free = [i for i in range(self.count)
                 if i in self.absent or self._room(self.shards[i])]
@@ -142,8 +167,24 @@ class SlotPool:
                 f"max_concurrent_syncs reached: {active} of {self.limit} syncs running",
                 details={"active": active, "limit": self.limit},
             )
-        self.preferred = _random.choice(free)
+        self.preferred = self._next_shard(free)
+        self.elsewhere.discard(self.preferred)  # (once chosen, kept while it has room)
         return self._shard(self.preferred)
+
+    def _next_shard(self, free: list[int]) -> int:
+        """Of the shards with room, the next after the current one round the ring: two
+        processes that began on different shards walk the ring apart, where random picks
+        would meet. If other writers were seen, the farthest from them round the ring
+        (their next shard is the one after theirs: stepping just past them would meet it)."""
+        n = self.count
+        candidates = [i for i in free if i not in self.elsewhere] or free
+        if self.elsewhere:
+            def clearance(i: int) -> int:
+                return min(min((i - e) % n, (e - i) % n) for e in self.elsewhere)
+
+            best = max(map(clearance, candidates))
+            candidates = [i for i in candidates if clearance(i) == best]
+        return min(candidates, key=lambda i: (i - self.preferred) % n)
 
     def check(self, limit: int | None = None) -> None:
         """FGD_5004 if no shard has a free slot (changes nothing)."""
@@ -170,4 +211,4 @@ class SlotPool:
         return (s for s in self.shards.values() if s.holds(sync_id))
 
 
-__all__ = ["SlotPool"]
+__all__ = ["SlotPool", "shard_indexes"]

@@ -11,6 +11,7 @@ already names and answers with it, or refuses when it was another request
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -21,6 +22,7 @@ SYNC_NAMESPACE = uuid5(ID_NAMESPACE, "sync-correlation")
 SHOWN = 200  # characters of a client's correlation id an error echoes
 
 
+@lru_cache(maxsize=4096)  # asked several times per start (a uuid5 is a SHA-1 each time)
 def sync_uuid(correlation_id: str) -> UUID:
     """The aggregate id of the sync started by the request ``correlation_id`` names."""
     return uuid5(SYNC_NAMESPACE, correlation_id)
