@@ -19,7 +19,8 @@ is available), and PostgreSQL in a fresh schema dropped at the end:
 
 Then the same again for commands that each START a sync (``--starts`` of them, 0: skip):
 
-  bare     the same bare consumer, on the start commands' bodies               messages/s
+  bare     the same bare consumer, on the start commands' bodies (repeated up to 10,000
+           messages: the floor over a steady stretch)                    messages/s
   starts   S fabrics registered beforehand, one ``sync.trigger`` each, pre-published; the
            same W intake processes (``sync.max_concurrent_syncs`` raised above S by their
            config file, so that no start is refused: the syncs stay pending, no sync worker
@@ -32,7 +33,7 @@ Each phase also prints the CPU it cost per message: this process, the machine as
 (/proc/stat: broker, database and workers included), PostgreSQL's and RabbitMQ's processes
 and, for the intake, the workers.
 
-Usage: python bench/bench_commands.py [--commands 10000] [--starts 2000] [--processes 2]
+Usage: python bench/bench_commands.py [--commands 10000] [--starts 4000] [--processes 2]
            [--concurrency 1] [--prefetch 128] [--database-url postgresql://…]
            [--broker-url amqp://…]
 """
@@ -108,7 +109,13 @@ def start_bodies(fabric_ids: list[int]) -> list[bytes]:
             for fabric_id in fabric_ids]
 
 
+BARE_AT_LEAST = 10000  # messages: a shorter burst's rate is mostly noise (±30 % seen)
+
+
 def bare_rate(broker: str, payloads: list[bytes], prefetch: int) -> tuple[float, str]:
+    """The bare consumer's rate on ``payloads`` — repeated up to BARE_AT_LEAST messages,
+    so that the floor is measured over a steady stretch, not a burst of a few hundred ms."""
+    payloads = [payloads[i % len(payloads)] for i in range(max(len(payloads), BARE_AT_LEAST))]
     name = f"bench.bare.{uuid.uuid4().hex[:8]}"
     with Connection(broker) as conn:
         channel = conn.channel()
@@ -234,7 +241,7 @@ def intake_rate(broker: str, database_url: str, token: str, payloads: list[bytes
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--commands", type=int, default=10000)
-    parser.add_argument("--starts", type=int, default=2000,
+    parser.add_argument("--starts", type=int, default=4000,
                         help="fabrics, one sync-starting command each (0: skip the phase)")
     parser.add_argument("--processes", type=int, default=2,
                         help="fgd worker commands processes")

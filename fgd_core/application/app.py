@@ -14,14 +14,14 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import orjson
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import BaseAggregate
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from fgd_core.adapters.persistence import SCHEMA_LOCK
 from fgd_core.adapters.snapshotting import take_snapshots
 from fgd_core.application.capacity_slots import SlotPool
+from fgd_core.application.collected import Collected
 from fgd_core.application.repository_policy import RepositoryPolicy, claim_place
 from fgd_core.application.signals import send_signals
 from fgd_core.application.sync_commands import SyncCommands
@@ -66,29 +66,6 @@ class PreparedSync:
         if self.duplicate:
             return []
         return [self.sync, self.fabric] + (self.capacity.changed() if self.capacity else [])
-
-
-class Collected(ProcessingEvent[UUID]):
-    """The events of one save, taken from its aggregates (``FGDApplication.collect``):
-    eventsourcing's ProcessingEvent, collecting without its two runtime-Protocol
-    ``isinstance`` checks per object (tens of µs each: most of a small save's CPU)."""
-
-    def collect_events(self, *objs: Any, **kwargs: Any) -> None:
-        for obj in objs:
-            if isinstance(obj, BaseAggregate):
-                self.events.extend(obj.collect_events())
-                self.aggregates[obj.id] = obj
-            elif obj is not None:
-                super().collect_events(obj)
-        self.saved_kwargs.update(kwargs)
-
-    def merged(self, other: Collected) -> Collected:
-        """These events and ``other``'s, for one save (neither is changed)."""
-        both = Collected()
-        both.events = [*self.events, *other.events]
-        both.aggregates = {**self.aggregates, **other.aggregates}
-        both.saved_kwargs = {**self.saved_kwargs, **other.saved_kwargs}
-        return both
 
 
 class FGDApplication(SyncCommands, Application[UUID]):
