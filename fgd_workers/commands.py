@@ -137,12 +137,20 @@ def dead_letter_headers(cmd: Command, reason: str, kind: str, attempts: int) -> 
     return headers
 
 
+# Unacked commands a consumer holds: twice the largest batch, so that the next batch is
+# delivered while one is recorded (bench/bench_commands.py: with 128 = one batch the
+# consumer waited for the broker after every ack, the machine ~80 % busy).
+DEFAULT_PREFETCH = 512
+
+
 class CommandConsumer:
     """Consumes the intake queue on its own connection; run several for throughput.
 
     Group commit: after a delivery, the consumer drains whatever else the broker has already
-    delivered (up to ``batch_size``, the prefetch count by default; waiting at most
-    ``batch_wait`` seconds for each next frame) and hands the first deliveries among them to
+    delivered (up to ``batch_size``, half the prefetch count by default: while one batch is
+    recorded the broker has already delivered the next, so the consumer never waits for it
+    after an ack; waiting at most ``batch_wait`` seconds for each next frame) and hands the
+    first deliveries among them to
     ``CommandIntake.handle_batch`` together: one commit for all their outcomes. Only then
     are replies published, refused commands dead-lettered and every message acked. If the
     batch raises, nothing of it is acked: every message is requeued and, redelivered, handled
@@ -156,7 +164,7 @@ class CommandConsumer:
         connection_factory: ConnectionFactory,
         *,
         queue_name: str = INTAKE_QUEUE,
-        prefetch: int = 128,
+        prefetch: int = DEFAULT_PREFETCH,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         name: str = "commands",
         max_backoff: float = 5.0,
@@ -167,7 +175,7 @@ class CommandConsumer:
         self.connection_factory = connection_factory
         self.queue_name, self.prefetch = queue_name, prefetch
         self.delivery_limit, self.name, self.max_backoff = delivery_limit, name, max_backoff
-        self.batch_size = max(1, min(prefetch, batch_size or prefetch))
+        self.batch_size = max(1, min(prefetch, batch_size or prefetch // 2))
         self.batch_wait = batch_wait
         self.ready = threading.Event()
         self._channel: Any = None

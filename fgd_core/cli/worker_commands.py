@@ -34,9 +34,10 @@ def _runtime() -> RuntimeSettings:
               help="Consumers (threads, one connection each) on the queue. More threads in "
               "one process contend for the interpreter and answer fewer commands: for more "
               "throughput run more processes (bench/bench_commands.py).")
-@click.option("--prefetch", default=128, show_default=True, type=click.IntRange(1, 1000),
-              help="Unacked commands each consumer holds; also the largest batch it "
-              "records in one commit.")
+@click.option("--prefetch", default=512, show_default=True, type=click.IntRange(1, 1000),
+              help="Unacked commands each consumer holds; it records them in batches of "
+              "up to half of it in one commit each (the next batch is delivered while one "
+              "is recorded).")
 @click.option("--delivery-limit", default=5, show_default=True, type=click.IntRange(1, 100),
               help="Deliveries of a failing command before it is dead-lettered.")
 @click.option("--embedded/--distributed", default=False, show_default=True,
