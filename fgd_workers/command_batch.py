@@ -101,17 +101,18 @@ class BatchStarts:
                 objs.append(sync)
                 started.append(sync)
         objs.extend(f for f in fabrics.values() if not isinstance(f, FGDError))
-        held = capacity[0] if capacity and started else None
-        outcome_of_save = self._record_run(self.app.collect(*objs), held, started)
+        pool = capacity[0] if capacity else None
+        outcome_of_save = self._record_run(self.app.collect(*objs), pool, started)
         return outcomes if outcome_of_save is None else outcome_of_save
 
-    def _record_run(self, batch: Collected, held: Any, started: list[SyncOperation]
+    def _record_run(self, batch: Collected, pool: Any, started: list[SyncOperation]
                     ) -> str | None:
         """Record ``batch`` (the run's receipts, syncs and fabric locks) with the slots
-        ``held`` (a SlotPool, None: no limit) gave ``started``, in one commit: None, or why
-        nothing was recorded. When only capacity shards moved meanwhile (another process
-        started syncs on them), the same starts take slots in other shards and the same
-        events are recorded again — nothing is prepared twice."""
+        ``pool`` (a SlotPool, None: not loaded or no limit) gave ``started``, in one commit:
+        None, or why nothing was recorded. When only capacity shards moved meanwhile
+        (another process started syncs on them), the same starts take slots in other shards
+        and the same events are recorded again — nothing is prepared twice."""
+        held = pool if started else None  # a run that starts nothing took no slot
         for _ in range(RETRIES):
             read = {} if held is None else held.versions_read()  # of the shards it loaded
             slots = self.app.collect(held) if held is not None else Collected()
@@ -122,13 +123,14 @@ class BatchStarts:
                 if not moved:
                     return OTHER_CONFLICT
                 # Another process is filling these shards: the slots go to others.
-                self._avoid = moved
                 held = self._retake(started, moved)
-                if held is None:  # no room left elsewhere: prepare the run again
+                if held is None:  # no room left elsewhere: prepare the run again, and
+                    self._avoid = moved  # its fresh pool avoids them too
                     return CAPACITY_MOVED
                 continue
-            if held is not None and not held.changed():
-                self._held_capacity = held  # saved: the stored state
+            kept = held if held is not None else pool
+            if kept is not None and not kept.changed():
+                self._held_capacity = kept  # saved, or untouched: the stored state
             return None
         return CAPACITY_MOVED
 

@@ -47,6 +47,7 @@ def test_starts_by_another_process_between_batches_count_against_the_limit(
     # The held capacity says 2 slots; the store says 3 (the limit): both refused.
     assert [r.kind for r in mine.handle_batch(triggers(token, fabrics[3:5]))] == [
         "FGD_5004", "FGD_5004"]
+    assert mine._held_capacity is not None  # read, untouched: kept for the next batch too
     capacity = first.sync_capacity()
     assert capacity is not None and capacity.active == LIMIT
     sync_id = next(iter(capacity.running))
